@@ -1,0 +1,1 @@
+"""Dataset exporters, one module per format."""

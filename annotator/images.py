@@ -1,0 +1,110 @@
+"""Image loading that survives real-world files, plus the bundled sample photos.
+
+Every image becomes ``(H, W, 3) uint8 RGB`` in its upright orientation: EXIF rotation applied,
+grayscale / palette / CMYK converted, alpha composited on white, 16-bit and float images scaled
+to 8 bits.  Unreadable files raise :class:`ImageLoadError` with the reason, never anything else.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+# 8000x6000 photos must open; a 30k x 30k bomb must not eat the machine.
+MAX_PIXELS = 250_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+# Sample photos bundled with scikit-image (no download): real scenes with several objects.
+SAMPLE_NAMES = ("astronaut", "coffee", "chelsea", "rocket", "camera")
+
+
+class ImageLoadError(ValueError):
+    """The file is missing, corrupt, truncated, empty or not an image; ``str()`` says which."""
+
+
+def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        scaled = np.zeros_like(arr) if hi <= lo else (arr - lo) * (255.0 / (hi - lo))
+        return np.repeat(scaled.round().astype(np.uint8)[..., None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    return np.asarray(img.convert("RGB"))
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file as upright RGB.
+
+    Args:
+        path: any format Pillow reads (JPEG, PNG, TIFF, WebP, BMP, ...).
+    Returns:
+        ``(H, W, 3) uint8`` RGB array in display orientation (EXIF applied).
+    Raises:
+        ImageLoadError: missing, zero-byte, truncated, corrupt, not an image, or more than
+            ``MAX_PIXELS`` pixels.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageLoadError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ImageLoadError(f"{path}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                arr = _to_rgb_uint8(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(f"{path}: too large ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(f"{path}: not an image or an unsupported format") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageLoadError(f"{path}: corrupt or truncated image ({exc})") from exc
+    if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageLoadError(f"{path}: image has no pixels")
+    return np.ascontiguousarray(arr)
+
+
+def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """Image files in ``folder`` (by extension), sorted by path.
+
+    Raises:
+        FileNotFoundError: ``folder`` does not exist or is not a folder.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder")
+    pattern = "**/*" if recursive else "*"
+    return sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def write_sample_images(dest: str | Path) -> list[Path]:
+    """Write scikit-image's bundled sample photos into ``dest`` as PNG (once) and list them.
+
+    Returns:
+        Paths of the written (or already present) sample images.
+    """
+    from skimage import data as skdata
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in SAMPLE_NAMES:
+        path = dest / f"{name}.png"
+        if not path.exists():
+            arr = getattr(skdata, name)()
+            tmp = path.with_suffix(".tmp.png")
+            Image.fromarray(arr).save(tmp)
+            tmp.replace(path)
+        paths.append(path)
+    return paths

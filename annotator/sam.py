@@ -1,0 +1,320 @@
+"""SAM models and a per-click prompt decoder that does only the work a click needs.
+
+Models come from ``segment-anything`` (``vit_b``, ``vit_l``, ``vit_h``) and from
+``mobilesam-mirror`` (``vit_t``, MobileSAM); both share SAM's prompt encoder and mask decoder.
+
+:class:`SamPromptDecoder` follows ``segment_anything.SamPredictor`` (Kirillov et al., 2023):
+``encode`` once per image, ``decode`` many times.  It returns the same masks, faster:
+
+- the first two-way-transformer block's image-side projections (token→image keys/values and
+  image→token queries) and ``image_embedding + no_mask_embed`` depend only on the image, so
+  they are computed once in :meth:`SamPromptDecoder.encode` instead of on every click;
+- the mask upscaler (2×2/stride-2 transposed convolutions, per-pixel LayerNorm, GELU) runs on
+  the unpadded part of the embedding only, which is exact because the kernels do not overlap;
+- masks are upsampled once, straight from low-res logits to the original resolution, and only
+  the ones asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoints import ensure_checkpoint
+
+# model type -> (module, builder function); both packages expose the same Sam class layout.
+SAM_BUILDERS: dict[str, tuple[str, str]] = {
+    "vit_t": ("mobile_sam", "build_sam_vit_t"),
+    "vit_b": ("segment_anything", "build_sam_vit_b"),
+    "vit_l": ("segment_anything", "build_sam_vit_l"),
+    "vit_h": ("segment_anything", "build_sam_vit_h"),
+}
+
+LOW_RES = 256  # SAM's low-res mask logits are 256x256 over the padded 1024x1024 input
+PAD_LOGIT = -20.0  # value given to low-res logits over the padding (outside the image)
+
+
+def load_sam(model_type: str = "vit_t", checkpoint: str | Path | None = None, device: str = "cpu") -> torch.nn.Module:
+    """Build a SAM model and load its weights.
+
+    Args:
+        model_type: a key of :data:`SAM_BUILDERS`.
+        checkpoint: weights file; ``None`` fetches the registry's verified file.
+        device: torch device string.
+    Returns:
+        The ``Sam`` module in eval mode on ``device``.
+    Raises:
+        ValueError: unknown ``model_type`` or weights that do not fit the model.
+        annotator.checkpoints.CheckpointError: the weights could not be downloaded.
+    """
+    if model_type not in SAM_BUILDERS:
+        raise ValueError(f"unknown SAM model {model_type!r}; choose from {', '.join(SAM_BUILDERS)}")
+    module_name, fn_name = SAM_BUILDERS[model_type]
+    builder = getattr(importlib.import_module(module_name), fn_name)
+    path = Path(checkpoint) if checkpoint else ensure_checkpoint(model_type)
+    model = builder(checkpoint=None)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"{path} does not hold {model_type} weights: {str(exc)[:300]}") from exc
+    return model.to(device).eval()
+
+
+@dataclass
+class SamImageEmbedding:
+    """Everything the decoder needs about one image, computed once by ``encode``.
+
+    Attributes:
+        original_size: (H, W) of the image in pixels.
+        input_size: (h, w) after resizing the longest side to 1024 (before padding).
+        image_embedding: (1, 256, 64, 64) float32, SAM's image embedding.
+        keys: (1, 4096, 256) ``image_embedding + no_mask_embed`` as tokens.
+        t2i_k, t2i_v: (1, heads, 4096, c) first block's token→image keys and values.
+        i2t_q: (1, heads, 4096, c) first block's image→token queries.
+    """
+
+    original_size: tuple[int, int]
+    input_size: tuple[int, int]
+    image_embedding: torch.Tensor
+    keys: torch.Tensor
+    t2i_k: torch.Tensor
+    t2i_v: torch.Tensor
+    i2t_q: torch.Tensor
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the tensors, in bytes."""
+        ts = (self.image_embedding, self.keys, self.t2i_k, self.t2i_v, self.i2t_q)
+        return sum(t.numel() * t.element_size() for t in ts)
+
+    @property
+    def valid_low_res(self) -> tuple[int, int]:
+        """(rows, cols) of the 256x256 low-res grid that cover the image (the rest is padding)."""
+        h, w = self.input_size
+        return math.ceil(h / 4), math.ceil(w / 4)
+
+
+@dataclass
+class DecodedMasks:
+    """Output of one prompt decode.
+
+    Attributes:
+        low_res_logits: (K, 256, 256) float32 mask logits over the padded 1024 input frame
+            (SAM's ``mask_input`` format); padding cells hold ``PAD_LOGIT``.
+        iou_predictions: (K,) float32, SAM's predicted IoU per mask.
+    """
+
+    low_res_logits: np.ndarray
+    iou_predictions: np.ndarray
+
+
+def _heads(x: torch.Tensor, n: int) -> torch.Tensor:
+    b, t, c = x.shape
+    return x.reshape(b, t, n, c // n).transpose(1, 2)
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+    b, n, t, c = x.shape
+    return x.transpose(1, 2).reshape(b, t, n * c)
+
+
+def _attention(attn: torch.nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """SAM's ``Attention`` module evaluated with fused scaled-dot-product attention."""
+    n = attn.num_heads
+    out = F.scaled_dot_product_attention(
+        _heads(attn.q_proj(q), n), _heads(attn.k_proj(k), n), _heads(attn.v_proj(v), n)
+    )
+    return attn.out_proj(_merge_heads(out))
+
+
+def _self_attention(layer: torch.nn.Module, queries: torch.Tensor, query_pe: torch.Tensor) -> torch.Tensor:
+    if layer.skip_first_layer_pe:
+        return layer.norm1(_attention(layer.self_attn, queries, queries, queries))
+    q = queries + query_pe
+    return layer.norm1(queries + _attention(layer.self_attn, q, q, queries))
+
+
+def _two_way_block(layer, queries, keys, query_pe, key_pe):
+    """``TwoWayAttentionBlock.forward`` of segment-anything, with fused attention."""
+    queries = _self_attention(layer, queries, query_pe)
+    k = keys + key_pe
+    queries = layer.norm2(queries + _attention(layer.cross_attn_token_to_image, queries + query_pe, k, keys))
+    queries = layer.norm3(queries + layer.mlp(queries))
+    keys = layer.norm4(keys + _attention(layer.cross_attn_image_to_token, k, queries + query_pe, queries))
+    return queries, keys
+
+
+class SamPromptDecoder:
+    """Point/box prompts to masks for one SAM model (see module doc for what is cached).
+
+    Coordinates are pixels of the original image, (X, Y); boxes are XYXY.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        from segment_anything.utils.transforms import ResizeLongestSide
+
+        self.model = model
+        self.device = next(model.parameters()).device
+        self.transform = ResizeLongestSide(model.image_encoder.img_size)
+        with torch.inference_mode():
+            pe = model.prompt_encoder.get_dense_pe()  # (1, 256, 64, 64), constant per model
+            self._key_pe = pe.flatten(2).permute(0, 2, 1).contiguous()
+            self._no_mask = model.prompt_encoder.no_mask_embed.weight.reshape(1, 1, -1)
+
+    @torch.inference_mode()
+    def encode(self, image: np.ndarray) -> SamImageEmbedding:
+        """Run the image encoder once and precompute the image-only decoder terms.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+        Raises:
+            ValueError: not an (H, W, 3) uint8 array.
+        """
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+        resized = self.transform.apply_image(image)
+        x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
+        emb = self.model.image_encoder(self.model.preprocess(x))
+        keys = emb.flatten(2).permute(0, 2, 1) + self._no_mask
+        layer = self.model.mask_decoder.transformer.layers[0]
+        k_pe = keys + self._key_pe
+        t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
+        return SamImageEmbedding(
+            original_size=(image.shape[0], image.shape[1]),
+            input_size=(resized.shape[0], resized.shape[1]),
+            image_embedding=emb,
+            keys=keys.contiguous(),
+            t2i_k=_heads(t2i.k_proj(k_pe), t2i.num_heads).contiguous(),
+            t2i_v=_heads(t2i.v_proj(keys), t2i.num_heads).contiguous(),
+            i2t_q=_heads(i2t.q_proj(k_pe), i2t.num_heads).contiguous(),
+        )
+
+    def _prompt_tensors(self, emb, point_coords, point_labels, box):
+        pts = None
+        if point_coords is not None:
+            coords = np.asarray(point_coords, dtype=np.float64).reshape(-1, 2)
+            labels = np.asarray(point_labels, dtype=np.int64).reshape(-1)
+            if len(coords) != len(labels):
+                raise ValueError("point_coords and point_labels differ in length")
+            coords = self.transform.apply_coords(coords, emb.original_size)
+            pts = (
+                torch.as_tensor(coords, dtype=torch.float, device=self.device)[None],
+                torch.as_tensor(labels, dtype=torch.int, device=self.device)[None],
+            )
+        boxes = None
+        if box is not None:
+            b = np.asarray(box, dtype=np.float64).reshape(1, 4)
+            boxes = torch.as_tensor(
+                self.transform.apply_boxes(b, emb.original_size), dtype=torch.float, device=self.device
+            )
+        return pts, boxes
+
+    def _first_block(self, emb: SamImageEmbedding, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first TwoWayAttentionBlock with the cached image-side projections."""
+        layer = self.model.mask_decoder.transformer.layers[0]
+        queries = _self_attention(layer, tokens, tokens)
+        t2i = layer.cross_attn_token_to_image
+        q = _heads(t2i.q_proj(queries + tokens), t2i.num_heads)
+        out = F.scaled_dot_product_attention(q, emb.t2i_k, emb.t2i_v)
+        queries = layer.norm2(queries + t2i.out_proj(_merge_heads(out)))
+        queries = layer.norm3(queries + layer.mlp(queries))
+        i2t = layer.cross_attn_image_to_token
+        qt = queries + tokens
+        out = F.scaled_dot_product_attention(
+            emb.i2t_q, _heads(i2t.k_proj(qt), i2t.num_heads), _heads(i2t.v_proj(queries), i2t.num_heads)
+        )
+        keys = layer.norm4(emb.keys + i2t.out_proj(_merge_heads(out)))
+        return queries, keys
+
+    @torch.inference_mode()
+    def decode(
+        self,
+        emb: SamImageEmbedding,
+        point_coords: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask_output: bool = True,
+    ) -> DecodedMasks:
+        """Decode masks for one prompt (like ``SamPredictor.predict``, low-res only).
+
+        Args:
+            emb: from :meth:`encode`.
+            point_coords: (N, 2) float, (X, Y) pixels of the original image.
+            point_labels: (N,) int, 1 = foreground, 0 = background.
+            box: (4,) float, XYXY pixels of the original image.
+            mask_input: (1, 256, 256) low-res logits of an earlier decode, for refinement.
+            multimask_output: three masks (whole / part / subpart) instead of one.
+        Returns:
+            :class:`DecodedMasks` with K = 3 or 1 masks.
+        Raises:
+            ValueError: no prompt at all, or mismatched point arrays.
+        """
+        if point_coords is None and box is None and mask_input is None:
+            raise ValueError("decode needs at least one point, a box or a mask_input")
+        model = self.model
+        dec = model.mask_decoder
+        pts, boxes = self._prompt_tensors(emb, point_coords, point_labels, box)
+        masks_t = None
+        if mask_input is not None:
+            masks_t = torch.as_tensor(np.asarray(mask_input, dtype=np.float32), device=self.device).reshape(
+                1, 1, LOW_RES, LOW_RES
+            )
+        sparse, dense = model.prompt_encoder(points=pts, boxes=boxes, masks=masks_t)
+        out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)[None]
+        tokens = torch.cat([out_tokens, sparse], dim=1)
+        tr = dec.transformer
+        key_pe = self._key_pe
+        if masks_t is None:  # dense prompt is no_mask_embed: the cached first block applies
+            queries, keys = self._first_block(emb, tokens)
+            layers = tr.layers[1:]
+        else:
+            queries, keys = tokens, (emb.image_embedding + dense).flatten(2).permute(0, 2, 1)
+            layers = tr.layers
+        for layer in layers:
+            queries, keys = _two_way_block(layer, queries, keys, tokens, key_pe)
+        attn_out = _attention(tr.final_attn_token_to_image, queries + tokens, keys + key_pe, keys)
+        hs = tr.norm_final_attn(queries + attn_out)
+
+        idx = list(range(1, dec.num_mask_tokens)) if multimask_output else [0]
+        hv, wv = math.ceil(emb.input_size[0] / 16), math.ceil(emb.input_size[1] / 16)
+        side = model.prompt_encoder.image_embedding_size
+        src = keys.transpose(1, 2).reshape(1, -1, side[0], side[1])[:, :, :hv, :wv]
+        up = dec.output_upscaling(src)  # (1, 32, 4hv, 4wv)
+        hyper = torch.stack([dec.output_hypernetworks_mlps[i](hs[:, 1 + i]) for i in idx], dim=1)
+        logits = (hyper @ up.flatten(2)).reshape(len(idx), up.shape[2], up.shape[3])
+        iou = dec.iou_prediction_head(hs[:, 0])[0, idx]
+        full = torch.full((len(idx), LOW_RES, LOW_RES), PAD_LOGIT, dtype=torch.float32, device=self.device)
+        full[:, : logits.shape[1], : logits.shape[2]] = logits
+        return DecodedMasks(full.cpu().numpy(), iou.float().cpu().numpy())
+
+
+def upsample_logits(
+    low_res_logits: np.ndarray, input_size: tuple[int, int], original_size: tuple[int, int]
+) -> np.ndarray:
+    """Low-res logits to a binary mask at the original resolution, in one bilinear warp.
+
+    Args:
+        low_res_logits: (256, 256) float32 over the padded 1024 frame.
+        input_size: (h, w) of the resized image inside the 1024 frame.
+        original_size: (H, W) of the image.
+    Returns:
+        (H, W) bool mask, ``logit > 0``.
+    """
+    h, w = input_size
+    big_h, big_w = original_size
+    sx, sy = w / (4.0 * big_w), h / (4.0 * big_h)  # original pixel -> low-res cell
+    m = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5]], dtype=np.float64)
+    src = np.ascontiguousarray(low_res_logits, dtype=np.float32)
+    out = cv2.warpAffine(
+        src, m, (big_w, big_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    )
+    return out > 0

@@ -1,0 +1,183 @@
+"""Engine behaviour on real MobileSAM and real photos; labels with tiny random CLIPs."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from annotator.clip_regions import DEFAULT_TEMPLATES, MAX_SYNONYMS
+from annotator.engine import Engine
+from annotator.evaluation import farthest_interior_point, mask_iou
+from annotator.vocabulary import load_vocabulary, prompt_phrase
+
+from .conftest import instance_mask
+
+
+def test_predict_before_set_image_is_an_error(sam_model):
+    with pytest.raises(RuntimeError, match="set_image"):
+        Engine(sam_model).predict(point_coords=np.array([[1, 1]]), point_labels=np.array([1]))
+
+
+def test_prompts_outside_the_image_are_rejected(engine, coco_image):
+    image, _ = coco_image
+    h, w = image.shape[:2]
+    engine.set_image(image)
+    with pytest.raises(ValueError, match="outside"):
+        engine.predict(point_coords=np.array([[w + 10, 5]]), point_labels=np.array([1]))
+    with pytest.raises(ValueError, match="outside"):
+        engine.predict(box=np.array([w + 1, h + 1, w + 50, h + 50]))
+    with pytest.raises(ValueError):
+        engine.predict()
+
+
+def test_point_box_and_negative_points(engine, coco_image, coco_gt):
+    image, anns = coco_image
+    engine.set_image(image)
+    ann = max(anns, key=lambda a: a["area"])
+    gt = instance_mask(coco_gt, ann)
+    x, y, bw, bh = ann["bbox"]
+    px, py = farthest_interior_point(gt)
+
+    one = engine.predict(point_coords=np.array([[px, py]]), point_labels=np.array([1]))
+    assert one.mask.shape == image.shape[:2] and one.mask.dtype == bool
+    assert len(one.candidates.iou_predictions) == 3  # a lone point is ambiguous
+    assert one.chosen == int(np.argmax(one.candidates.iou_predictions))
+    assert one.mask[int(py), int(px)]
+
+    boxed = engine.predict(box=np.array([x, y, x + bw, y + bh]))
+    assert len(boxed.candidates.iou_predictions) == 1
+    assert mask_iou(boxed.mask, gt) > 0.6
+    ys, xs = np.nonzero(boxed.mask)  # the mask stays (nearly) inside its box
+    assert xs.min() >= x - 3 and xs.max() <= x + bw + 3 and ys.min() >= y - 3 and ys.max() <= y + bh + 3
+
+    # a negative point on part of the mask removes that part
+    inside = np.argwhere(one.mask & ~gt)
+    if len(inside):
+        ny, nx = inside[len(inside) // 2]
+        neg = engine.predict(point_coords=np.array([[px, py], [nx, ny]]), point_labels=np.array([1, 0]))
+        assert not neg.mask[ny, nx] or neg.mask.sum() < one.mask.sum()
+
+    refined = engine.predict(
+        point_coords=np.array([[px, py]]), point_labels=np.array([1]), mask_input=one.low_res_logits
+    )
+    assert refined.mask.shape == gt.shape and refined.low_res_logits.shape == (1, 256, 256)
+
+
+def test_image_cache_is_keyed_by_content_and_bounded(sam_model, coco_image):
+    image, _ = coco_image
+    eng = Engine(sam_model)
+    k1 = eng.set_image(image)
+    state = eng._current
+    assert eng.set_image(image.copy()) == k1 and eng._current is state  # same pixels: no recompute
+    flipped = np.ascontiguousarray(image[:, ::-1])
+    assert eng.set_image(flipped) != k1 and eng.cached_images == 2
+    eng.set_image(image)
+    assert eng._current is state  # switching back is a cache hit
+    small = Engine(sam_model, cache_bytes=1)  # bound below one image: keeps only the current
+    small.set_image(image)
+    small.set_image(flipped)
+    assert small.cached_images == 1
+
+
+def _independent_ranking(clf, vocab, dense: torch.Tensor, mask: np.ndarray) -> list[int]:
+    """Class ranking recomputed without the engine: numpy pooling, open_clip's own encode_text."""
+    hf, wf = dense.shape[1:]
+    weights = cv2.resize(mask.astype(np.float32), (wf, hf), interpolation=cv2.INTER_AREA)
+    feats = dense.numpy().reshape(dense.shape[0], -1)
+    pooled = (feats * weights.reshape(-1)).sum(1) / weights.sum()
+    ap = clf.model.visual.attnpool
+    with torch.no_grad():
+        region = ap.c_proj(ap.v_proj(torch.as_tensor(pooled[None], dtype=torch.float32)))
+        region = F.normalize(region, dim=-1).numpy()[0]
+        classes = []
+        for syns in vocab.synonyms:
+            texts = [t.format(prompt_phrase(s)) for s in syns[:MAX_SYNONYMS] for t in DEFAULT_TEMPLATES]
+            emb = F.normalize(clf.model.encode_text(clf.tokenizer(texts)), dim=-1).sum(0)
+            classes.append((emb / emb.norm()).numpy())
+    return list(np.argsort(-(np.stack(classes) @ region)))
+
+
+def test_labels_equal_an_independent_argmax(sam_model, tiny_clip_factory, coco_image, coco_gt):
+    image, anns = coco_image
+    vocab = load_vocabulary("coco")
+    clf = tiny_clip_factory("tiny_rn_clip")
+    eng = Engine(sam_model, clf, vocab, topk=5)
+    assert eng.has_labels and "random weights" in eng.labels_unavailable
+    eng.set_image(image)
+    dense = eng._current.clip_dense
+    for ann in anns[:4]:
+        x, y, bw, bh = ann["bbox"]
+        result = eng.predict(box=np.array([x, y, x + bw, y + bh]))
+        assert len(result.labels) == 5
+        scores = [s.score for s in result.labels]
+        assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0 + 1e-6
+        assert all(vocab.ids[vocab.index_of(s.name)] == s.category_id for s in result.labels)
+        # the same mask through an independent computation gives the same top label
+        suggested = eng.suggest_labels(result.mask)
+        ranking = _independent_ranking(clf, vocab, dense, result.mask)
+        assert suggested[0].name == vocab.names[ranking[0]]
+        assert [s.name for s in suggested] == [vocab.names[i] for i in ranking[:5]]
+
+
+def test_convnext_whole_image_pooling_equals_clip_image_embedding(tiny_clip_factory):
+    clf = tiny_clip_factory("tiny_convnext_clip", dense_size=128)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    dense = clf.dense_features(image)
+    pooled = clf.mask_embeddings(dense, np.ones((1, *dense.shape[1:]), np.float32))
+    x = clf._to_tensor(image, (96, 128))
+    with torch.no_grad():
+        direct = F.normalize(clf.model.encode_image(x), dim=-1)
+    torch.testing.assert_close(pooled, direct, atol=1e-5, rtol=1e-4)
+
+
+def test_text_embeddings_are_cached_on_disk(tiny_clip_factory, tmp_path, monkeypatch):
+    vocab = load_vocabulary("coco")
+    clf = tiny_clip_factory("tiny_rn_clip", cache_dir=tmp_path)
+    first = clf.class_embeddings(vocab)
+    files = list((tmp_path / "text_embeddings").glob("*.npy"))
+    assert len(files) == 1 and first.shape == (80, 32)
+    torch.testing.assert_close(first.norm(dim=1), torch.ones(80))
+
+    fresh = tiny_clip_factory("tiny_rn_clip", cache_dir=tmp_path)  # same seeded weights
+
+    def no_encoding(*a, **k):
+        raise AssertionError("text was encoded again instead of read from the cache")
+
+    monkeypatch.setattr(fresh, "encode_texts", no_encoding)
+    torch.testing.assert_close(fresh.class_embeddings(vocab), first)
+    with pytest.raises(AssertionError, match="encoded again"):  # other templates: another key
+        fresh.class_embeddings(vocab, templates=("a {}.",))
+
+
+def test_trimmed_text_encoding_equals_full_context(tiny_clip_factory):
+    clf = tiny_clip_factory("tiny_rn_clip")
+    texts = ["a photo of a dog.", "cat", "there is a very large green traffic light in the scene."]
+    with torch.no_grad():
+        full = F.normalize(clf.model.encode_text(clf.tokenizer(texts)), dim=-1)
+    torch.testing.assert_close(clf.encode_texts(texts), full, atol=1e-5, rtol=1e-4)
+
+
+def test_crop_mode_labels(sam_model, tiny_clip_factory, coco_image):
+    image, anns = coco_image
+    vocab = load_vocabulary("coco")
+    eng = Engine(sam_model, tiny_clip_factory("tiny_rn_clip", mode="crop"), vocab)
+    eng.set_image(image)
+    x, y, bw, bh = anns[0]["bbox"]
+    result = eng.predict(box=np.array([x, y, x + bw, y + bh]))
+    assert len(result.labels) == 5 and result.labels[0].name in vocab.names
+
+
+def test_huge_photo(engine):
+    rng = np.random.default_rng(1)
+    image = np.full((6000, 8000, 3), 90, np.uint8)
+    image[2000:4000, 3000:5000] = rng.integers(200, 255, (2000, 2000, 3), dtype=np.uint8)
+    engine.set_image(image)
+    result = engine.predict(box=np.array([2900, 1900, 5100, 4100]))
+    assert result.mask.shape == (6000, 8000)
+    square = np.zeros((6000, 8000), bool)
+    square[2000:4000, 3000:5000] = True
+    assert mask_iou(result.mask, square) > 0.9

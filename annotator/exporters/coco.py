@@ -1,0 +1,78 @@
+"""COCO instances JSON export (https://cocodataset.org/#format-data).
+
+``images`` (file_name relative to the image folder, width, height), ``categories`` (those used,
+with the store's stable ids), ``annotations`` with ``segmentation`` as compressed RLE (default)
+or polygons (holes and multi-part masks kept, see :func:`annotator.masks.mask_to_polygons`),
+``bbox`` XYWH, ``area`` = mask pixel count, ``iscrowd`` 0 and ``score`` when predicted.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+from ..fileio import atomic_write_json
+from ..masks import decode_rle, mask_to_polygons
+from ..store import AnnotationStore
+
+SEGMENTATION_FORMATS = ("rle", "polygon")
+
+
+def to_coco(store: AnnotationStore, segmentation: str = "rle", description: str = "") -> dict:
+    """Build the COCO instances dict of a store.
+
+    Args:
+        segmentation: ``rle`` (compressed RLE, exact) or ``polygon``.
+    Raises:
+        ValueError: unknown ``segmentation``.
+    """
+    if segmentation not in SEGMENTATION_FORMATS:
+        raise ValueError(f"segmentation must be one of {SEGMENTATION_FORMATS}, not {segmentation!r}")
+    anns = sorted(store.annotations.values(), key=lambda a: a.id)
+    used_images = sorted({a.image for a in anns})
+    image_ids = {key: i + 1 for i, key in enumerate(used_images)}
+    used_cats = {a.label: a.category_id for a in anns}
+    coco_anns = []
+    for a in anns:
+        if segmentation == "rle":
+            seg = {"size": a.rle["size"], "counts": a.rle["counts"]}
+        else:
+            seg = mask_to_polygons(decode_rle(a.rle))
+        entry = {
+            "id": a.id,
+            "image_id": image_ids[a.image],
+            "category_id": a.category_id,
+            "segmentation": seg,
+            "bbox": a.bbox,
+            "area": a.area,
+            "iscrowd": 0,
+        }
+        if a.score is not None:
+            entry["score"] = a.score
+        if a.predicted_iou is not None:
+            entry["predicted_iou"] = a.predicted_iou
+        coco_anns.append(entry)
+    now = _dt.datetime.now(_dt.timezone.utc)
+    return {
+        "info": {
+            "description": description or "exported by ovsam-annotator",
+            "version": "1.0",
+            "year": now.year,
+            "date_created": now.isoformat(timespec="seconds"),
+        },
+        "licenses": [],
+        "images": [
+            {"id": image_ids[k], "file_name": k, "width": store.images[k].width, "height": store.images[k].height}
+            for k in used_images
+        ],
+        "categories": [
+            {"id": cid, "name": name, "supercategory": ""}
+            for name, cid in sorted(used_cats.items(), key=lambda x: x[1])
+        ],
+        "annotations": coco_anns,
+    }
+
+
+def export_coco(store: AnnotationStore, out_path: str | Path, segmentation: str = "rle") -> Path:
+    """Write the store as a COCO instances JSON file, atomically; returns the path."""
+    return atomic_write_json(out_path, to_coco(store, segmentation))

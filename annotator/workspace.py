@@ -1,0 +1,113 @@
+"""A folder of images being annotated: the image list, the engine and the annotation store.
+
+Everything the UI does goes through here, so it can be scripted too::
+
+    ws = Workspace.open_folder(engine, "photos/", "exports/")
+    image = ws.activate(ws.keys[0])
+    result = ws.engine.predict(point_coords=[[320, 240]], point_labels=[1])
+    ws.store.add(ws.keys[0], result.mask, result.labels[0].name)
+    ws.export("exports/photos_coco.json")
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .engine import Engine
+from .exporters.coco import export_coco
+from .images import ImageLoadError, list_images, load_image
+from .store import AnnotationStore
+
+log = logging.getLogger(__name__)
+
+
+class Workspace:
+    """Images under ``root`` (keys = relative POSIX paths), an :class:`Engine` and a store.
+
+    Args:
+        engine: the loaded engine.
+        root: the image folder.
+        keys: image keys, in display order.
+        store: where accepted annotations are kept.
+        out_dir: default folder for exports.
+    """
+
+    def __init__(self, engine: Engine, root: Path, keys: list[str], store: AnnotationStore, out_dir: Path):
+        self.engine = engine
+        self.root = Path(root)
+        self.keys = keys
+        self.store = store
+        self.out_dir = Path(out_dir)
+        self._active: str | None = None
+        self._image: np.ndarray | None = None
+
+    @classmethod
+    def open_folder(cls, engine: Engine, folder: str | Path, out_dir: str | Path, recursive: bool = True) -> Workspace:
+        """List the images of ``folder`` and open (or create) its store in ``out_dir``.
+
+        Raises:
+            FileNotFoundError: ``folder`` does not exist.
+            ValueError: ``folder`` holds no image files.
+            annotator.store.StoreError: the existing store file is unreadable.
+        """
+        root = Path(folder).resolve()
+        paths = list_images(root, recursive=recursive)
+        if not paths:
+            raise ValueError(f"{root} contains no image files")
+        keys = [p.relative_to(root).as_posix() for p in paths]
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", root.name) or "images"
+        vocab = engine.vocabulary
+        preferred = dict(zip(vocab.names, vocab.ids, strict=True)) if vocab else {}
+        store = AnnotationStore(Path(out_dir) / f"{slug}.annotations.json", category_ids=preferred)
+        return cls(engine, root, keys, store, Path(out_dir))
+
+    @property
+    def slug(self) -> str:
+        """Short name of the folder, used in file names."""
+        return self.store.path.name.removesuffix(".annotations.json")
+
+    @property
+    def active(self) -> str | None:
+        """Key of the image the engine currently holds."""
+        return self._active
+
+    @property
+    def image(self) -> np.ndarray | None:
+        """(H, W, 3) uint8 RGB of the active image."""
+        return self._image
+
+    def activate(self, key: str) -> np.ndarray:
+        """Load an image and make it the engine's current one (embeddings cached).
+
+        Returns:
+            (H, W, 3) uint8 RGB.
+        Raises:
+            KeyError: unknown key.
+            annotator.images.ImageLoadError: the file cannot be read (nothing else changes).
+        """
+        if key not in self.keys:
+            raise KeyError(key)
+        if key == self._active and self._image is not None:
+            return self._image
+        image = load_image(self.root / key)
+        self.engine.set_image(image)
+        self._active, self._image = key, image
+        self.store.set_meta(last_image=key)
+        return image
+
+    def last_image(self) -> str:
+        """The image worked on last (from the store), else the first one."""
+        key = self.store.meta.get("last_image")
+        return key if key in self.keys else self.keys[0]
+
+    def export(self, out_path: str | Path | None = None, segmentation: str = "rle") -> Path:
+        """Write the COCO instances JSON of all accepted annotations (atomically)."""
+        out = Path(out_path) if out_path else self.out_dir / f"{self.slug}_coco.json"
+        return export_coco(self.store, out, segmentation)
+
+
+__all__ = ["ImageLoadError", "Workspace"]

@@ -1,0 +1,266 @@
+"""The Gradio UI: a thin skin over :class:`annotator.workspace.Workspace`.
+
+Click the image to prompt (positive / negative points, or a box from two clicks), pick a label
+from the suggestions or the whole vocabulary, accept; accepted annotations are saved to disk at
+once and exported as COCO JSON on demand.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import gradio as gr
+import numpy as np
+
+from annotator.images import ImageLoadError
+from annotator.masks import decode_rle
+from annotator.workspace import Workspace
+
+from .render import display_scale, render
+
+log = logging.getLogger(__name__)
+
+MODE_POS, MODE_NEG, MODE_BOX = "Positive point", "Negative point", "Box (2 clicks)"
+TABLE_HEADERS = ["id", "label", "score", "pred. IoU", "area"]
+
+
+def _empty_prompt(key: str | None) -> dict:
+    return {"image": key, "points": [], "labels": [], "box": None, "corner": None}
+
+
+class AnnotatorUI:
+    """Event handlers bound to one workspace (single user, local tool)."""
+
+    def __init__(self, ws: Workspace):
+        self.ws = ws
+        self.engine = ws.engine
+
+    # ---------------------------------------------------------------- helpers
+    def _predict(self, prompt: dict):
+        """Run the engine on the prompt; ``None`` when there is nothing to decode yet."""
+        if not prompt["points"] and prompt["box"] is None:
+            return None
+        self.ws.activate(prompt["image"])
+        pts = np.array(prompt["points"], dtype=np.float64) if prompt["points"] else None
+        labels = np.array(prompt["labels"], dtype=np.int64) if prompt["points"] else None
+        box = np.array(prompt["box"], dtype=np.float64) if prompt["box"] is not None else None
+        return self.engine.predict(point_coords=pts, point_labels=labels, box=box)
+
+    def _canvas(self, prompt: dict, result=None) -> np.ndarray:
+        key = prompt["image"]
+        image = self.ws.activate(key)
+        accepted = [(a.id, decode_rle(a.rle), a.label) for a in self.ws.store.for_image(key)]
+        return render(
+            image,
+            accepted,
+            None if result is None else result.mask,
+            prompt["points"],
+            prompt["labels"],
+            prompt["box"],
+            prompt["corner"],
+        )
+
+    def _table(self, key: str) -> list[list]:
+        rows = []
+        for a in self.ws.store.for_image(key):
+            score = "" if a.score is None else round(a.score, 3)
+            iou = "" if a.predicted_iou is None else round(a.predicted_iou, 3)
+            rows.append([a.id, a.label, score, iou, a.area])
+        return rows
+
+    def _status(self, text: str) -> str:
+        note = "" if self.engine.has_labels else f"\n\n⚠️ Label suggestions are off: {self.engine.labels_unavailable}"
+        return text + note
+
+    def _suggestion_update(self, result):
+        if result is None or not result.labels:
+            return gr.update(choices=[], value=None)
+        choices = [(f"{s.name} ({s.score:.2f})", s.name) for s in result.labels]
+        return gr.update(choices=choices, value=result.labels[0].name)
+
+    def _view(self, prompt: dict, result, text: str, label_value=None):
+        """Outputs: canvas, prompt state, suggestions, label, table, status."""
+        label_update = gr.update() if label_value is None else gr.update(value=label_value)
+        if result is not None and result.labels:
+            label_update = gr.update(value=result.labels[0].name)
+        return (
+            self._canvas(prompt, result),
+            prompt,
+            self._suggestion_update(result),
+            label_update,
+            self._table(prompt["image"]),
+            self._status(text),
+        )
+
+    # ---------------------------------------------------------------- events
+    def open_image(self, key: str):
+        prompt = _empty_prompt(key)
+        try:
+            t0 = time.perf_counter()
+            image = self.ws.activate(key)
+        except ImageLoadError as exc:
+            log.warning("%s", exc)
+            blank = np.full((240, 320, 3), 235, np.uint8)
+            return (
+                blank,
+                _empty_prompt(None),
+                gr.update(choices=[], value=None),
+                gr.update(),
+                [],
+                self._status(f"❌ {exc}"),
+            )
+        h, w = image.shape[:2]
+        text = f"**{key}** — {w}×{h}, ready in {time.perf_counter() - t0:.2f} s. Click an object."
+        return self._view(prompt, None, text)
+
+    def step_image(self, key: str, step: int):
+        keys = self.ws.keys
+        idx = keys.index(key) if key in keys else 0
+        return keys[(idx + step) % len(keys)]
+
+    def click(self, prompt: dict, mode: str, evt: gr.SelectData):
+        if prompt.get("image") is None:
+            return self._view(_empty_prompt(self.ws.last_image()), None, "Pick an image first.")
+        image = self.ws.activate(prompt["image"])
+        s = display_scale(*image.shape[:2])
+        x, y = float(evt.index[0]) / s, float(evt.index[1]) / s
+        h, w = image.shape[:2]
+        if not (0 <= x <= w and 0 <= y <= h):
+            return self._view(prompt, self._predict(prompt), "Click inside the image.")
+        if mode == MODE_BOX:
+            if prompt["corner"] is None:
+                prompt["corner"] = [x, y]
+                return self._view(prompt, self._predict(prompt), "Box: now click the opposite corner.")
+            x0, y0 = prompt["corner"]
+            prompt["box"] = [min(x0, x), min(y0, y), max(x0, x), max(y0, y)]
+            prompt["corner"] = None
+        else:
+            prompt["points"].append([x, y])
+            prompt["labels"].append(1 if mode == MODE_POS else 0)
+        t0 = time.perf_counter()
+        result = self._predict(prompt)
+        ms = (time.perf_counter() - t0) * 1000
+        text = f"Mask: {result.area} px, predicted IoU {result.predicted_iou:.3f} ({ms:.0f} ms). Accept, or click to refine."
+        return self._view(prompt, result, text)
+
+    def undo(self, prompt: dict):
+        if prompt.get("image") is None:
+            return self._view(_empty_prompt(self.ws.last_image()), None, "Nothing to undo.")
+        if prompt["corner"] is not None:
+            prompt["corner"] = None
+        elif prompt["points"]:
+            prompt["points"].pop()
+            prompt["labels"].pop()
+        elif prompt["box"] is not None:
+            prompt["box"] = None
+        return self._view(prompt, self._predict(prompt), "Undone.")
+
+    def clear(self, prompt: dict):
+        return self._view(_empty_prompt(prompt.get("image") or self.ws.last_image()), None, "Prompt cleared.")
+
+    def accept(self, prompt: dict, label: str | None):
+        result = self._predict(prompt) if prompt.get("image") else None
+        if result is None or not result.mask.any():
+            return self._view(prompt, result, "Nothing to accept: click an object first.")
+        if not label or not str(label).strip():
+            return self._view(prompt, result, "Choose a label first (suggestions or the label box).")
+        label = str(label).strip()
+        score = next((s.score for s in result.labels if s.name == label), None)
+        ann = self.ws.store.add(
+            prompt["image"],
+            result.mask,
+            label,
+            score=score,
+            predicted_iou=result.predicted_iou,
+            prompt={k: prompt[k] for k in ("points", "labels", "box")},
+        )
+        fresh = _empty_prompt(prompt["image"])
+        return self._view(fresh, None, f"✅ Saved annotation {ann.id} '{label}' ({ann.area} px).", label_value=label)
+
+    def delete(self, prompt: dict, ann_id):
+        try:
+            self.ws.store.delete(int(ann_id))
+            text = f"Deleted annotation {int(ann_id)}."
+        except (KeyError, TypeError, ValueError):
+            text = f"No annotation with id {ann_id}."
+        return self._view(prompt, self._predict(prompt), text)
+
+    def relabel(self, prompt: dict, ann_id, label: str | None):
+        try:
+            ann = self.ws.store.relabel(int(ann_id), str(label or ""))
+            text = f"Annotation {ann.id} is now '{ann.label}'."
+        except (KeyError, TypeError, ValueError) as exc:
+            text = f"Cannot relabel {ann_id}: {exc}"
+        return self._view(prompt, self._predict(prompt), text)
+
+    def export(self, fmt: str):
+        n = len(self.ws.store.annotations)
+        if n == 0:
+            return None, "Nothing to export yet."
+        path = self.ws.export(segmentation=fmt)
+        return str(path), f"Exported {n} annotations to `{path}`."
+
+
+def build_ui(ws: Workspace) -> gr.Blocks:
+    """Build the Blocks app for a workspace (launch it with ``.launch()``)."""
+    ui = AnnotatorUI(ws)
+    vocab_names = list(ws.engine.vocabulary.names) if ws.engine.vocabulary else []
+    with gr.Blocks(title="OV-SAM annotator") as demo:
+        prompt = gr.State(_empty_prompt(None))
+        with gr.Row():
+            with gr.Column(scale=1, min_width=220):
+                image_pick = gr.Dropdown(ws.keys, value=ws.last_image(), label="Image", elem_id="image-pick")
+                with gr.Row():
+                    prev_btn = gr.Button("◀ Prev", size="sm")
+                    next_btn = gr.Button("Next ▶", size="sm")
+                mode = gr.Radio([MODE_POS, MODE_NEG, MODE_BOX], value=MODE_POS, label="Click adds", elem_id="mode")
+                with gr.Row():
+                    undo_btn = gr.Button("Undo", size="sm")
+                    clear_btn = gr.Button("Clear", size="sm")
+            with gr.Column(scale=4):
+                canvas = gr.Image(
+                    type="numpy",
+                    interactive=False,
+                    show_label=False,
+                    format="jpeg",
+                    elem_id="canvas",
+                    buttons=[],
+                )
+                status = gr.Markdown("Loading…", elem_id="status")
+            with gr.Column(scale=2, min_width=280):
+                suggestions = gr.Radio([], label="Suggestions", elem_id="suggestions")
+                label = gr.Dropdown(
+                    vocab_names,
+                    value=None,
+                    label=f"Label ({len(vocab_names)} classes; type to search or add)",
+                    allow_custom_value=True,
+                    filterable=True,
+                    elem_id="label",
+                )
+                accept_btn = gr.Button("Accept", variant="primary", elem_id="accept")
+                table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, label="Annotations on this image")
+                with gr.Row():
+                    ann_id = gr.Number(value=None, label="Annotation id", precision=0)
+                    delete_btn = gr.Button("Delete", size="sm")
+                    relabel_btn = gr.Button("Set label", size="sm")
+                fmt = gr.Radio(["rle", "polygon"], value="rle", label="Export segmentation as")
+                export_btn = gr.Button("Export COCO JSON", elem_id="export")
+                export_file = gr.File(label="Export", interactive=False)
+                export_status = gr.Markdown(elem_id="export-status")
+
+        view = [canvas, prompt, suggestions, label, table, status]
+        image_pick.change(ui.open_image, image_pick, view)
+        prev_btn.click(lambda k: ui.step_image(k, -1), image_pick, image_pick)
+        next_btn.click(lambda k: ui.step_image(k, 1), image_pick, image_pick)
+        canvas.select(ui.click, [prompt, mode], view)
+        undo_btn.click(ui.undo, prompt, view)
+        clear_btn.click(ui.clear, prompt, view)
+        suggestions.change(lambda v: gr.update() if v is None else gr.update(value=v), suggestions, label)
+        accept_btn.click(ui.accept, [prompt, label], view)
+        delete_btn.click(ui.delete, [prompt, ann_id], view)
+        relabel_btn.click(ui.relabel, [prompt, ann_id, label], view)
+        export_btn.click(ui.export, fmt, [export_file, export_status])
+        # A reload (or restart) comes back to the image worked on last, with its annotations.
+        demo.load(lambda: ws.last_image(), None, image_pick).then(ui.open_image, image_pick, view)
+    return demo

@@ -8,8 +8,9 @@ text embeddings of the vocabulary (prompt-template ensemble) ranks the classes.
 Dense features per tower type (open_clip):
 
 - ``ModifiedResNet`` (RN50, RN50x16, ...): the stage-5 map plus the attention pool's
-  positional embedding; a region goes through the pool's value and output projections
-  (the MaskCLIP reading of the attention pool).
+  positional embedding, through the pool's value and output projections (the MaskCLIP
+  reading of the attention pool).  Those projections are affine, so they commute with mask
+  pooling: they are applied once per image, and a click only averages.
 - ``TimmModel`` (ConvNeXt): the trunk's feature map; a region goes through the trunk's head
   (norm) and the projection, exactly as CLIP's own global pooling does.
 
@@ -181,7 +182,8 @@ class ClipRegionClassifier:
             image: (H, W, 3) uint8 RGB.
         Returns:
             (C, Hf, Wf) float32 on the model's device, covering the whole image; Hf/Wf ≈
-            H/W × dense_size / max(H, W) / 32.
+            H/W × dense_size / max(H, W) / 32.  For ResNet towers C is already the joint
+            embedding size D (projected per cell).
         """
         h, w = image.shape[:2]
         scale = self.spec.dense_size / max(h, w)
@@ -194,7 +196,10 @@ class ClipRegionClassifier:
             s = round(pos.shape[0] ** 0.5)
             pos = pos.reshape(1, s, s, -1).permute(0, 3, 1, 2)
             pos = F.interpolate(pos, size=feats.shape[2:], mode="bicubic", align_corners=False)
-            feats = feats + pos
+            ap = visual.attnpool
+            tokens = (feats + pos).flatten(2)[0].T  # (Hf*Wf, C)
+            proj = ap.c_proj(ap.v_proj(tokens))  # (Hf*Wf, D): affine, commutes with pooling
+            return proj.T.reshape(-1, *feats.shape[2:]).float()
         else:
             feats = visual.trunk.forward_features(x)
         return feats[0].float()
@@ -204,8 +209,7 @@ class ClipRegionClassifier:
         """Pooled dense features (N, C) → unit-norm joint-space embeddings (N, D)."""
         visual = self.model.visual
         if self.kind == "ModifiedResNet":
-            ap = visual.attnpool
-            out = ap.c_proj(ap.v_proj(pooled))
+            out = pooled  # projected per cell in dense_features
         else:
             out = visual.head(visual.trunk.forward_head(pooled[:, :, None, None], pre_logits=True))
         return F.normalize(out.float(), dim=-1)

@@ -41,6 +41,47 @@ LOW_RES = 256  # SAM's low-res mask logits are 256x256 over the padded 1024x1024
 PAD_LOGIT = -20.0  # value given to low-res logits over the padding (outside the image)
 
 
+class _ChannelsLastUpscaler:
+    """SAM's ``output_upscaling`` + hypernetwork product, evaluated channels-last.
+
+    ``ConvTranspose2d(k=2, s=2)`` is a matmul per input pixel (no overlap), so with the
+    weights reordered once the whole upscaler runs on the decoder's token layout without
+    transposing the big tensors; only the final (K, 4h, 4w) logits are put in pixel order.
+    Same arithmetic as ``MaskDecoder.predict_masks``.
+    """
+
+    def __init__(self, w1, b1, ln_w, ln_b, ln_eps, act1, w2, b2, act2):
+        self.w1, self.b1, self.ln_w, self.ln_b, self.ln_eps = w1, b1, ln_w, ln_b, ln_eps
+        self.act1, self.w2, self.b2, self.act2 = act1, w2, b2, act2
+
+    @classmethod
+    def from_sequential(cls, seq: torch.nn.Sequential) -> _ChannelsLastUpscaler:
+        ct1, ln, act1, ct2, act2 = seq
+        for ct in (ct1, ct2):
+            if tuple(ct.kernel_size) != (2, 2) or tuple(ct.stride) != (2, 2):
+                raise ValueError("expected SAM's 2x2 stride-2 transposed convolutions")
+
+        def reorder(ct):  # (Cin, Cout, 2, 2) -> (Cin, 4 * Cout) with columns [di, dj, cout]
+            w = ct.weight.detach()
+            return w.permute(0, 2, 3, 1).reshape(w.shape[0], -1).contiguous(), ct.bias.detach()
+
+        w1, b1 = reorder(ct1)
+        w2, b2 = reorder(ct2)
+        return cls(w1, b1.repeat(4), ln.weight.detach(), ln.bias.detach(), ln.eps, act1, w2, b2.repeat(4), act2)
+
+    def __call__(self, tokens: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
+        """tokens: (h, w, C) decoder image tokens; hyper: (K, C2) → (K, 4h, 4w) mask logits."""
+        h, w, c = tokens.shape
+        c1 = self.ln_w.shape[0]
+        x = torch.addmm(self.b1, tokens.reshape(-1, c), self.w1).reshape(-1, c1)  # (h*w*4, C1)
+        x = self.act1(F.layer_norm(x, (c1,), self.ln_w, self.ln_b, self.ln_eps))
+        x = self.act2(torch.addmm(self.b2, x, self.w2)).reshape(-1, hyper.shape[1])  # (h*w*16, C2)
+        logits = x @ hyper.T  # (h*w*16, K) in order [i, j, di, dj, ei, ej]
+        k = hyper.shape[0]
+        logits = logits.reshape(h, w, 2, 2, 2, 2, k).permute(6, 0, 2, 4, 1, 3, 5)
+        return logits.reshape(k, 4 * h, 4 * w)
+
+
 def load_sam(model_type: str = "vit_t", checkpoint: str | Path | None = None, device: str = "cpu") -> torch.nn.Module:
     """Build a SAM model and load its weights.
 
@@ -168,6 +209,7 @@ class SamPromptDecoder:
             pe = model.prompt_encoder.get_dense_pe()  # (1, 256, 64, 64), constant per model
             self._key_pe = pe.flatten(2).permute(0, 2, 1).contiguous()
             self._no_mask = model.prompt_encoder.no_mask_embed.weight.reshape(1, 1, -1)
+        self._upscaler = _ChannelsLastUpscaler.from_sequential(model.mask_decoder.output_upscaling)
 
     @torch.inference_mode()
     def encode(self, image: np.ndarray) -> SamImageEmbedding:
@@ -287,10 +329,8 @@ class SamPromptDecoder:
         idx = list(range(1, dec.num_mask_tokens)) if multimask_output else [0]
         hv, wv = math.ceil(emb.input_size[0] / 16), math.ceil(emb.input_size[1] / 16)
         side = model.prompt_encoder.image_embedding_size
-        src = keys.transpose(1, 2).reshape(1, -1, side[0], side[1])[:, :, :hv, :wv]
-        up = dec.output_upscaling(src)  # (1, 32, 4hv, 4wv)
-        hyper = torch.stack([dec.output_hypernetworks_mlps[i](hs[:, 1 + i]) for i in idx], dim=1)
-        logits = (hyper @ up.flatten(2)).reshape(len(idx), up.shape[2], up.shape[3])
+        hyper = torch.stack([dec.output_hypernetworks_mlps[i](hs[0, 1 + i]) for i in idx])  # (K, 32)
+        logits = self._upscaler(keys[0].reshape(side[0], side[1], -1)[:hv, :wv], hyper)
         iou = dec.iou_prediction_head(hs[:, 0])[0, idx]
         full = torch.full((len(idx), LOW_RES, LOW_RES), PAD_LOGIT, dtype=torch.float32, device=self.device)
         full[:, : logits.shape[1], : logits.shape[2]] = logits

@@ -82,13 +82,22 @@ def test_image_cache_is_keyed_by_content_and_bounded(sam_model, coco_image):
     assert small.cached_images == 1
 
 
-def _independent_ranking(clf, vocab, dense: torch.Tensor, mask: np.ndarray) -> list[int]:
-    """Class ranking recomputed without the engine: numpy pooling, open_clip's own encode_text."""
-    hf, wf = dense.shape[1:]
-    weights = cv2.resize(mask.astype(np.float32), (wf, hf), interpolation=cv2.INTER_AREA)
-    feats = dense.numpy().reshape(dense.shape[0], -1)
-    pooled = (feats * weights.reshape(-1)).sum(1) / weights.sum()
-    ap = clf.model.visual.attnpool
+def _independent_ranking(clf, vocab, image: np.ndarray, grid: tuple[int, int], mask: np.ndarray) -> list[int]:
+    """Class ranking recomputed from raw RN trunk features: pool first, then the attention pool's
+    value/output projections (the order CLIP's head applies them), and open_clip's own
+    full-context encode_text for the vocabulary."""
+    visual = clf.model.visual
+    hf, wf = grid
+    with torch.no_grad():
+        x = clf._to_tensor(image, (hf * 32, wf * 32))
+        raw = visual.layer4(visual.layer3(visual.layer2(visual.layer1(visual.stem(x)))))[0]
+        pos = visual.attnpool.positional_embedding[1:]
+        s = round(pos.shape[0] ** 0.5)
+        pos = F.interpolate(pos.reshape(1, s, s, -1).permute(0, 3, 1, 2), size=(hf, wf), mode="bicubic")[0]
+        feats = (raw + pos).reshape(raw.shape[0], -1).numpy()
+    weights = cv2.resize(mask.astype(np.float32), (wf, hf), interpolation=cv2.INTER_AREA).reshape(-1)
+    pooled = (feats * weights).sum(1) / weights.sum()
+    ap = visual.attnpool
     with torch.no_grad():
         region = ap.c_proj(ap.v_proj(torch.as_tensor(pooled[None], dtype=torch.float32)))
         region = F.normalize(region, dim=-1).numpy()[0]
@@ -107,7 +116,7 @@ def test_labels_equal_an_independent_argmax(sam_model, tiny_clip_factory, coco_i
     eng = Engine(sam_model, clf, vocab, topk=5)
     assert eng.has_labels and "random weights" in eng.labels_unavailable
     eng.set_image(image)
-    dense = eng._current.clip_dense
+    grid = tuple(eng._current.clip_dense.shape[1:])
     for ann in anns[:4]:
         x, y, bw, bh = ann["bbox"]
         result = eng.predict(box=np.array([x, y, x + bw, y + bh]))
@@ -117,9 +126,34 @@ def test_labels_equal_an_independent_argmax(sam_model, tiny_clip_factory, coco_i
         assert all(vocab.ids[vocab.index_of(s.name)] == s.category_id for s in result.labels)
         # the same mask through an independent computation gives the same top label
         suggested = eng.suggest_labels(result.mask)
-        ranking = _independent_ranking(clf, vocab, dense, result.mask)
+        ranking = _independent_ranking(clf, vocab, image, grid, result.mask)
         assert suggested[0].name == vocab.names[ranking[0]]
         assert [s.name for s in suggested] == [vocab.names[i] for i in ranking[:5]]
+
+
+def test_large_vocabulary_half_precision_scan_is_exact(sam_model, tiny_clip_factory, coco_image):
+    """Over 2048 classes the scan runs in float16, then rescoring makes the top-k exact."""
+    from annotator.engine import HALF_SCAN_MIN_CLASSES
+
+    image, anns = coco_image
+    vocab = load_vocabulary("imagenet21k")
+    assert len(vocab) > HALF_SCAN_MIN_CLASSES
+    torch.manual_seed(1)
+    text = F.normalize(torch.randn(len(vocab), 32), dim=-1)
+    eng = Engine(sam_model, tiny_clip_factory("tiny_rn_clip"), vocab, topk=5, text_embeddings=text)
+    assert eng._text_half is not None
+    eng.set_image(image)
+    for ann in anns[:4]:
+        x, y, bw, bh = ann["bbox"]
+        mask = eng.predict(box=np.array([x, y, x + bw, y + bh])).mask
+        got = eng.suggest_labels(mask)
+        hf, wf = eng._current.clip_dense.shape[1:]
+        weights = cv2.resize(mask.astype(np.float32), (wf, hf), interpolation=cv2.INTER_AREA)
+        region = eng.classifier.mask_embeddings(eng._current.clip_dense, weights[None])[0]
+        probs = torch.softmax(text @ region * 100.0, dim=0)
+        top = torch.topk(probs, 5)
+        assert [s.name for s in got] == [vocab.names[i] for i in top.indices.tolist()]
+        np.testing.assert_allclose([s.score for s in got], top.values.numpy(), rtol=2e-3)
 
 
 def test_convnext_whole_image_pooling_equals_clip_image_embedding(tiny_clip_factory):

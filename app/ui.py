@@ -250,17 +250,19 @@ def build_ui(ws: Workspace) -> gr.Blocks:
                 export_status = gr.Markdown(elem_id="export-status")
 
         view = [canvas, prompt, suggestions, label, table, status]
-        image_pick.change(ui.open_image, image_pick, view)
+        # The engine holds one current image: every event that touches it runs one at a time.
+        serial = {"concurrency_id": "engine", "concurrency_limit": 1}
+        image_pick.change(ui.open_image, image_pick, view, **serial)
         prev_btn.click(lambda k: ui.step_image(k, -1), image_pick, image_pick)
         next_btn.click(lambda k: ui.step_image(k, 1), image_pick, image_pick)
-        canvas.select(ui.click, [prompt, mode], view)
-        undo_btn.click(ui.undo, prompt, view)
-        clear_btn.click(ui.clear, prompt, view)
+        canvas.select(ui.click, [prompt, mode], view, **serial)
+        undo_btn.click(ui.undo, prompt, view, **serial)
+        clear_btn.click(ui.clear, prompt, view, **serial)
         suggestions.change(lambda v: gr.update() if v is None else gr.update(value=v), suggestions, label)
-        accept_btn.click(ui.accept, [prompt, label], view)
-        delete_btn.click(ui.delete, [prompt, ann_id], view)
-        relabel_btn.click(ui.relabel, [prompt, ann_id, label], view)
-        export_btn.click(ui.export, fmt, [export_file, export_status])
+        accept_btn.click(ui.accept, [prompt, label], view, **serial)
+        delete_btn.click(ui.delete, [prompt, ann_id], view, **serial)
+        relabel_btn.click(ui.relabel, [prompt, ann_id, label], view, **serial)
+        export_btn.click(ui.export, fmt, [export_file, export_status], **serial)
         # A reload (or restart) comes back to the image worked on last, with its annotations.
-        demo.load(lambda: ws.last_image(), None, image_pick).then(ui.open_image, image_pick, view)
+        demo.load(lambda: ws.last_image(), None, image_pick).then(ui.open_image, image_pick, view, **serial)
     return demo

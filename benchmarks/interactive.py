@@ -1,0 +1,142 @@
+"""Per-click latency and image-switch time: our engine vs the plain SamPredictor, same run.
+
+    python benchmarks/interactive.py --images ../shared/data/coco_tiny_val/images \\
+        --gt ../shared/data/coco_tiny_val/instances.json --limit 20
+
+A click is one positive point at the interior point of a ground-truth instance farthest
+from its boundary. "Ours" times ``Engine.predict``: mask at the original resolution plus the
+top-5 labels over the 21,843-class ImageNet-21k vocabulary (CLIP RN50 mask pooling).
+"Plain" times ``SamPredictor.predict`` (mask only, multimask as SAM advises for one point).
+
+CLIP weights do not reach every machine: ``--clip-weights random`` (the default when the
+real ones are missing) runs RN50's exact architecture with random weights and random
+unit text embeddings of the vocabulary's size.  The timings are then real; the labels are
+not, and are not reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from annotator.clip_regions import ClipRegionClassifier, ClipSpec, ClipUnavailable
+from annotator.engine import Engine
+from annotator.evaluation import farthest_interior_point
+from annotator.images import load_image
+from annotator.sam import load_sam
+from annotator.vocabulary import load_vocabulary
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values) * 1000.0, q))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--images", required=True)
+    ap.add_argument("--gt", required=True, help="COCO instances JSON for the click points")
+    ap.add_argument("--limit", type=int, default=20, help="number of images")
+    ap.add_argument("--clicks", type=int, default=5, help="clicks per image")
+    ap.add_argument("--vocab", default="imagenet21k")
+    ap.add_argument("--clip-weights", choices=["auto", "random", "none"], default="auto")
+    ap.add_argument("--json", help="write the figures here too")
+    args = ap.parse_args()
+
+    from mobile_sam import SamPredictor
+    from pycocotools.coco import COCO
+
+    torch.set_grad_enabled(False)
+    sam = load_sam("vit_t", device="cpu")
+    vocab = load_vocabulary(args.vocab)
+    clf, clip_note = None, "no CLIP"
+    if args.clip_weights != "none":
+        try:
+            if args.clip_weights == "random":
+                raise ClipUnavailable("random weights asked for")
+            clf = ClipRegionClassifier(ClipSpec("RN50", "openai", 672), "cpu")
+            engine = Engine(sam, clf, vocab)
+            clip_note = "CLIP RN50/openai"
+        except ClipUnavailable:
+            torch.manual_seed(0)
+            clf = ClipRegionClassifier(ClipSpec("RN50", None, 672), "cpu")
+            dim = clf.model.text_projection.shape[1]
+            text = torch.nn.functional.normalize(torch.randn(len(vocab), dim), dim=-1)
+            engine = Engine(sam, clf, vocab, text_embeddings=text)
+            clip_note = "CLIP RN50 architecture, random weights (timing only)"
+    if clf is None:
+        engine = Engine(sam)
+    plain = SamPredictor(sam)
+
+    coco = COCO(args.gt)
+    ours_click, plain_click, ours_set, plain_set, ours_switch = [], [], [], [], []
+    images = []
+    for img_id in sorted(coco.getImgIds())[: args.limit]:
+        info = coco.loadImgs(img_id)[0]
+        image = load_image(Path(args.images) / info["file_name"])
+        anns = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=img_id, iscrowd=False)) if a["area"] > 0]
+        points = [farthest_interior_point(coco.annToMask(a).astype(bool)) for a in anns[: args.clicks]]
+        images.append(image)
+        t = time.perf_counter()
+        engine.set_image(image)
+        ours_set.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        plain.set_image(image)
+        plain_set.append(time.perf_counter() - t)
+        for px, py in points:
+            pc, pl = np.array([[px, py]]), np.array([1])
+            t = time.perf_counter()
+            engine.predict(point_coords=pc, point_labels=pl)
+            ours_click.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            plain.predict(point_coords=pc, point_labels=pl, multimask_output=True)
+            plain_click.append(time.perf_counter() - t)
+    for image in images:  # switching back to an image seen before
+        t = time.perf_counter()
+        engine.set_image(image)
+        ours_switch.append(time.perf_counter() - t)
+
+    figures = {
+        "device": "cpu",
+        "threads": torch.get_num_threads(),
+        "images": len(images),
+        "clicks": len(ours_click),
+        "labels": clip_note,
+        "vocabulary": f"{vocab.name} ({len(vocab)} classes)",
+        "ours_click_p50_ms": pct(ours_click, 50),
+        "ours_click_p95_ms": pct(ours_click, 95),
+        "plain_click_p50_ms": pct(plain_click, 50),
+        "plain_click_p95_ms": pct(plain_click, 95),
+        "ours_new_image_p50_ms": pct(ours_set, 50),
+        "plain_set_image_p50_ms": pct(plain_set, 50),
+        "ours_switch_back_p50_ms": pct(ours_switch, 50),
+        "plain_switch_back_p50_ms": pct(plain_set, 50),
+    }
+    print(f"MobileSAM on CPU ({figures['threads']} threads), {len(images)} COCO photos, {len(ours_click)} clicks")
+    print(f"labels: {clip_note}; vocabulary {figures['vocabulary']}")
+    print(f"{'':28}{'ours':>14}{'plain SamPredictor':>22}")
+    print(f"{'click p50 (ms)':28}{figures['ours_click_p50_ms']:>14.1f}{figures['plain_click_p50_ms']:>22.1f}")
+    print(f"{'click p95 (ms)':28}{figures['ours_click_p95_ms']:>14.1f}{figures['plain_click_p95_ms']:>22.1f}")
+    print(f"{'  ours = mask + top-5 labels; plain = mask only':28}")
+    print(
+        f"{'new image p50 (ms)':28}{figures['ours_new_image_p50_ms']:>14.1f}{figures['plain_set_image_p50_ms']:>22.1f}"
+    )
+    print(
+        f"{'switch back p50 (ms)':28}{figures['ours_switch_back_p50_ms']:>14.1f}{figures['plain_switch_back_p50_ms']:>22.1f}"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    sys.exit(main())

@@ -70,16 +70,16 @@ class _ChannelsLastUpscaler:
         return cls(w1, b1.repeat(4), ln.weight.detach(), ln.bias.detach(), ln.eps, act1, w2, b2.repeat(4), act2)
 
     def __call__(self, tokens: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
-        """tokens: (h, w, C) decoder image tokens; hyper: (K, C2) → (K, 4h, 4w) mask logits."""
-        h, w, c = tokens.shape
+        """tokens: (B, h, w, C) decoder image tokens; hyper: (B, K, C2) → (B, K, 4h, 4w) logits."""
+        b, h, w, c = tokens.shape
         c1 = self.ln_w.shape[0]
-        x = torch.addmm(self.b1, tokens.reshape(-1, c), self.w1).reshape(-1, c1)  # (h*w*4, C1)
+        x = torch.addmm(self.b1, tokens.reshape(-1, c), self.w1).reshape(-1, c1)  # (B*h*w*4, C1)
         x = self.act1(F.layer_norm(x, (c1,), self.ln_w, self.ln_b, self.ln_eps))
-        x = self.act2(torch.addmm(self.b2, x, self.w2)).reshape(-1, hyper.shape[1])  # (h*w*16, C2)
-        logits = x @ hyper.T  # (h*w*16, K) in order [i, j, di, dj, ei, ej]
-        k = hyper.shape[0]
-        logits = logits.reshape(h, w, 2, 2, 2, 2, k).permute(6, 0, 2, 4, 1, 3, 5)
-        return logits.reshape(k, 4 * h, 4 * w)
+        x = self.act2(torch.addmm(self.b2, x, self.w2)).reshape(b, -1, hyper.shape[2])  # (B, h*w*16, C2)
+        logits = x @ hyper.transpose(1, 2)  # (B, h*w*16, K) in order [i, j, di, dj, ei, ej]
+        k = hyper.shape[1]
+        logits = logits.reshape(b, h, w, 2, 2, 2, 2, k).permute(0, 7, 1, 3, 5, 2, 4, 6)
+        return logits.reshape(b, k, 4 * h, 4 * w)
 
 
 def load_sam(model_type: str = "vit_t", checkpoint: str | Path | None = None, device: str = "cpu") -> torch.nn.Module:
@@ -311,11 +311,25 @@ class SamPromptDecoder:
                 1, 1, LOW_RES, LOW_RES
             )
         sparse, dense = model.prompt_encoder(points=pts, boxes=boxes, masks=masks_t)
+        hs, keys = self._run_transformer(emb, sparse, None if masks_t is None else dense)
+        idx = list(range(1, dec.num_mask_tokens)) if multimask_output else [0]
+        logits = self._mask_logits(emb, hs, keys, idx)[0]
+        iou = dec.iou_prediction_head(hs[:, 0])[0, idx]
+        full = torch.full((len(idx), LOW_RES, LOW_RES), PAD_LOGIT, dtype=torch.float32, device=self.device)
+        full[:, : logits.shape[1], : logits.shape[2]] = logits
+        return DecodedMasks(full.cpu().numpy(), iou.float().cpu().numpy())
+
+    def _run_transformer(self, emb: SamImageEmbedding, sparse: torch.Tensor, dense: torch.Tensor | None):
+        """Two-way transformer for B prompts: sparse (B, T, C) → hs (B, 5 + T, C), keys (B, 4096, C).
+
+        ``dense=None`` means no mask input: the cached first block applies.
+        """
+        dec = self.model.mask_decoder
         out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)[None]
-        tokens = torch.cat([out_tokens, sparse], dim=1)
+        tokens = torch.cat([out_tokens.expand(sparse.shape[0], -1, -1), sparse], dim=1)
         tr = dec.transformer
         key_pe = self._key_pe
-        if masks_t is None:  # dense prompt is no_mask_embed: the cached first block applies
+        if dense is None:
             queries, keys = self._first_block(emb, tokens)
             layers = tr.layers[1:]
         else:
@@ -324,17 +338,51 @@ class SamPromptDecoder:
         for layer in layers:
             queries, keys = _two_way_block(layer, queries, keys, tokens, key_pe)
         attn_out = _attention(tr.final_attn_token_to_image, queries + tokens, keys + key_pe, keys)
-        hs = tr.norm_final_attn(queries + attn_out)
+        return tr.norm_final_attn(queries + attn_out), keys
 
-        idx = list(range(1, dec.num_mask_tokens)) if multimask_output else [0]
+    def _mask_logits(self, emb: SamImageEmbedding, hs: torch.Tensor, keys: torch.Tensor, idx: list[int]):
+        """(B, K, 4hv, 4wv) low-res logits over the unpadded region for mask tokens ``idx``."""
+        dec = self.model.mask_decoder
         hv, wv = math.ceil(emb.input_size[0] / 16), math.ceil(emb.input_size[1] / 16)
-        side = model.prompt_encoder.image_embedding_size
-        hyper = torch.stack([dec.output_hypernetworks_mlps[i](hs[0, 1 + i]) for i in idx])  # (K, 32)
-        logits = self._upscaler(keys[0].reshape(side[0], side[1], -1)[:hv, :wv], hyper)
-        iou = dec.iou_prediction_head(hs[:, 0])[0, idx]
-        full = torch.full((len(idx), LOW_RES, LOW_RES), PAD_LOGIT, dtype=torch.float32, device=self.device)
-        full[:, : logits.shape[1], : logits.shape[2]] = logits
-        return DecodedMasks(full.cpu().numpy(), iou.float().cpu().numpy())
+        side = self.model.prompt_encoder.image_embedding_size
+        hyper = torch.stack([dec.output_hypernetworks_mlps[i](hs[:, 1 + i]) for i in idx], dim=1)  # (B, K, 32)
+        tokens = keys.reshape(keys.shape[0], side[0], side[1], -1)[:, :hv, :wv]
+        return self._upscaler(tokens, hyper)
+
+    @torch.inference_mode()
+    def decode_points(
+        self, emb: SamImageEmbedding, point_coords: np.ndarray, min_iou: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Decode B single-point prompts at once (three candidates each), for automatic masks.
+
+        Candidates whose predicted IoU is below ``min_iou`` are dropped before the mask
+        upscaler runs, so their masks are never computed.
+
+        Args:
+            point_coords: (B, 2) float, (X, Y) pixels of the original image, one positive each.
+        Returns:
+            ``(logits, iou, prompt_index)``: (M, 4hv, 4wv) float32 low-res logits of the
+            unpadded region (see :meth:`SamImageEmbedding.valid_low_res`), (M,) predicted IoU,
+            (M,) index of the prompt each candidate came from.
+        """
+        dec = self.model.mask_decoder
+        coords = self.transform.apply_coords(
+            np.asarray(point_coords, dtype=np.float64).reshape(-1, 2), emb.original_size
+        )
+        pts = torch.as_tensor(coords, dtype=torch.float, device=self.device)[:, None]
+        labels = torch.ones(pts.shape[0], 1, dtype=torch.int, device=self.device)
+        sparse, _ = self.model.prompt_encoder(points=(pts, labels), boxes=None, masks=None)
+        hs, keys = self._run_transformer(emb, sparse, None)
+        idx = list(range(1, dec.num_mask_tokens))
+        iou = dec.iou_prediction_head(hs[:, 0])[:, idx]  # (B, 3)
+        keep = iou.max(dim=1).values >= min_iou
+        b_idx = torch.nonzero(keep)[:, 0]
+        if len(b_idx) == 0:
+            empty = torch.zeros(0, device=self.device)
+            return empty.reshape(0, 0, 0), empty, empty.long()
+        logits = self._mask_logits(emb, hs[b_idx], keys[b_idx], idx)  # (B', 3, h, w)
+        prompt = b_idx[:, None].expand(-1, len(idx)).reshape(-1)
+        return logits.flatten(0, 1), iou[b_idx].reshape(-1), prompt
 
 
 def upsample_logits(

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .clip_regions import DEFAULT_TEMPLATES, ClipRegionClassifier, ClipSpec, ClipUnavailable
+from .everything.patches import PatchConfig, Patches, generate_patches
 from .sam import DecodedMasks, SamImageEmbedding, SamPromptDecoder, load_sam, upsample_logits
 from .vocabulary import Vocabulary, load_vocabulary
 
@@ -298,6 +299,16 @@ class Engine:
         if state.clip_dense is None:
             return self._rank(self.classifier.crop_embedding(self._current_image, mask))
         return self._rank(self._pool(state, mask.astype(np.float32)))
+
+    def segment_everything(self, config: PatchConfig | None = None) -> Patches:
+        """Automatic SAM patches of the current image (see :mod:`annotator.everything.patches`).
+
+        Raises:
+            RuntimeError: ``set_image`` was not called.
+        """
+        if self._current is None:
+            raise RuntimeError("call set_image before segment_everything")
+        return generate_patches(self.decoder, self._current.sam, config or PatchConfig())
 
     def suggest_labels(self, mask: np.ndarray) -> list[LabelScore]:
         """Top-k labels for any (H, W) bool mask of the current image (e.g. an edited one).

@@ -1,9 +1,12 @@
-"""Prompted-mask evaluation against COCO-format ground truth.
+"""Evaluation against COCO-format ground truth: prompted masks and everything mode.
 
 For every ground-truth instance the engine is prompted with its box (``prompt-box``) or with
 the interior point farthest from the mask boundary (``prompt-point``, the protocol of
 Open-Vocabulary SAM), and the IoU of the predicted mask with the ground-truth mask is recorded.
 Ground-truth masks are decoded by pycocotools (polygons and RLE, crowd regions included).
+
+Everything mode is scored class-agnostically with pycocotools' COCOeval (``useCats=0``,
+segmentation IoU): AR@10, AR@100 and AP of the automatic patches, scored by predicted IoU.
 """
 
 from __future__ import annotations
@@ -17,14 +20,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 from tqdm import tqdm
 
 from .engine import Engine
+from .everything.patches import PatchConfig
 from .images import ImageLoadError, load_image
+from .masks import encode_rle
 
 log = logging.getLogger(__name__)
 
 PROMPT_TASKS = ("prompt-box", "prompt-point")
+TASKS = (*PROMPT_TASKS, "everything")
 
 
 @dataclass(frozen=True)
@@ -138,4 +145,57 @@ def evaluate_prompts(
     for t in out:
         out[t]["images"] = n_images
         out[t]["seconds_per_image"] = elapsed / max(n_images, 1)
+    return out
+
+
+def class_agnostic_scores(gt: COCO, detections: list[dict], img_ids: list[int]) -> dict:
+    """COCOeval (segm, ``useCats=0``) of detections ``{image_id, segmentation (RLE), score}``.
+
+    Returns:
+        ``{"AP", "AR@10", "AR@100"}`` in percent (0 when there are no detections).
+    """
+    if not detections:
+        return {"AP": 0.0, "AR@10": 0.0, "AR@100": 0.0}
+    dets = [{**d, "category_id": d.get("category_id", 1)} for d in detections]
+    ev = COCOeval(gt, gt.loadRes(dets), "segm")
+    ev.params.imgIds = list(img_ids)
+    ev.params.useCats = 0
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    return {"AP": 100.0 * ev.stats[0], "AR@10": 100.0 * ev.stats[7], "AR@100": 100.0 * ev.stats[8]}
+
+
+def evaluate_everything(
+    engine: Engine,
+    images_dir: str | Path,
+    gt_json: str | Path,
+    limit: int | None = None,
+    config: PatchConfig | None = None,
+    progress: bool = True,
+) -> dict:
+    """Class-agnostic AR@10 / AR@100 / AP of the engine's automatic patches, and seconds per image.
+
+    Unreadable images are logged and skipped.
+    """
+    coco = COCO(str(gt_json))
+    img_ids, detections, seconds = [], [], []
+    for img_id in tqdm(sorted(coco.getImgIds())[:limit], desc="images", disable=not progress):
+        info = coco.loadImgs(img_id)[0]
+        try:
+            image = load_image(Path(images_dir) / info["file_name"])
+        except ImageLoadError as exc:
+            log.warning("skipped: %s", exc)
+            continue
+        start = time.perf_counter()
+        engine.set_image(image)
+        patches = engine.segment_everything(config)
+        seconds.append(time.perf_counter() - start)
+        img_ids.append(img_id)
+        for mask, score in zip(patches.masks, patches.predicted_iou, strict=True):
+            detections.append({"image_id": img_id, "segmentation": encode_rle(mask), "score": float(score)})
+    out = class_agnostic_scores(coco, detections, img_ids)
+    out.update(
+        images=len(img_ids), patches=len(detections), seconds_per_image=float(np.mean(seconds)) if seconds else 0.0
+    )
     return out

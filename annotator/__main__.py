@@ -1,0 +1,72 @@
+"""Command line: ``python -m annotator eval ...`` (see ``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .evaluation import TASKS, evaluate_everything, evaluate_prompts
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .engine import EngineConfig, build_engine
+    from .everything.patches import PatchConfig
+
+    engine = build_engine(
+        EngineConfig(
+            sam=args.sam,
+            sam_checkpoint=args.sam_checkpoint,
+            clip_model=args.clip,
+            clip_pretrained=args.clip_pretrained,
+            vocab=args.vocab or args.gt,
+            device=args.device,
+        )
+    )
+    if args.task == "everything":
+        result = {
+            "everything": evaluate_everything(
+                engine, args.images, args.gt, args.limit, PatchConfig(points_per_side=args.points_per_side)
+            )
+        }
+    else:
+        result = evaluate_prompts(engine, args.images, args.gt, (args.task,), args.limit)
+    for task, row in result.items():
+        print(f"\n{task}")
+        for key, value in row.items():
+            shown = (
+                "n/a (no CLIP weights)" if value is None else (f"{value:.2f}" if isinstance(value, float) else value)
+            )
+            print(f"  {key:18} {shown}")
+    if args.json:
+        from .fileio import atomic_write_json
+
+        atomic_write_json(args.json, result, indent=2)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m annotator", description="OV-SAM annotator tools")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    ev = sub.add_parser("eval", help="score the engine against COCO-format ground truth")
+    ev.add_argument("--task", choices=TASKS, required=True,
+                    help="prompt-box / prompt-point: mean IoU of prompted masks (+ label accuracy with CLIP); "
+                    "everything: class-agnostic AR@10, AR@100, AP of the automatic patches")  # fmt: skip
+    ev.add_argument("--images", required=True, help="folder of the images named in --gt")
+    ev.add_argument("--gt", required=True, help="COCO instances JSON")
+    ev.add_argument("--limit", type=int, help="first N images (by id)")
+    ev.add_argument("--json", help="also write the figures to this file")
+    ev.add_argument("--sam", default="vit_t", choices=["vit_t", "vit_b", "vit_l", "vit_h"])
+    ev.add_argument("--sam-checkpoint")
+    ev.add_argument("--clip", default="auto", help="open_clip model, 'auto' or 'none'")
+    ev.add_argument("--clip-pretrained")
+    ev.add_argument("--vocab", help="vocabulary for label accuracy (default: the --gt categories)")
+    ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ev.add_argument("--points-per-side", type=int, default=32, help="everything: grid density")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return _eval(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Automatic SAM patches against segment-anything's SamAutomaticMaskGenerator, same settings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torchvision.ops import box_iou
+
+from annotator.evaluation import class_agnostic_scores
+from annotator.everything.patches import PatchConfig
+from annotator.images import load_image
+from annotator.masks import encode_rle
+
+from .conftest import ROOT
+
+CONFIG = PatchConfig(points_per_side=16)  # the reference's defaults otherwise
+N_IMAGES = 2
+
+
+@pytest.fixture(scope="module")
+def patches_and_reference(engine, sam_model, coco_tiny, coco_gt):
+    from mobile_sam import SamAutomaticMaskGenerator
+
+    reference = SamAutomaticMaskGenerator(sam_model, points_per_side=CONFIG.points_per_side)
+    ids = sorted(coco_gt.getImgIds())[:N_IMAGES]
+    ours, theirs, patches = [], [], {}
+    for img_id in ids:
+        image = load_image(coco_tiny / "images" / coco_gt.loadImgs(img_id)[0]["file_name"])
+        engine.set_image(image)
+        p = engine.segment_everything(CONFIG)
+        patches[img_id] = p
+        ours += [
+            {"image_id": img_id, "segmentation": encode_rle(m), "score": float(s)}
+            for m, s in zip(p.masks, p.predicted_iou, strict=True)
+        ]
+        for r in reference.generate(image):
+            theirs.append(
+                {"image_id": img_id, "segmentation": encode_rle(r["segmentation"]), "score": r["predicted_iou"]}
+            )
+    return ids, patches, ours, theirs
+
+
+def test_recall_at_least_the_reference(patches_and_reference, coco_gt):
+    ids, _, ours, theirs = patches_and_reference
+    ours_scores = class_agnostic_scores(coco_gt, ours, ids)
+    ref_scores = class_agnostic_scores(coco_gt, theirs, ids)
+    print(
+        f"AR@100 ours {ours_scores['AR@100']:.2f} ({len(ours)} patches), reference {ref_scores['AR@100']:.2f} ({len(theirs)})"
+    )
+    assert ours_scores["AR@100"] >= ref_scores["AR@100"]
+    assert abs(len(ours) - len(theirs)) <= 0.15 * len(theirs)
+
+
+def test_patch_invariants(patches_and_reference):
+    _, patches, _, _ = patches_and_reference
+    for p in patches.values():
+        assert len(p) > 5
+        assert np.all(np.diff(p.predicted_iou) <= 0)  # best first
+        assert p.predicted_iou.min() >= CONFIG.pred_iou_thresh
+        assert p.stability.min() >= CONFIG.stability_score_thresh
+        for mask, box in zip(p.masks, p.boxes, strict=True):
+            ys, xs = np.nonzero(mask)
+            assert list(box) == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+        overlap = box_iou(torch.as_tensor(p.boxes), torch.as_tensor(p.boxes)).fill_diagonal_(0)
+        assert overlap.max() <= CONFIG.box_nms_thresh
+
+
+def test_eval_command_everything(coco_tiny, tmp_path):
+    out = tmp_path / "scores.json"
+    cmd = [sys.executable, "-m", "annotator", "eval", "--task", "everything", "--clip", "none",
+           "--images", str(coco_tiny / "images"), "--gt", str(coco_tiny / "instances.json"),
+           "--limit", "1", "--points-per-side", "8", "--json", str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "AR@100" in proc.stdout
+    scores = json.loads(out.read_text())["everything"]
+    assert scores["images"] == 1 and scores["patches"] > 0 and 0 < scores["AR@100"] <= 100

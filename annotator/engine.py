@@ -300,15 +300,20 @@ class Engine:
             return self._rank(self.classifier.crop_embedding(self._current_image, mask))
         return self._rank(self._pool(state, mask.astype(np.float32)))
 
-    def segment_everything(self, config: PatchConfig | None = None) -> Patches:
+    def segment_everything(self, config: PatchConfig | None = None, progress=None) -> Patches:
         """Automatic SAM patches of the current image (see :mod:`annotator.everything.patches`).
 
+        Args:
+            config: grid and thresholds; ``None`` = a 32×32 grid on CUDA, 16×16 on a CPU.
+            progress: optional callable taking the fraction done.
         Raises:
             RuntimeError: ``set_image`` was not called.
         """
         if self._current is None:
             raise RuntimeError("call set_image before segment_everything")
-        return generate_patches(self.decoder, self._current.sam, config or PatchConfig())
+        if config is None:
+            config = PatchConfig(points_per_side=32 if self.device.type == "cuda" else 16)
+        return generate_patches(self.decoder, self._current.sam, config, progress)
 
     def suggest_labels(self, mask: np.ndarray) -> list[LabelScore]:
         """Top-k labels for any (H, W) bool mask of the current image (e.g. an edited one).

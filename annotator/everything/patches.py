@@ -4,17 +4,19 @@ Follows ``segment_anything.SamAutomaticMaskGenerator`` (Kirillov et al., 2023): 
 prompts, three candidates each, predicted-IoU and stability-score filtering, box NMS. Faster:
 
 - candidates under the predicted-IoU threshold are dropped before the mask upscaler runs;
-- stability scores, boxes and a first NMS are computed on the low-res logits (the unpadded
-  256-grid); only the survivors are upsampled to the original resolution, where a second NMS
-  on their exact boxes settles what the coarse boxes could not.
+- stability scores are computed on the low-res logits (the unpadded 256-grid), boxes for NMS
+  on those logits upsampled to the input scale, and only the survivors of NMS are upsampled to
+  the original resolution.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torchvision.ops import nms
 
 from ..sam import LOW_RES, PAD_LOGIT, SamImageEmbedding, SamPromptDecoder, upsample_logits
@@ -94,13 +96,32 @@ def _low_res_boxes(masks: torch.Tensor) -> torch.Tensor:
     return torch.stack([x0, y0, x1, y1], dim=1).float()
 
 
-def generate_patches(decoder: SamPromptDecoder, emb: SamImageEmbedding, config: PatchConfig = PatchConfig()) -> Patches:
+def _input_scale_boxes(logits: torch.Tensor, emb: SamImageEmbedding, chunk: int = 32) -> torch.Tensor:
+    """(M, h, w) low-res logits → (M, 4) XYXY boxes in original pixels, from the logits upsampled
+    4× (bilinear, as SAM's postprocessing does) to the resized input's scale."""
+    height, width = emb.original_size
+    in_h, in_w = emb.input_size
+    scale = torch.tensor([width / in_w, height / in_h, width / in_w, height / in_h], device=logits.device)
+    boxes = []
+    for start in range(0, len(logits), chunk):
+        up = F.interpolate(logits[start : start + chunk, None], scale_factor=4, mode="bilinear", align_corners=False)
+        boxes.append(_low_res_boxes(up[:, 0, :in_h, :in_w] > 0))
+    return torch.cat(boxes) * scale
+
+
+def generate_patches(
+    decoder: SamPromptDecoder,
+    emb: SamImageEmbedding,
+    config: PatchConfig = PatchConfig(),
+    progress: Callable[[float], None] | None = None,
+) -> Patches:
     """Automatic SAM patches for one encoded image (see module doc).
 
     Args:
         decoder: the prompt decoder of the SAM that encoded ``emb``.
         emb: from :meth:`SamPromptDecoder.encode`.
         config: thresholds and grid.
+        progress: called with the fraction of grid points decoded, after each batch.
     Returns:
         :class:`Patches`, sorted by predicted IoU, highest first.
     """
@@ -109,6 +130,8 @@ def generate_patches(decoder: SamPromptDecoder, emb: SamImageEmbedding, config: 
     rows, cols = emb.valid_low_res
     kept_logits, kept_iou, kept_stab, kept_pts = [], [], [], []
     for start in range(0, len(points), config.points_per_batch):
+        if progress is not None:
+            progress(start / len(points))
         batch = points[start : start + config.points_per_batch]
         logits, iou, prompt = decoder.decode_points(emb, batch, min_iou=config.pred_iou_thresh)
         if len(iou) == 0:
@@ -131,10 +154,9 @@ def generate_patches(decoder: SamPromptDecoder, emb: SamImageEmbedding, config: 
         )
     logits = torch.cat(kept_logits)
     iou, stab, pts = torch.cat(kept_iou), torch.cat(kept_stab), torch.cat(kept_pts)
-    boxes = _low_res_boxes(logits > 0)
-    nonempty = boxes[:, 2] > boxes[:, 0]
-    keep = torch.nonzero(nonempty)[:, 0]
-    keep = keep[nms(boxes[keep], iou[keep], config.box_nms_thresh)]
+    boxes = _input_scale_boxes(logits, emb)
+    keep = torch.nonzero(boxes[:, 2] > boxes[:, 0])[:, 0]
+    keep = keep[nms(boxes[keep], iou[keep], config.box_nms_thresh)]  # best first
     masks, out_boxes = [], []
     logits_np = logits.cpu().numpy()
     for i in keep.tolist():
@@ -144,18 +166,14 @@ def generate_patches(decoder: SamPromptDecoder, emb: SamImageEmbedding, config: 
     masks_np = np.stack(masks) if masks else np.zeros((0, height, width), bool)
     good = masks_np.reshape(len(masks_np), -1).sum(1) >= max(1, config.min_mask_region_area)
     masks_np = masks_np[good]
-    keep_np = keep.cpu().numpy()[good]
+    final = keep.cpu().numpy()[good]
     for m in masks_np:
         ys, xs = np.nonzero(m)
         out_boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-    boxes_np = np.asarray(out_boxes, dtype=np.float32).reshape(-1, 4)
-    scores_np = iou.cpu().numpy()[keep_np]
-    # NMS again on the exact boxes: low-res boxes are coarse for small patches
-    final = nms(torch.as_tensor(boxes_np), torch.as_tensor(scores_np), config.box_nms_thresh).numpy()  # best first
     return Patches(
-        masks=masks_np[final],
-        predicted_iou=scores_np[final].astype(np.float32),
-        stability=stab.cpu().numpy()[keep_np][final].astype(np.float32),
-        boxes=boxes_np[final],
-        points=pts.cpu().numpy()[keep_np][final],
+        masks=masks_np,
+        predicted_iou=iou.cpu().numpy()[final].astype(np.float32),
+        stability=stab.cpu().numpy()[final].astype(np.float32),
+        boxes=np.asarray(out_boxes, dtype=np.float32).reshape(-1, 4),
+        points=pts.cpu().numpy()[final],
     )

@@ -136,11 +136,13 @@ class AnnotationStore:
         score: float | None = None,
         predicted_iou: float | None = None,
         prompt: dict | None = None,
+        save: bool = True,
     ) -> Annotation:
         """Accept a mask: store it and save.
 
         Args:
             image: image key; mask: (H, W) bool at the image's resolution.
+            save: write the store now; pass ``False`` when adding many, then call :meth:`save`.
         Raises:
             ValueError: empty mask or empty label.
         """
@@ -168,7 +170,8 @@ class AnnotationStore:
             )
             self._next_id += 1
             self.annotations[ann.id] = ann
-            self.save()
+            if save:
+                self.save()
         return ann
 
     def delete(self, ann_id: int) -> None:

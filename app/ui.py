@@ -194,6 +194,27 @@ class AnnotatorUI:
             text = f"Cannot relabel {ann_id}: {exc}"
         return self._view(prompt, self._predict(prompt), text)
 
+    def everything(self, prompt: dict, progress=gr.Progress()):  # noqa: B008 (gradio injects it)
+        """Segment the whole image; every patch becomes an editable annotation."""
+        key = prompt.get("image")
+        if key is None:
+            return self._view(_empty_prompt(self.ws.last_image()), None, "Pick an image first.")
+        self.ws.activate(key)
+        t0 = time.perf_counter()
+        patches = self.engine.segment_everything(progress=lambda f: progress(f, desc="Segmenting everything"))
+        for mask, iou, point in zip(patches.masks, patches.predicted_iou, patches.points, strict=True):
+            labels = self.engine.suggest_labels(mask)
+            label, score = (labels[0].name, labels[0].score) if labels else ("object", None)
+            prompt_info = {"everything": True, "points": [point.tolist()], "labels": [1]}
+            self.ws.store.add(key, mask, label, score=score, predicted_iou=float(iou), prompt=prompt_info, save=False)
+        self.ws.store.save()
+        how = "labelled by CLIP" if self.engine.has_labels else "labelled 'object'"
+        text = (
+            f"Everything: added {len(patches)} patches as annotations ({how}) in "
+            f"{time.perf_counter() - t0:.1f} s. Relabel or delete them by id."
+        )
+        return self._view(_empty_prompt(key), None, text)
+
     def export(self, fmt: str):
         n = len(self.ws.store.annotations)
         if n == 0:
@@ -218,6 +239,8 @@ def build_ui(ws: Workspace) -> gr.Blocks:
                 with gr.Row():
                     undo_btn = gr.Button("Undo", size="sm")
                     clear_btn = gr.Button("Clear", size="sm")
+                everything_btn = gr.Button("Everything", elem_id="everything")
+                gr.Markdown("Segments the whole image into annotations (about 12 s per photo on a CPU).")
             with gr.Column(scale=4):
                 canvas = gr.Image(
                     type="numpy",
@@ -260,6 +283,7 @@ def build_ui(ws: Workspace) -> gr.Blocks:
         clear_btn.click(ui.clear, prompt, view, **serial)
         suggestions.change(lambda v: gr.update() if v is None else gr.update(value=v), suggestions, label)
         accept_btn.click(ui.accept, [prompt, label], view, **serial)
+        everything_btn.click(ui.everything, prompt, view, **serial)
         delete_btn.click(ui.delete, [prompt, ann_id], view, **serial)
         relabel_btn.click(ui.relabel, [prompt, ann_id, label], view, **serial)
         export_btn.click(ui.export, fmt, [export_file, export_status], **serial)

@@ -85,3 +85,18 @@ def test_box_by_two_clicks_undo_accept_delete(ui_on_photos, coco_gt):
     path, text = ui.export("polygon")
     assert path.endswith("_coco.json") and "Exported 1" in text
     np.testing.assert_array_equal(out[0].shape[:2], ws.image.shape[:2])
+
+
+def test_everything_adds_editable_patches(ui_on_photos):
+    ui, ws, _ = ui_on_photos
+    _, prompt, *_ = ui.open_image("a.jpg")
+    ticks = []
+    out = ui.everything(prompt, progress=lambda f, desc=None: ticks.append(f))
+    saved = ws.store.for_image("a.jpg")
+    assert len(saved) > 5 and f"added {len(saved)} patches" in out[-1]
+    assert all(a.label == "object" and a.area > 0 and a.prompt["everything"] for a in saved)
+    assert ticks and ticks == sorted(ticks) and ticks[-1] < 1.0
+    assert len(out[4]) == len(saved)  # the table lists them
+    ui.delete(out[1], saved[0].id)
+    ui.relabel(out[1], saved[1].id, "table")
+    assert len(ws.store.for_image("a.jpg")) == len(saved) - 1 and ws.store.annotations[saved[1].id].label == "table"

@@ -24,6 +24,12 @@ def display_scale(height: int, width: int) -> float:
     return min(1.0, MAX_DISPLAY_SIDE / max(height, width))
 
 
+def fit_to_display(mask: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool mask of an image of ``original_size`` → the same mask at display resolution."""
+    s = display_scale(*original_size)
+    return _fit(mask, (max(1, round(original_size[0] * s)), max(1, round(original_size[1] * s))))
+
+
 def _fit(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if mask.shape == size:
         return mask
@@ -49,7 +55,8 @@ def render(
 
     Args:
         image: (H, W, 3) uint8 RGB original.
-        accepted: (annotation id, (H, W) bool mask, label) per accepted annotation.
+        accepted: (annotation id, bool mask, label) per accepted annotation; the mask at the
+            original or the display resolution (see :func:`fit_to_display`).
         current: (H, W) bool mask of the pending prompt.
         points, point_labels: prompt points in original pixels, 1 positive / 0 negative.
         box: prompt box XYXY in original pixels; corner: first corner of a box being drawn.

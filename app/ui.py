@@ -17,7 +17,7 @@ from annotator.images import ImageLoadError
 from annotator.masks import decode_rle
 from annotator.workspace import Workspace
 
-from .render import display_scale, render
+from .render import display_scale, fit_to_display, render
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ class AnnotatorUI:
     def __init__(self, ws: Workspace):
         self.ws = ws
         self.engine = ws.engine
+        # accepted masks at display resolution, by annotation id (masks never change once accepted)
+        self._display_masks: dict[int, np.ndarray] = {}
 
     # ---------------------------------------------------------------- helpers
     def _predict(self, prompt: dict):
@@ -50,7 +52,7 @@ class AnnotatorUI:
     def _canvas(self, prompt: dict, result=None) -> np.ndarray:
         key = prompt["image"]
         image = self.ws.activate(key)
-        accepted = [(a.id, decode_rle(a.rle), a.label) for a in self.ws.store.for_image(key)]
+        accepted = [(a.id, self._display_mask(a, image.shape[:2]), a.label) for a in self.ws.store.for_image(key)]
         return render(
             image,
             accepted,
@@ -60,6 +62,13 @@ class AnnotatorUI:
             prompt["box"],
             prompt["corner"],
         )
+
+    def _display_mask(self, ann, size: tuple[int, int]) -> np.ndarray:
+        mask = self._display_masks.get(ann.id)
+        if mask is None:
+            mask = fit_to_display(decode_rle(ann.rle), size)
+            self._display_masks[ann.id] = mask
+        return mask
 
     def _table(self, key: str) -> list[list]:
         rows = []
@@ -96,6 +105,7 @@ class AnnotatorUI:
     # ---------------------------------------------------------------- events
     def open_image(self, key: str):
         prompt = _empty_prompt(key)
+        self._display_masks.clear()
         try:
             t0 = time.perf_counter()
             image = self.ws.activate(key)

@@ -19,26 +19,25 @@ def encode_rle(mask: np.ndarray) -> dict:
     return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
 
 
+def _pycoco(rle: dict) -> dict:
+    """Our JSON RLE (counts as str) → the form pycocotools takes (counts as bytes)."""
+    counts = rle["counts"]
+    return {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+
+
 def decode_rle(rle: dict) -> np.ndarray:
     """COCO compressed RLE (counts as str or bytes) → (H, W) bool."""
-    counts = rle["counts"]
-    obj = {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-    return mask_utils.decode(obj).astype(bool)
+    return mask_utils.decode(_pycoco(rle)).astype(bool)
 
 
 def rle_area(rle: dict) -> int:
     """Pixel count of an RLE mask."""
-    counts = rle["counts"]
-    return int(
-        mask_utils.area({"size": list(rle["size"]), "counts": counts.encode() if isinstance(counts, str) else counts})
-    )
+    return int(mask_utils.area(_pycoco(rle)))
 
 
 def rle_bbox(rle: dict) -> list[float]:
     """Tight box of an RLE mask, COCO ``[x, y, width, height]`` in pixels."""
-    counts = rle["counts"]
-    obj = {"size": list(rle["size"]), "counts": counts.encode() if isinstance(counts, str) else counts}
-    return [float(v) for v in mask_utils.toBbox(obj)]
+    return [float(v) for v in mask_utils.toBbox(_pycoco(rle))]
 
 
 def _splice(outer: np.ndarray, hole: np.ndarray) -> np.ndarray:

@@ -51,6 +51,8 @@ class AnnotatorUI:
 
     def _canvas(self, prompt: dict, result=None) -> np.ndarray:
         key = prompt["image"]
+        if key is None:  # no readable image open (e.g. the last one failed to load)
+            return np.full((240, 320, 3), 235, np.uint8)
         image = self.ws.activate(key)
         accepted = [(a.id, self._display_mask(a, image.shape[:2]), a.label) for a in self.ws.store.for_image(key)]
         return render(
@@ -70,9 +72,9 @@ class AnnotatorUI:
             self._display_masks[ann.id] = mask
         return mask
 
-    def _table(self, key: str) -> list[list]:
+    def _table(self, key: str | None) -> list[list]:
         rows = []
-        for a in self.ws.store.for_image(key):
+        for a in self.ws.store.for_image(key) if key else []:
             score = "" if a.score is None else round(a.score, 3)
             iou = "" if a.predicted_iou is None else round(a.predicted_iou, 3)
             rows.append([a.id, a.label, score, iou, a.area])
@@ -111,15 +113,7 @@ class AnnotatorUI:
             image = self.ws.activate(key)
         except ImageLoadError as exc:
             log.warning("%s", exc)
-            blank = np.full((240, 320, 3), 235, np.uint8)
-            return (
-                blank,
-                _empty_prompt(None),
-                gr.update(choices=[], value=None),
-                gr.update(),
-                [],
-                self._status(f"❌ {exc}"),
-            )
+            return self._view(_empty_prompt(None), None, f"❌ {exc}")
         h, w = image.shape[:2]
         text = f"**{key}** — {w}×{h}, ready in {time.perf_counter() - t0:.2f} s. Click an object."
         return self._view(prompt, None, text)

@@ -43,6 +43,11 @@ def test_corrupt_image_is_reported_and_nothing_is_lost(ui_on_photos):
     assert prompt["image"] is None and canvas.ndim == 3
     out = ui.click(prompt, MODE_POS, SimpleNamespace(index=[5, 5]))  # a click after the failure
     assert "Pick an image" in out[-1]
+    # every button still answers with a message, not an exception
+    assert "Nothing to accept" in ui.accept(prompt, "thing")[-1]
+    assert "No annotation" in ui.delete(prompt, 999)[-1]
+    assert "Cannot relabel" in ui.relabel(prompt, 999, "x")[-1]
+    assert "Nothing to undo" in ui.undo(prompt)[-1]
     assert ws.store.for_image("a.jpg")[0].label == "thing"  # still there
 
 

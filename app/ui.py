@@ -244,7 +244,7 @@ def build_ui(ws: Workspace) -> gr.Blocks:
                     undo_btn = gr.Button("Undo", size="sm")
                     clear_btn = gr.Button("Clear", size="sm")
                 everything_btn = gr.Button("Everything", elem_id="everything")
-                gr.Markdown("Segments the whole image into annotations (10–20 s per photo on a CPU, about 1 s on a GPU).")
+                gr.Markdown("Segments the whole image into annotations (10–20 s per photo on a CPU).")
             with gr.Column(scale=4):
                 canvas = gr.Image(
                     type="numpy",

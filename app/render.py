@@ -24,12 +24,6 @@ def display_scale(height: int, width: int) -> float:
     return min(1.0, MAX_DISPLAY_SIDE / max(height, width))
 
 
-def fit_to_display(mask: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool mask of an image of ``original_size`` → the same mask at display resolution."""
-    s = display_scale(*original_size)
-    return _fit(mask, (max(1, round(original_size[0] * s)), max(1, round(original_size[1] * s))))
-
-
 def _fit(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if mask.shape == size:
         return mask
@@ -42,43 +36,62 @@ def _blend(canvas: np.ndarray, mask: np.ndarray, colour: np.ndarray, alpha: floa
     cv2.drawContours(canvas, contours, -1, tuple(float(c) for c in colour), 2)
 
 
-def render(
-    image: np.ndarray,
-    accepted: list[tuple[int, np.ndarray, str]],
+def _display_size(height: int, width: int) -> tuple[int, int]:
+    s = display_scale(height, width)
+    return max(1, round(height * s)), max(1, round(width * s))
+
+
+def render_accepted(image: np.ndarray, accepted: list[tuple[int, np.ndarray, str]]) -> np.ndarray:
+    """The layer that changes only when annotations do: the image with accepted masks and labels.
+
+    Args:
+        image: (H, W, 3) uint8 RGB original.
+        accepted: (annotation id, (H, W) bool mask, label) per accepted annotation.
+    Returns:
+        (h, w, 3) uint8 RGB at display resolution (H, W × :func:`display_scale`).
+    """
+    size = _display_size(*image.shape[:2])
+    base = image if size == image.shape[:2] else cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    canvas = base.astype(np.float32)
+    fitted = [(ann_id, _fit(mask, size), label) for ann_id, mask, label in accepted]
+    for ann_id, mask, _ in fitted:
+        _blend(canvas, mask, PALETTE[ann_id % len(PALETTE)], 0.45)
+    out = canvas.clip(0, 255).astype(np.uint8)
+    for ann_id, mask, label in fitted:
+        ys, xs = np.nonzero(mask)
+        if len(ys):
+            org = (int(xs.min()), max(12, int(ys.min()) - 4))
+            cv2.putText(out, f"{ann_id}:{label}", org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(out, f"{ann_id}:{label}", org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def render_prompt(
+    base: np.ndarray,
+    original_size: tuple[int, int],
     current: np.ndarray | None = None,
     points: list[list[float]] | None = None,
     point_labels: list[int] | None = None,
     box: list[float] | None = None,
     corner: list[float] | None = None,
 ) -> np.ndarray:
-    """Compose the canvas at display resolution.
+    """Draw the pending prompt over a :func:`render_accepted` layer (the per-click work).
 
     Args:
-        image: (H, W, 3) uint8 RGB original.
-        accepted: (annotation id, bool mask, label) per accepted annotation; the mask at the
-            original or the display resolution (see :func:`fit_to_display`).
+        base: (h, w, 3) uint8 display layer; original_size: (H, W) of the original image.
         current: (H, W) bool mask of the pending prompt.
         points, point_labels: prompt points in original pixels, 1 positive / 0 negative.
         box: prompt box XYXY in original pixels; corner: first corner of a box being drawn.
     Returns:
-        (h, w, 3) uint8 RGB with h, w = H, W × :func:`display_scale`.
+        A new (h, w, 3) uint8 RGB canvas; ``base`` is not modified.
     """
-    h, w = image.shape[:2]
-    s = display_scale(h, w)
-    size = (max(1, round(h * s)), max(1, round(w * s)))
-    base = image if s == 1.0 else cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    canvas = base.astype(np.float32)
-    for ann_id, mask, _ in accepted:
-        _blend(canvas, _fit(mask, size), PALETTE[ann_id % len(PALETTE)], 0.45)
+    s = display_scale(*original_size)
     if current is not None and current.any():
-        _blend(canvas, _fit(current, size), CURRENT_COLOUR, 0.5)
-    out = canvas.clip(0, 255).astype(np.uint8)
-    for ann_id, mask, label in accepted:
-        ys, xs = np.nonzero(_fit(mask, size))
-        if len(ys):
-            org = (int(xs.min()), max(12, int(ys.min()) - 4))
-            cv2.putText(out, f"{ann_id}:{label}", org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(out, f"{ann_id}:{label}", org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+        canvas = base.astype(np.float32)
+        _blend(canvas, _fit(current, base.shape[:2]), CURRENT_COLOUR, 0.5)
+        out = canvas.clip(0, 255).astype(np.uint8)
+    else:
+        out = base.copy()
     if box is not None:
         x0, y0, x1, y1 = (round(v * s) for v in box)
         cv2.rectangle(out, (x0, y0), (x1, y1), (255, 255, 0), 2)

@@ -17,7 +17,7 @@ from annotator.images import ImageLoadError
 from annotator.masks import decode_rle
 from annotator.workspace import Workspace
 
-from .render import display_scale, fit_to_display, render
+from .render import display_scale, render_accepted, render_prompt
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,8 @@ class AnnotatorUI:
     def __init__(self, ws: Workspace):
         self.ws = ws
         self.engine = ws.engine
-        # accepted masks at display resolution, by annotation id (masks never change once accepted)
-        self._display_masks: dict[int, np.ndarray] = {}
+        # the accepted-annotations layer of the canvas, keyed by (image, (id, label) of each)
+        self._base: tuple[tuple, np.ndarray] | None = None
 
     # ---------------------------------------------------------------- helpers
     def _predict(self, prompt: dict):
@@ -54,23 +54,20 @@ class AnnotatorUI:
         if key is None:  # no readable image open (e.g. the last one failed to load)
             return np.full((240, 320, 3), 235, np.uint8)
         image = self.ws.activate(key)
-        accepted = [(a.id, self._display_mask(a, image.shape[:2]), a.label) for a in self.ws.store.for_image(key)]
-        return render(
-            image,
-            accepted,
+        anns = self.ws.store.for_image(key)
+        signature = (key, tuple((a.id, a.label) for a in anns))
+        if self._base is None or self._base[0] != signature:
+            accepted = [(a.id, decode_rle(a.rle), a.label) for a in anns]
+            self._base = (signature, render_accepted(image, accepted))
+        return render_prompt(
+            self._base[1],
+            image.shape[:2],
             None if result is None else result.mask,
             prompt["points"],
             prompt["labels"],
             prompt["box"],
             prompt["corner"],
         )
-
-    def _display_mask(self, ann, size: tuple[int, int]) -> np.ndarray:
-        mask = self._display_masks.get(ann.id)
-        if mask is None:
-            mask = fit_to_display(decode_rle(ann.rle), size)
-            self._display_masks[ann.id] = mask
-        return mask
 
     def _table(self, key: str | None) -> list[list]:
         rows = []
@@ -107,7 +104,6 @@ class AnnotatorUI:
     # ---------------------------------------------------------------- events
     def open_image(self, key: str):
         prompt = _empty_prompt(key)
-        self._display_masks.clear()
         try:
             t0 = time.perf_counter()
             image = self.ws.activate(key)

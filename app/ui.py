@@ -37,17 +37,24 @@ class AnnotatorUI:
         self.engine = ws.engine
         # the accepted-annotations layer of the canvas, keyed by (image, (id, label) of each)
         self._base: tuple[tuple, np.ndarray] | None = None
+        # the last decoded prompt and its result (decoding is deterministic)
+        self._last: tuple[tuple, object] | None = None
 
     # ---------------------------------------------------------------- helpers
     def _predict(self, prompt: dict):
         """Run the engine on the prompt; ``None`` when there is nothing to decode yet."""
         if not prompt["points"] and prompt["box"] is None:
             return None
+        key = (prompt["image"], str(prompt["points"]), str(prompt["labels"]), str(prompt["box"]))
+        if self._last is not None and self._last[0] == key:  # accept / delete / relabel redraw it
+            return self._last[1]
         self.ws.activate(prompt["image"])
         pts = np.array(prompt["points"], dtype=np.float64) if prompt["points"] else None
         labels = np.array(prompt["labels"], dtype=np.int64) if prompt["points"] else None
         box = np.array(prompt["box"], dtype=np.float64) if prompt["box"] is not None else None
-        return self.engine.predict(point_coords=pts, point_labels=labels, box=box)
+        result = self.engine.predict(point_coords=pts, point_labels=labels, box=box)
+        self._last = (key, result)
+        return result
 
     def _canvas(self, prompt: dict, result=None) -> np.ndarray:
         key = prompt["image"]

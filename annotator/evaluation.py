@@ -66,6 +66,19 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
+def _gt_images(
+    coco: COCO, images_dir: str | Path, limit: int | None, progress: bool
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(image id, RGB image) of the first ``limit`` ground-truth images by id; unreadable ones are
+    logged and skipped."""
+    for img_id in tqdm(sorted(coco.getImgIds())[:limit], desc="images", disable=not progress):
+        info = coco.loadImgs(img_id)[0]
+        try:
+            yield img_id, load_image(Path(images_dir) / info["file_name"])
+        except ImageLoadError as exc:
+            log.warning("skipped: %s", exc)
+
+
 def iter_prompted(
     engine: Engine,
     images_dir: str | Path,
@@ -86,16 +99,9 @@ def iter_prompted(
     if bad:
         raise ValueError(f"unknown task(s) {sorted(bad)}; choose from {PROMPT_TASKS}")
     coco = COCO(str(gt_json))
-    img_ids = sorted(coco.getImgIds())[:limit]
     names = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
     vocab = engine.vocabulary
-    for img_id in tqdm(img_ids, desc="images", disable=not progress):
-        info = coco.loadImgs(img_id)[0]
-        try:
-            image = load_image(Path(images_dir) / info["file_name"])
-        except ImageLoadError as exc:
-            log.warning("skipped: %s", exc)
-            continue
+    for img_id, image in _gt_images(coco, images_dir, limit, progress):
         engine.set_image(image)
         for ann in coco.loadAnns(coco.getAnnIds(imgIds=img_id, iscrowd=None)):
             gt = coco.annToMask(ann).astype(bool)
@@ -180,13 +186,7 @@ def evaluate_everything(
     """
     coco = COCO(str(gt_json))
     img_ids, detections, seconds = [], [], []
-    for img_id in tqdm(sorted(coco.getImgIds())[:limit], desc="images", disable=not progress):
-        info = coco.loadImgs(img_id)[0]
-        try:
-            image = load_image(Path(images_dir) / info["file_name"])
-        except ImageLoadError as exc:
-            log.warning("skipped: %s", exc)
-            continue
+    for img_id, image in _gt_images(coco, images_dir, limit, progress):
         start = time.perf_counter()
         engine.set_image(image)
         patches = engine.segment_everything(config)

@@ -19,7 +19,7 @@ import numpy as np
 
 from .engine import Engine
 from .exporters.coco import export_coco
-from .images import ImageLoadError, list_images, load_image
+from .images import list_images, load_image
 from .store import AnnotationStore
 
 log = logging.getLogger(__name__)
@@ -110,4 +110,4 @@ class Workspace:
         return export_coco(self.store, out, segmentation)
 
 
-__all__ = ["ImageLoadError", "Workspace"]
+__all__ = ["Workspace"]

@@ -250,7 +250,7 @@ class Engine:
         chosen = int(decoded.iou_predictions.argmax())
         logits = decoded.low_res_logits[chosen]
         mask = upsample_logits(logits, state.sam.input_size, state.sam.original_size)
-        labels = self._labels_from_low_res(state, logits) if self.has_labels else []
+        labels = self._labels_from_low_res(state, logits, mask) if self.has_labels else []
         return PromptResult(mask, float(decoded.iou_predictions[chosen]), logits[None], decoded, chosen, labels)
 
     def _rank(self, embedding: torch.Tensor) -> list[LabelScore]:
@@ -279,9 +279,8 @@ class Engine:
             for p, i in zip(probs.tolist(), indices.tolist(), strict=True)
         ]
 
-    def _labels_from_low_res(self, state: _ImageState, logits: np.ndarray) -> list[LabelScore]:
-        if state.clip_dense is None:  # crop mode
-            mask = upsample_logits(logits, state.sam.input_size, state.sam.original_size)
+    def _labels_from_low_res(self, state: _ImageState, logits: np.ndarray, mask: np.ndarray) -> list[LabelScore]:
+        if state.clip_dense is None:  # crop mode needs the full-resolution mask
             return self._labels_from_mask(state, mask)
         hv, wv = state.sam.valid_low_res
         coverage = (logits[:hv, :wv] > 0).astype(np.float32)

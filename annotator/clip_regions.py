@@ -230,6 +230,19 @@ class ClipRegionClassifier:
         emb = self.embed_regions(pooled)
         return emb * (total > 0)
 
+    def _crop(self, image: np.ndarray, mask: np.ndarray) -> torch.Tensor:
+        """(1, 3, S, S) normalised input of a mask's padded bounding-box crop, background greyed."""
+        ys, xs = np.nonzero(mask)
+        if len(ys) == 0:
+            raise ValueError("cannot embed an empty mask")
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        pad_y, pad_x = int(0.1 * (y1 - y0)) + 1, int(0.1 * (x1 - x0)) + 1
+        y0, x0 = max(0, y0 - pad_y), max(0, x0 - pad_x)
+        y1, x1 = min(mask.shape[0], y1 + pad_y), min(mask.shape[1], x1 + pad_x)
+        crop = image[y0:y1, x0:x1].copy()
+        crop[~mask[y0:y1, x0:x1]] = (np.array(OPENAI_MEAN) * 255).astype(np.uint8)
+        return self._to_tensor(crop, (self.native_size, self.native_size))
+
     @torch.inference_mode()
     def crop_embedding(self, image: np.ndarray, mask: np.ndarray) -> torch.Tensor:
         """Image-crop variant: embed the mask's bounding-box crop, background greyed out.
@@ -241,17 +254,29 @@ class ClipRegionClassifier:
         Raises:
             ValueError: the mask is empty.
         """
-        ys, xs = np.nonzero(mask)
-        if len(ys) == 0:
-            raise ValueError("cannot embed an empty mask")
-        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-        pad_y, pad_x = int(0.1 * (y1 - y0)) + 1, int(0.1 * (x1 - x0)) + 1
-        y0, x0 = max(0, y0 - pad_y), max(0, x0 - pad_x)
-        y1, x1 = min(mask.shape[0], y1 + pad_y), min(mask.shape[1], x1 + pad_x)
-        crop = image[y0:y1, x0:x1].copy()
-        crop[~mask[y0:y1, x0:x1]] = (np.array(OPENAI_MEAN) * 255).astype(np.uint8)
-        x = self._to_tensor(crop, (self.native_size, self.native_size))
-        return F.normalize(self.model.encode_image(x).float(), dim=-1)
+        return F.normalize(self.model.encode_image(self._crop(image, mask)).float(), dim=-1)
+
+    @torch.inference_mode()
+    def crop_embeddings(self, image: np.ndarray, masks: np.ndarray, batch_size: int = 16) -> torch.Tensor:
+        """:meth:`crop_embedding` of many masks of one image, in batches.
+
+        Args:
+            image: (H, W, 3) uint8 RGB; masks: (N, H, W) bool.
+        Returns:
+            (N, D) unit-norm float32 on the model's device; zero rows for empty masks.
+        """
+        rows: dict[int, torch.Tensor] = {}
+        todo = [i for i, m in enumerate(masks) if m.any()]
+        for start in range(0, len(todo), batch_size):
+            idx = todo[start : start + batch_size]
+            x = torch.cat([self._crop(image, masks[i]) for i in idx])
+            rows.update(zip(idx, F.normalize(self.model.encode_image(x).float(), dim=-1), strict=True))
+        if not rows:
+            dim = self.encode_texts(["object"]).shape[1]
+            return torch.zeros(len(masks), dim, device=self.device)
+        dim = next(iter(rows.values())).shape[0]
+        zero = torch.zeros(dim, device=self.device)
+        return torch.stack([rows.get(i, zero) for i in range(len(masks))])
 
     @torch.inference_mode()
     def encode_texts(self, texts: list[str], batch_size: int = 256, progress: bool = False) -> torch.Tensor:

@@ -1,0 +1,135 @@
+"""The PosSAM pass (VS et al., 2024, "PosSAM: Panoptic Open-vocabulary Segment Anything"), training-free.
+
+Top-down: SAM's masks are taken as they are, with SAM's predicted IoU as mask quality, and each
+mask is classified by an ensemble of two CLIP classifiers:
+
+- ``p_in``: the mask-pooled dense CLIP features against the text embeddings (PosSAM's
+  in-vocabulary classifier is a trained head on such pooled features; ours is not trained);
+- ``p_out``: the CLIP embedding of the mask's image crop (the out-of-vocabulary classifier).
+
+Mask-Aware Selective Ensembling (MASE), training-free variant: a geometric mean
+``p ∝ p_in^(1 − w) · p_out^w`` whose weight ``w`` is set per mask from the two classifiers'
+relative confidence ``r = c_out / (c_in + c_out)`` (``c`` = top probability) and regularised by
+the predicted IoU: ``w = clip(alpha + beta · iou · (r − 1/2), 0, 1)``.  A sharp, well-segmented
+mask leans towards the more confident classifier; a poor mask falls back to the fixed ``alpha``.
+The panoptic score of a mask is its ensembled top probability × predicted IoU (mask-aware, as in
+PosSAM's ranking).  There are no trained parts: it is named "PosSAM pass" for the structure it
+follows, not for PosSAM's trained weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..vocabulary import Vocabulary
+from .panoptic import UNLABELLED, Instance
+from .patches import Patches
+
+
+@dataclass(frozen=True)
+class MaseConfig:
+    """Mask-Aware Selective Ensembling settings (see module doc).
+
+    Attributes:
+        alpha: weight of the crop classifier when the classifiers are equally confident.
+        beta: how strongly relative confidence, scaled by predicted IoU, moves the weight.
+        logit_scale: CLIP temperature for both classifiers' softmax.
+        label_threshold: masks whose ensembled top probability is below this are background.
+    """
+
+    alpha: float = 0.5
+    beta: float = 1.0
+    logit_scale: float = 100.0
+    label_threshold: float = 0.0
+
+
+def mase(
+    p_in: torch.Tensor, p_out: torch.Tensor, predicted_iou: torch.Tensor, config: MaseConfig = MaseConfig()
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask-Aware Selective Ensembling of two classifiers' probabilities.
+
+    Args:
+        p_in: (N, K) float, rows sum to 1 (dense mask-pooled classifier).
+        p_out: (N, K) float, rows sum to 1 (crop classifier).
+        predicted_iou: (N,) float in [0, 1], mask quality.
+    Returns:
+        ``(probs (N, K) float32, rows sum to 1; w (N,) float32 in [0, 1], the weight of p_out)``.
+    Raises:
+        ValueError: shapes differ.
+    """
+    if p_in.shape != p_out.shape or p_in.shape[0] != predicted_iou.shape[0]:
+        raise ValueError(f"shapes differ: {tuple(p_in.shape)}, {tuple(p_out.shape)}, {tuple(predicted_iou.shape)}")
+    c_in, c_out = p_in.max(dim=1).values, p_out.max(dim=1).values
+    r = c_out / (c_in + c_out).clamp_min(1e-12)
+    iou = predicted_iou.float().clamp(0, 1)
+    w = (config.alpha + config.beta * iou * (r - 0.5)).clamp(0.0, 1.0)
+    log_p = (1 - w)[:, None] * p_in.float().clamp_min(1e-12).log() + w[:, None] * p_out.float().clamp_min(1e-12).log()
+    return log_p.softmax(dim=1), w.float()
+
+
+def possam_pass(
+    patches: Patches,
+    dense_embeddings: torch.Tensor | None = None,
+    crop_embeddings: torch.Tensor | None = None,
+    text_embeddings: torch.Tensor | None = None,
+    vocabulary: Vocabulary | None = None,
+    config: MaseConfig = MaseConfig(),
+) -> list[Instance]:
+    """Classify each SAM mask by MASE (see module doc).
+
+    Args:
+        patches: from :func:`~.patches.generate_patches` (N masks with predicted IoU).
+        dense_embeddings: (N, D) unit-norm mask-pooled CLIP embeddings, or ``None``.
+        crop_embeddings: (N, D) unit-norm crop CLIP embeddings, or ``None``.
+        text_embeddings: (K, D) unit-norm class embeddings; ``None`` = unlabelled masks scored
+            by predicted IoU.
+        vocabulary: names, ids and ``isthing`` of the K classes.
+    Returns:
+        Instances, best score first (masks may overlap; see
+        :func:`~.panoptic.assemble_panoptic`).
+    Raises:
+        ValueError: text embeddings without a matching vocabulary or without any region embedding.
+    """
+    n = len(patches)
+    iou = torch.as_tensor(patches.predicted_iou, dtype=torch.float32)
+    if text_embeddings is None or n == 0:
+        return [
+            Instance(m, UNLABELLED, None, True, float(s), float(s), (i,))
+            for i, (m, s) in enumerate(zip(patches.masks, patches.predicted_iou, strict=True))
+        ]
+    if vocabulary is None or len(vocabulary) != len(text_embeddings):
+        raise ValueError("text embeddings need the vocabulary they were computed from")
+    text = text_embeddings.float().cpu()
+
+    def probs(emb: torch.Tensor | None) -> torch.Tensor | None:
+        return None if emb is None else (config.logit_scale * emb.float().cpu() @ text.T).softmax(dim=1)
+
+    p_in, p_out = probs(dense_embeddings), probs(crop_embeddings)
+    if p_in is None and p_out is None:
+        raise ValueError("labelling needs dense or crop embeddings")
+    if p_in is None or p_out is None:
+        p = p_in if p_out is None else p_out
+    else:
+        p, _ = mase(p_in, p_out, iou, config)
+    top_p, top_k = p.max(dim=1)
+    instances = []
+    for i in range(n):
+        if float(top_p[i]) < config.label_threshold:
+            continue
+        k = int(top_k[i])
+        thing = True if vocabulary.isthing is None else bool(vocabulary.isthing[k])
+        instances.append(
+            Instance(
+                mask=patches.masks[i],
+                label=vocabulary.names[k],
+                category_id=vocabulary.ids[k],
+                isthing=thing,
+                score=float(top_p[i] * iou[i]),
+                predicted_iou=float(iou[i]),
+                patches=(i,),
+            )
+        )
+    instances.sort(key=lambda inst: -inst.score)
+    return instances

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -19,6 +19,7 @@ import torch
 
 from .clip_regions import DEFAULT_TEMPLATES, ClipRegionClassifier, ClipSpec, ClipUnavailable
 from .everything.patches import PatchConfig, Patches, generate_patches
+from .everything.pipeline import EverythingConfig, EverythingResult, run_everything
 from .sam import DecodedMasks, SamImageEmbedding, SamPromptDecoder, load_sam, upsample_logits
 from .vocabulary import Vocabulary, load_vocabulary
 
@@ -310,9 +311,42 @@ class Engine:
         """
         if self._current is None:
             raise RuntimeError("call set_image before segment_everything")
-        if config is None:
-            config = PatchConfig(points_per_side=32 if self.device.type == "cuda" else 16)
-        return generate_patches(self.decoder, self._current.sam, config, progress)
+        return generate_patches(self.decoder, self._current.sam, config or self.default_patch_config(), progress)
+
+    def default_patch_config(self) -> PatchConfig:
+        """SAM's 32×32 grid on CUDA; 16×16 on a CPU (the same recall on COCO photos, 3× faster)."""
+        return PatchConfig(points_per_side=32 if self.device.type == "cuda" else 16)
+
+    def everything(self, config: EverythingConfig | None = None, progress=None) -> EverythingResult:
+        """Segment and label the whole current image (see :mod:`annotator.everything`).
+
+        Args:
+            config: method (``samcp``, ``possam``, ``patches``) and thresholds; ``None`` = SAM-CP
+                with the device's default grid.
+            progress: optional callable taking the fraction done.
+        Returns:
+            :class:`~annotator.everything.pipeline.EverythingResult`; its ``note`` says why the
+            instances are unlabelled or their labels meaningless.
+        Raises:
+            RuntimeError: ``set_image`` was not called.
+        """
+        if self._current is None:
+            raise RuntimeError("call set_image before everything")
+        config = config or EverythingConfig()
+        if config.patches is None:
+            config = replace(config, patches=self.default_patch_config())
+        return run_everything(
+            self._current_image,
+            self.decoder,
+            self._current.sam,
+            config,
+            classifier=self.classifier if self.has_labels else None,
+            clip_dense=self._current.clip_dense,
+            text_embeddings=self.text_embeddings,
+            vocabulary=self.vocabulary,
+            note=self.labels_unavailable,
+            progress=progress,
+        )
 
     def suggest_labels(self, mask: np.ndarray) -> list[LabelScore]:
         """Top-k labels for any (H, W) bool mask of the current image (e.g. an edited one).

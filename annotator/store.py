@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .fileio import atomic_write_json
-from .masks import encode_rle, rle_area, rle_bbox
+from .masks import decode_rle, encode_rle, rle_area, rle_bbox
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +190,40 @@ class AnnotationStore:
             ann.label, ann.category_id, ann.score = label, self.category_id(label), None
             self.save()
             return ann
+
+    def merge(self, ann_ids: list[int], label: str | None = None) -> Annotation:
+        """Replace annotations of one image by one whose mask is their union, and save.
+
+        Args:
+            ann_ids: two or more ids.
+            label: the merged label; default the first id's.
+        Returns:
+            The new annotation (a new id; score cleared, predicted IoU the best of the parts).
+        Raises:
+            KeyError: an unknown id.
+            ValueError: fewer than two distinct ids, or annotations of different images.
+        """
+        ids = list(dict.fromkeys(int(i) for i in ann_ids))
+        if len(ids) < 2:
+            raise ValueError("merging needs two or more different annotation ids")
+        with self._lock:
+            parts = [self.annotations[i] for i in ids]
+            if len({a.image for a in parts}) != 1:
+                raise ValueError("annotations of different images cannot be merged")
+            mask = np.logical_or.reduce([decode_rle(a.rle) for a in parts])
+            ious = [a.predicted_iou for a in parts if a.predicted_iou is not None]
+            merged = self.add(
+                parts[0].image,
+                mask,
+                label or parts[0].label,
+                predicted_iou=max(ious) if ious else None,
+                prompt={"merged": ids},
+                save=False,
+            )
+            for i in ids:
+                del self.annotations[i]
+            self.save()
+            return merged
 
     def for_image(self, image: str) -> list[Annotation]:
         """Annotations of one image, in acceptance order."""

@@ -19,6 +19,7 @@ import numpy as np
 
 from .engine import Engine
 from .exporters.coco import export_coco
+from .exporters.coco_panoptic import export_coco_panoptic
 from .images import list_images, load_image
 from .store import AnnotationStore
 
@@ -108,6 +109,15 @@ class Workspace:
         """Write the COCO instances JSON of all accepted annotations (atomically)."""
         out = Path(out_path) if out_path else self.out_dir / f"{self.slug}_coco.json"
         return export_coco(self.store, out, segmentation)
+
+    def export_panoptic(self, out_path: str | Path | None = None) -> Path:
+        """Write all accepted annotations as COCO panoptic: ``<slug>_panoptic.json`` and a PNG
+        folder beside it (``<slug>_panoptic/``); ``isthing`` from the vocabulary (unknown
+        labels are things). Returns the JSON path."""
+        out = Path(out_path) if out_path else self.out_dir / f"{self.slug}_panoptic.json"
+        vocab = self.engine.vocabulary
+        isthing = dict(zip(vocab.names, vocab.isthing, strict=True)) if vocab and vocab.isthing else {}
+        return export_coco_panoptic(self.store, out, isthing)
 
 
 __all__ = ["Workspace"]

@@ -7,11 +7,13 @@ import logging
 import sys
 
 from .evaluation import TASKS, evaluate_everything, evaluate_prompts
+from .everything.pipeline import METHODS
 
 
 def _eval(args: argparse.Namespace) -> int:
     from .engine import EngineConfig, build_engine
     from .everything.patches import PatchConfig
+    from .everything.pipeline import EverythingConfig
 
     engine = build_engine(
         EngineConfig(
@@ -24,11 +26,24 @@ def _eval(args: argparse.Namespace) -> int:
         )
     )
     if args.task == "everything":
-        result = {
-            "everything": evaluate_everything(
-                engine, args.images, args.gt, args.limit, PatchConfig(points_per_side=args.points_per_side)
-            )
-        }
+        patches = PatchConfig(points_per_side=args.points_per_side) if args.points_per_side else None
+        config = EverythingConfig(method=args.method, patches=patches)
+        scores = evaluate_everything(
+            engine,
+            args.images,
+            args.gt,
+            args.limit,
+            config,
+            panoptic_gt=args.panoptic_gt,
+            panoptic_dir=args.panoptic_dir,
+        )
+        pq = scores.pop("PQ")
+        result = {"everything": {"method": args.method, **scores}}
+        if pq:
+            for group, row in pq.items():
+                result[f"panoptic {group}"] = row
+        elif args.panoptic_gt:
+            print("PQ: skipped, the instances are unlabelled (" + str(scores["note"]) + ")")
     else:
         result = evaluate_prompts(engine, args.images, args.gt, (args.task,), args.limit)
     for task, row in result.items():
@@ -51,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ev = sub.add_parser("eval", help="score the engine against COCO-format ground truth")
     ev.add_argument("--task", choices=TASKS, required=True,
                     help="prompt-box / prompt-point: mean IoU of prompted masks (+ label accuracy with CLIP); "
-                    "everything: class-agnostic AR@10, AR@100, AP of the automatic patches")  # fmt: skip
+                    "everything: class-agnostic AR@10, AR@100, AP (+ mask AP and PQ with labels)")  # fmt: skip
     ev.add_argument("--images", required=True, help="folder of the images named in --gt")
     ev.add_argument("--gt", required=True, help="COCO instances JSON")
     ev.add_argument("--limit", type=int, help="first N images (by id)")
@@ -62,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--clip-pretrained")
     ev.add_argument("--vocab", help="vocabulary for label accuracy (default: the --gt categories)")
     ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    ev.add_argument("--points-per-side", type=int, default=32, help="everything: grid density")
+    ev.add_argument("--method", default="samcp", choices=METHODS, help="everything: the pass")
+    ev.add_argument("--points-per-side", type=int, help="everything: grid density (default 32 on CUDA, 16 on CPU)")
+    ev.add_argument("--panoptic-gt", help="everything: COCO panoptic JSON of the same images, for PQ/SQ/RQ")
+    ev.add_argument("--panoptic-dir", help="its PNG folder (default: the JSON path without .json)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return _eval(args)

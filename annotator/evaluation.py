@@ -6,12 +6,17 @@ Open-Vocabulary SAM), and the IoU of the predicted mask with the ground-truth ma
 Ground-truth masks are decoded by pycocotools (polygons and RLE, crowd regions included).
 
 Everything mode is scored class-agnostically with pycocotools' COCOeval (``useCats=0``,
-segmentation IoU): AR@10, AR@100 and AP of the automatic patches, scored by predicted IoU.
+segmentation IoU): AR@10, AR@100 and AP of its instances; with labels also mask AP and, against
+COCO panoptic ground truth, PQ / SQ / RQ.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import logging
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +29,10 @@ from pycocotools.cocoeval import COCOeval
 from tqdm import tqdm
 
 from .engine import Engine
-from .everything.patches import PatchConfig
+from .everything.panoptic import PanopticResult
+from .everything.pipeline import EverythingConfig
+from .exporters.coco_panoptic import from_result, write_coco_panoptic
+from .fileio import atomic_write_json
 from .images import ImageLoadError, load_image
 from .masks import encode_rle
 
@@ -172,30 +180,136 @@ def class_agnostic_scores(gt: COCO, detections: list[dict], img_ids: list[int]) 
     return {"AP": 100.0 * ev.stats[0], "AR@10": 100.0 * ev.stats[7], "AR@100": 100.0 * ev.stats[8]}
 
 
+def panoptic_quality(
+    gt_json: str | Path,
+    pred_json: str | Path,
+    gt_dir: str | Path | None = None,
+    pred_dir: str | Path | None = None,
+) -> dict:
+    """PQ / SQ / RQ (Kirillov et al., 2019) of COCO panoptic predictions, by ``hotcoco``'s
+    panopticapi-compatible evaluator (IoU > 0.5 matching, void and crowd regions handled as
+    panopticapi does).
+
+    Args:
+        gt_json, pred_json: COCO panoptic JSON files; ``*_dir``: their PNG folders (default: the
+            JSON path without ``.json``).
+    Returns:
+        ``{"All" | "Things" | "Stuff": {"PQ", "SQ", "RQ" (percent), "n" (categories)}}``.
+    """
+    from hotcoco.panoptic import PanopticEval
+
+    ev = PanopticEval(
+        str(gt_json),
+        str(pred_json),
+        gt_folder=str(gt_dir) if gt_dir is not None else None,
+        pred_folder=str(pred_dir) if pred_dir is not None else None,
+    )
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev.run()
+    results = ev.results()
+    return {
+        group: {
+            "PQ": 100.0 * results[group]["pq"],
+            "SQ": 100.0 * results[group]["sq"],
+            "RQ": 100.0 * results[group]["rq"],
+            "n": int(results[group]["n"]),
+        }
+        for group in ("All", "Things", "Stuff")
+    }
+
+
+def _category_ids(coco: COCO) -> dict[str, int]:
+    return {c["name"]: c["id"] for c in coco.loadCats(coco.getCatIds())}
+
+
 def evaluate_everything(
     engine: Engine,
     images_dir: str | Path,
     gt_json: str | Path,
     limit: int | None = None,
-    config: PatchConfig | None = None,
+    config: EverythingConfig | None = None,
     progress: bool = True,
+    panoptic_gt: str | Path | None = None,
+    panoptic_dir: str | Path | None = None,
+    work_dir: str | Path | None = None,
 ) -> dict:
-    """Class-agnostic AR@10 / AR@100 / AP of the engine's automatic patches, and seconds per image.
+    """Score the everything mode against COCO ground truth.
 
-    Unreadable images are logged and skipped.
+    Always: class-agnostic AR@10 / AR@100 / AP of the instances (COCOeval, ``useCats=0``) and
+    seconds per image.  With labels whose names are ``gt_json``'s categories: mask AP
+    (``useCats=1``).  With ``panoptic_gt`` and labels: PQ / SQ / RQ of the assembled panoptic
+    output (see :func:`panoptic_quality`); the predictions are written under ``work_dir``
+    (default: a temporary folder).  Unreadable images are logged and skipped.
+
+    Args:
+        config: method and thresholds; ``None`` = the engine's default (SAM-CP).
+        panoptic_gt: COCO panoptic JSON of the same images (matched by ``file_name`` stem);
+            ``panoptic_dir``: its PNG folder.
+    Returns:
+        ``{"images", "patches", "instances", "seconds_per_image", "AP", "AR@10", "AR@100", "labelled",
+        "note", "mask_AP" (or None), "PQ" (``{"All", "Things", "Stuff"}`` or None)}``.
     """
     coco = COCO(str(gt_json))
-    img_ids, detections, seconds = [], [], []
+    gt_cats = _category_ids(coco)
+    img_ids, agnostic, labelled_dets, seconds, pan_images = [], [], [], [], []
+    n_patches = 0
+    labelled, note = False, None
     for img_id, image in _gt_images(coco, images_dir, limit, progress):
         start = time.perf_counter()
         engine.set_image(image)
-        patches = engine.segment_everything(config)
+        result = engine.everything(config)
         seconds.append(time.perf_counter() - start)
         img_ids.append(img_id)
-        for mask, score in zip(patches.masks, patches.predicted_iou, strict=True):
-            detections.append({"image_id": img_id, "segmentation": encode_rle(mask), "score": float(score)})
-    out = class_agnostic_scores(coco, detections, img_ids)
+        n_patches += len(result.patches)
+        labelled, note = result.labelled, result.note
+        for inst in result.instances:
+            det = {"image_id": img_id, "segmentation": encode_rle(inst.mask), "score": float(inst.score)}
+            agnostic.append(det)
+            if result.labelled and inst.label in gt_cats:
+                labelled_dets.append({**det, "category_id": gt_cats[inst.label]})
+        if panoptic_gt is not None and result.labelled:
+            segments = [s for s in result.panoptic.segments if s.label in gt_cats]
+            seg_map = np.where(
+                np.isin(result.panoptic.segment_map, [s.id for s in segments]), result.panoptic.segment_map, 0
+            )
+            keep = PanopticResult(seg_map.astype(np.int32), segments)
+            pan_images.append(from_result(img_id, coco.loadImgs(img_id)[0]["file_name"], keep, gt_cats))
+    out = class_agnostic_scores(coco, agnostic, img_ids)
     out.update(
-        images=len(img_ids), patches=len(detections), seconds_per_image=float(np.mean(seconds)) if seconds else 0.0
+        images=len(img_ids),
+        patches=n_patches,
+        instances=len(agnostic),
+        seconds_per_image=float(np.mean(seconds)) if seconds else 0.0,
+        labelled=labelled,
+        note=note,
+        mask_AP=None,
+        PQ=None,
     )
+    if labelled_dets:
+        ev = COCOeval(coco, coco.loadRes(labelled_dets), "segm")
+        ev.params.imgIds = img_ids
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+        out["mask_AP"] = 100.0 * ev.stats[0]
+    if pan_images:
+        out["PQ"] = _panoptic_against(pan_images, panoptic_gt, panoptic_dir, work_dir)
     return out
+
+
+def _panoptic_against(pred: list, gt_json: str | Path, gt_dir: str | Path | None, work_dir: str | Path | None) -> dict:
+    """Write predictions as COCO panoptic with the ground truth's image ids and categories, then
+    :func:`panoptic_quality`."""
+    gt = json.loads(Path(gt_json).read_text(encoding="utf-8"))
+    by_stem = {Path(im["file_name"]).stem: im for im in gt["images"]}
+    for p in pred:  # the panoptic ground truth numbers images its own way: match by file name
+        p.image_id = by_stem[Path(p.file_name).stem]["id"]
+    wanted = {p.image_id for p in pred}
+    gt_sub = {**gt, "annotations": [a for a in gt["annotations"] if a["image_id"] in wanted]}
+    gt_sub["images"] = [im for im in gt["images"] if im["id"] in wanted]
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        gt_path = Path(tmp) / "gt.json"
+        atomic_write_json(gt_path, gt_sub)
+        pred_path = write_coco_panoptic(pred, gt["categories"], Path(tmp) / "pred.json")
+        gt_dir = Path(gt_dir) if gt_dir is not None else Path(gt_json).with_suffix("")
+        return panoptic_quality(gt_path, pred_path, gt_dir, pred_path.with_suffix(""))

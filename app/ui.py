@@ -7,12 +7,17 @@ once and exported as COCO JSON on demand.
 
 from __future__ import annotations
 
+import io
 import logging
+import re
 import time
+import zipfile
 
 import gradio as gr
 import numpy as np
 
+from annotator.everything.pipeline import METHOD_TITLES, METHODS, EverythingConfig
+from annotator.fileio import atomic_write_bytes
 from annotator.images import ImageLoadError
 from annotator.masks import decode_rle
 from annotator.workspace import Workspace
@@ -23,6 +28,7 @@ log = logging.getLogger(__name__)
 
 MODE_POS, MODE_NEG, MODE_BOX = "Positive point", "Negative point", "Box (2 clicks)"
 TABLE_HEADERS = ["id", "label", "score", "pred. IoU", "area"]
+EXPORT_INSTANCES, EXPORT_PANOPTIC = "COCO instances", "COCO panoptic"
 
 
 def _empty_prompt(key: str | None) -> dict:
@@ -201,31 +207,61 @@ class AnnotatorUI:
             text = f"Cannot relabel {ann_id}: {exc}"
         return self._view(prompt, self._predict(prompt), text)
 
-    def everything(self, prompt: dict, progress=gr.Progress()):  # noqa: B008 (gradio injects it)
-        """Segment the whole image; every patch becomes an editable annotation."""
+    def everything(self, prompt: dict, method: str, progress=gr.Progress()):  # noqa: B008 (gradio injects it)
+        """Segment the whole image with the chosen pass; every instance becomes an editable annotation."""
         key = prompt.get("image")
         if key is None:
             return self._view(_empty_prompt(self.ws.last_image()), None, "Pick an image first.")
         self.ws.activate(key)
         t0 = time.perf_counter()
-        patches = self.engine.segment_everything(progress=lambda f: progress(f, desc="Segmenting everything"))
-        for mask, iou, point in zip(patches.masks, patches.predicted_iou, patches.points, strict=True):
-            labels = self.engine.suggest_labels(mask)
-            label, score = (labels[0].name, labels[0].score) if labels else ("object", None)
-            prompt_info = {"everything": True, "points": [point.tolist()], "labels": [1]}
-            self.ws.store.add(key, mask, label, score=score, predicted_iou=float(iou), prompt=prompt_info, save=False)
+        config = EverythingConfig(method=method if method in METHODS else "samcp")
+        result = self.engine.everything(config, progress=lambda f: progress(f, desc="Segmenting everything"))
+        for inst in result.instances:
+            self.ws.store.add(
+                key,
+                inst.mask,
+                inst.label,
+                score=inst.score if result.labelled else None,
+                predicted_iou=inst.predicted_iou,
+                prompt={"everything": config.method, "patches": list(inst.patches)},
+                save=False,
+            )
         self.ws.store.save()
-        how = "labelled by CLIP" if self.engine.has_labels else "labelled 'object'"
+        how = "labelled by CLIP" if result.labelled else "labelled 'object'"
+        if result.note:
+            how += f" — {result.note}"
         text = (
-            f"Everything: added {len(patches)} patches as annotations ({how}) in "
-            f"{time.perf_counter() - t0:.1f} s. Relabel or delete them by id."
+            f"Everything ({config.method}): {len(result.patches)} SAM patches → {len(result.instances)} "
+            f"annotations ({how}) in {time.perf_counter() - t0:.1f} s. Relabel, delete or merge them by id."
         )
         return self._view(_empty_prompt(key), None, text)
 
-    def export(self, fmt: str):
+    def merge(self, prompt: dict, ids_text: str, label: str | None):
+        """Merge annotations given as ids separated by spaces or commas; the label box, if set, names the result."""
+        try:
+            ids = [int(t) for t in re.split(r"[,\s]+", str(ids_text or "").strip()) if t]
+            ann = self.ws.store.merge(ids, str(label).strip() if label else None)
+            text = f"Merged {', '.join(map(str, ids))} into annotation {ann.id} ('{ann.label}')."
+        except KeyError as exc:
+            text = f"Cannot merge: no annotation {exc}."
+        except ValueError as exc:
+            text = f"Cannot merge: {exc}."
+        return self._view(prompt, self._predict(prompt), text)
+
+    def export(self, kind: str, fmt: str):
         n = len(self.ws.store.annotations)
         if n == 0:
             return None, "Nothing to export yet."
+        if kind == EXPORT_PANOPTIC:
+            path = self.ws.export_panoptic()
+            archive = path.with_suffix(".zip")
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+                zf.write(path, path.name)
+                for png in sorted(path.with_suffix("").glob("*.png")):
+                    zf.write(png, f"{path.stem}/{png.name}")
+            atomic_write_bytes(archive, buf.getvalue())
+            return str(archive), f"Exported {n} annotations as COCO panoptic to `{path}` (+ PNG folder); zip below."
         path = self.ws.export(segmentation=fmt)
         return str(path), f"Exported {n} annotations to `{path}`."
 
@@ -246,8 +282,11 @@ def build_ui(ws: Workspace) -> gr.Blocks:
                 with gr.Row():
                     undo_btn = gr.Button("Undo", size="sm")
                     clear_btn = gr.Button("Clear", size="sm")
+                method = gr.Radio(
+                    [(METHOD_TITLES[m], m) for m in METHODS], value="samcp", label="Everything pass", elem_id="method"
+                )
                 everything_btn = gr.Button("Everything", elem_id="everything")
-                gr.Markdown("Segments the whole image into annotations (10–20 s per photo on a CPU).")
+                gr.Markdown("Segments the whole image into annotations (about 15 s per photo on a CPU).")
             with gr.Column(scale=4):
                 canvas = gr.Image(
                     type="numpy",
@@ -274,8 +313,12 @@ def build_ui(ws: Workspace) -> gr.Blocks:
                     ann_id = gr.Number(value=None, label="Annotation id", precision=0)
                     delete_btn = gr.Button("Delete", size="sm")
                     relabel_btn = gr.Button("Set label", size="sm")
-                fmt = gr.Radio(["rle", "polygon"], value="rle", label="Export segmentation as")
-                export_btn = gr.Button("Export COCO JSON", elem_id="export")
+                with gr.Row():
+                    merge_ids = gr.Textbox(label="Merge ids", placeholder="e.g. 12 15", elem_id="merge-ids")
+                    merge_btn = gr.Button("Merge", size="sm", elem_id="merge")
+                kind = gr.Radio([EXPORT_INSTANCES, EXPORT_PANOPTIC], value=EXPORT_INSTANCES, label="Export as")
+                fmt = gr.Radio(["rle", "polygon"], value="rle", label="Instance segmentation as")
+                export_btn = gr.Button("Export", elem_id="export")
                 export_file = gr.File(label="Export", interactive=False)
                 export_status = gr.Markdown(elem_id="export-status")
 
@@ -290,10 +333,11 @@ def build_ui(ws: Workspace) -> gr.Blocks:
         clear_btn.click(ui.clear, prompt, view, **serial)
         suggestions.change(lambda v: gr.update() if v is None else gr.update(value=v), suggestions, label)
         accept_btn.click(ui.accept, [prompt, label], view, **serial)
-        everything_btn.click(ui.everything, prompt, view, **serial)
+        everything_btn.click(ui.everything, [prompt, method], view, **serial)
+        merge_btn.click(ui.merge, [prompt, merge_ids, label], view, **serial)
         delete_btn.click(ui.delete, [prompt, ann_id], view, **serial)
         relabel_btn.click(ui.relabel, [prompt, ann_id, label], view, **serial)
-        export_btn.click(ui.export, fmt, [export_file, export_status], **serial)
+        export_btn.click(ui.export, [kind, fmt], [export_file, export_status], **serial)
         # A reload (or restart) comes back to the image worked on last, with its annotations.
         demo.load(lambda: ws.last_image(), None, image_pick).then(ui.open_image, image_pick, view, **serial)
     return demo

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from annotator.evaluation import farthest_interior_point, mask_iou
+from annotator.exporters.coco_panoptic import read_coco_panoptic
 from annotator.workspace import Workspace
 
 from .conftest import instance_mask
@@ -132,11 +133,26 @@ def test_click_accept_reload_box_export(browser, served_app, coco_gt, tmp_path):
     page.wait_for_function(
         "() => document.querySelector('#export-status').innerText.includes('Exported 2')", timeout=30_000
     )
+    coco_json = (ws.out_dir / f"{ws.slug}_coco.json").read_text()
+
+    # 5. merge the two into one, then export COCO panoptic
+    page.locator("#merge-ids textarea, #merge-ids input").first.fill("1 2")
+    page.locator("#merge").click()
+    _wait_status(page, "into annotation 3")
+    page.get_by_label("COCO panoptic").check()
+    page.locator("#export").click()
+    page.wait_for_function(
+        "() => document.querySelector('#export-status').innerText.includes('COCO panoptic')", timeout=30_000
+    )
     page.close()
+    (pan,), _ = read_coco_panoptic(ws.out_dir / f"{ws.slug}_panoptic.json")
+    assert len(pan.segments_info) == 1 and pan.segments_info[0]["area"] == ws.store.annotations[3].area
 
     from pycocotools.coco import COCO
 
-    coco = COCO(str(ws.out_dir / f"{ws.slug}_coco.json"))
+    coco_path = tmp_path / "coco.json"
+    coco_path.write_text(coco_json)
+    coco = COCO(str(coco_path))
     exported = {coco.loadCats(a["category_id"])[0]["name"]: a for a in coco.loadAnns(coco.getAnnIds())}
     assert set(exported) == {name1, "my custom label"}
     assert coco.loadImgs(exported[name1]["image_id"])[0]["file_name"] == info["file_name"]
@@ -144,8 +160,9 @@ def test_click_accept_reload_box_export(browser, served_app, coco_gt, tmp_path):
     assert clicked[int(py), int(px)]
     # the browser click produced the engine's own mask for that point: coordinates map right
     ws.activate(info["file_name"])
-    direct = ws.engine.predict(point_coords=np.array([[px, py]]), point_labels=np.array([1])).mask
+    direct_result = ws.engine.predict(point_coords=np.array([[px, py]]), point_labels=np.array([1]))
+    direct, direct_iou = direct_result.mask, direct_result.predicted_iou
     assert mask_iou(clicked, direct) > 0.97
     gt2 = instance_mask(coco_gt, second)
     assert mask_iou(coco.annToMask(exported["my custom label"]).astype(bool), gt2) > 0.5
-    assert np.isclose(exported[name1]["predicted_iou"], ws.store.annotations[1].predicted_iou)
+    assert np.isclose(exported[name1]["predicted_iou"], direct_iou)

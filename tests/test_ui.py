@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from annotator.masks import decode_rle
 from annotator.workspace import Workspace
 
 from .conftest import instance_mask
@@ -87,21 +88,43 @@ def test_box_by_two_clicks_undo_accept_delete(ui_on_photos, coco_gt):
     # a positive click, then export
     out = ui.click(out[1], MODE_POS, SimpleNamespace(index=[x + w / 2, y + h / 2]))
     ui.accept(out[1], "again")
-    path, text = ui.export("polygon")
+    path, text = ui.export("COCO instances", "polygon")
     assert path.endswith("_coco.json") and "Exported 1" in text
     np.testing.assert_array_equal(out[0].shape[:2], ws.image.shape[:2])
 
 
-def test_everything_adds_editable_patches(ui_on_photos):
+def test_everything_adds_editable_instances_merge_and_panoptic_export(ui_on_photos):
+    from annotator.exporters.coco_panoptic import read_coco_panoptic
+
     ui, ws, _ = ui_on_photos
     _, prompt, *_ = ui.open_image("a.jpg")
     ticks = []
-    out = ui.everything(prompt, progress=lambda f, desc=None: ticks.append(f))
+    out = ui.everything(prompt, "samcp", progress=lambda f, desc=None: ticks.append(f))
     saved = ws.store.for_image("a.jpg")
-    assert len(saved) > 5 and f"added {len(saved)} patches" in out[-1]
-    assert all(a.label == "object" and a.area > 0 and a.prompt["everything"] for a in saved)
-    assert ticks and ticks == sorted(ticks) and ticks[-1] < 1.0
+    assert len(saved) > 5 and f"→ {len(saved)} annotations" in out[-1]
+    assert "no CLIP" in out[-1]  # says why they are unlabelled
+    assert all(a.label == "object" and a.area > 0 and a.prompt["everything"] == "samcp" for a in saved)
+    assert ticks and ticks == sorted(ticks) and ticks[-1] == 1.0
     assert len(out[4]) == len(saved)  # the table lists them
     ui.delete(out[1], saved[0].id)
     ui.relabel(out[1], saved[1].id, "table")
     assert len(ws.store.for_image("a.jpg")) == len(saved) - 1 and ws.store.annotations[saved[1].id].label == "table"
+    # merge two: one annotation, the union of both, the first one's label
+    a, b = saved[1], saved[2]
+    out = ui.merge(out[1], f"{a.id}, {b.id}", None)
+    assert "Merged" in out[-1] and a.id not in ws.store.annotations and b.id not in ws.store.annotations
+    merged = ws.store.for_image("a.jpg")[-1]
+    union = decode_rle(a.rle) | decode_rle(b.rle)
+    assert merged.label == "table" and np.array_equal(decode_rle(merged.rle), union)
+    assert "Cannot merge" in ui.merge(out[1], "99999 1", None)[-1]
+    assert "Cannot merge" in ui.merge(out[1], str(merged.id), None)[-1]
+    # panoptic export: a zip for download, the JSON + PNGs on disk, non-overlapping
+    path, text = ui.export("COCO panoptic", "rle")
+    assert path.endswith("_panoptic.zip") and "COCO panoptic" in text
+    (img,), _ = read_coco_panoptic(ws.out_dir / f"{ws.slug}_panoptic.json")
+    assert img.file_name == "a.jpg" and len(img.segments_info) > 3
+    # the pass choice: PosSAM keeps every patch as its own instance
+    before = len(ws.store.for_image("a.jpg"))
+    out = ui.everything(out[1], "possam", progress=lambda f, desc=None: None)
+    added = ws.store.for_image("a.jpg")[before:]
+    assert added and all(a.prompt["everything"] == "possam" and len(a.prompt["patches"]) == 1 for a in added)

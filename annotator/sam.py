@@ -176,6 +176,70 @@ def _attention(attn: torch.nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch
     return attn.out_proj(_merge_heads(out))
 
 
+def _token_to_image(attn: torch.nn.Module, q_in: torch.Tensor, k_in: torch.Tensor, v_in: torch.Tensor) -> torch.Tensor:
+    """Token→image ``Attention`` without projecting the image tokens (exact reassociation).
+
+    SAM's attention projects all N image tokens to keys and values (2·N·C·c MACs) for only T ≈ 7
+    query tokens. Folding the key projection into the queries (``q·W_k``) and applying the value
+    projection after the weighted sum computes the same function in ~N·C·T·heads MACs: 2.3×
+    fewer for SAM's decoder. The key bias shifts every score of a row equally (softmax drops
+    it); the value bias passes through because attention weights sum to 1.
+
+    Args:
+        q_in: (B, T, C) tokens; k_in: (B, N, C) image tokens (+ positional encoding) for the
+            keys; v_in: (B, N, C) image tokens for the values.
+    Returns:
+        (B, T, C), equal to ``attn(q_in, k_in, v_in)`` up to float rounding.
+    """
+    n = attn.num_heads
+    b, t, _ = q_in.shape
+    q = _heads(attn.q_proj(q_in), n)  # (B, h, T, c)
+    c = q.shape[-1]
+    qk = (q @ attn.k_proj.weight.reshape(n, c, -1)).flatten(1, 2)  # (B, h·T, C)
+    weights = ((qk @ k_in.transpose(1, 2)) * c**-0.5).softmax(dim=-1)  # (B, h·T, N)
+    ctx = (weights @ v_in).reshape(b, n, t, -1)  # (B, h, T, C)
+    v = ctx @ attn.v_proj.weight.reshape(n, c, -1).transpose(1, 2) + attn.v_proj.bias.reshape(n, 1, c)
+    return attn.out_proj(_merge_heads(v))
+
+
+def _image_to_token(
+    attn: torch.nn.Module,
+    q_in: torch.Tensor | None,
+    k_in: torch.Tensor,
+    v_in: torch.Tensor,
+    q: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Image→token ``Attention`` without projecting the image tokens (exact reassociation).
+
+    The query projection is folded into the T token keys (``W_q^T·k``) and the output projection
+    into the T token values, so each of the N image tokens costs C·T·heads MACs twice instead
+    of 2·C·c (see :func:`_token_to_image`).
+
+    Args:
+        q_in: (B, N, C) image tokens (+ positional encoding), or ``None`` when ``q`` is given.
+        k_in, v_in: (B, T, C) tokens (+ positional encoding for the keys).
+        q: (B or 1, h, N, c) precomputed projected queries (the cached first block).
+    Returns:
+        (B, N, C), equal to ``attn(q_in, k_in, v_in)`` up to float rounding.
+    """
+    n = attn.num_heads
+    k = _heads(attn.k_proj(k_in), n)  # (B, h, T, c)
+    b, _, t, c = k.shape
+    # scores laid out (B, h·T, N): the softmax over the T tokens then runs along a strided axis
+    # with N contiguous lanes, much faster than over a contiguous axis of length T ≈ 7
+    if q is None:
+        m = (k @ attn.q_proj.weight.reshape(n, c, -1)).flatten(1, 2)  # (B, h·T, C)
+        bias = (k @ attn.q_proj.bias.reshape(n, c, 1)).reshape(b, n * t, 1)
+        scores = torch.baddbmm(bias, m, q_in.transpose(1, 2))  # (B, h·T, N)
+    else:
+        scores = (k @ q.transpose(-1, -2)).flatten(1, 2)  # (B, h·T, N)
+    weights = (scores * c**-0.5).unflatten(1, (n, t)).softmax(dim=2).flatten(1, 2)
+    v = _heads(attn.v_proj(v_in), n)  # (B, h, T, c)
+    wo = attn.out_proj.weight.reshape(-1, n, c).permute(1, 2, 0)  # (h, c, C)
+    vo = (v @ wo).flatten(1, 2)  # (B, h·T, C)
+    return torch.baddbmm(attn.out_proj.bias.expand(b, 1, -1), weights.transpose(1, 2), vo)
+
+
 def _self_attention(layer: torch.nn.Module, queries: torch.Tensor, query_pe: torch.Tensor) -> torch.Tensor:
     if layer.skip_first_layer_pe:
         return layer.norm1(_attention(layer.self_attn, queries, queries, queries))
@@ -187,9 +251,9 @@ def _two_way_block(layer, queries, keys, query_pe, key_pe):
     """``TwoWayAttentionBlock.forward`` of segment-anything, with fused attention."""
     queries = _self_attention(layer, queries, query_pe)
     k = keys + key_pe
-    queries = layer.norm2(queries + _attention(layer.cross_attn_token_to_image, queries + query_pe, k, keys))
+    queries = layer.norm2(queries + _token_to_image(layer.cross_attn_token_to_image, queries + query_pe, k, keys))
     queries = layer.norm3(queries + layer.mlp(queries))
-    keys = layer.norm4(keys + _attention(layer.cross_attn_image_to_token, k, queries + query_pe, queries))
+    keys = layer.norm4(keys + _image_to_token(layer.cross_attn_image_to_token, k, queries + query_pe, queries))
     return queries, keys
 
 
@@ -270,10 +334,7 @@ class SamPromptDecoder:
         queries = layer.norm3(queries + layer.mlp(queries))
         i2t = layer.cross_attn_image_to_token
         qt = queries + tokens
-        out = F.scaled_dot_product_attention(
-            emb.i2t_q, _heads(i2t.k_proj(qt), i2t.num_heads), _heads(i2t.v_proj(queries), i2t.num_heads)
-        )
-        keys = layer.norm4(emb.keys + i2t.out_proj(_merge_heads(out)))
+        keys = layer.norm4(emb.keys + _image_to_token(i2t, None, qt, queries, q=emb.i2t_q))
         return queries, keys
 
     @torch.inference_mode()
@@ -337,7 +398,7 @@ class SamPromptDecoder:
             layers = tr.layers
         for layer in layers:
             queries, keys = _two_way_block(layer, queries, keys, tokens, key_pe)
-        attn_out = _attention(tr.final_attn_token_to_image, queries + tokens, keys + key_pe, keys)
+        attn_out = _token_to_image(tr.final_attn_token_to_image, queries + tokens, keys + key_pe, keys)
         return tr.norm_final_attn(queries + attn_out), keys
 
     def _mask_logits(self, emb: SamImageEmbedding, hs: torch.Tensor, keys: torch.Tensor, idx: list[int]):

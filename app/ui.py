@@ -286,7 +286,7 @@ def build_ui(ws: Workspace) -> gr.Blocks:
                     [(METHOD_TITLES[m], m) for m in METHODS], value="samcp", label="Everything pass", elem_id="method"
                 )
                 everything_btn = gr.Button("Everything", elem_id="everything")
-                gr.Markdown("Segments the whole image into annotations (about 15 s per photo on a CPU).")
+                gr.Markdown("Segments the whole image into annotations (about 10 s per photo on a CPU).")
             with gr.Column(scale=4):
                 canvas = gr.Image(
                     type="numpy",

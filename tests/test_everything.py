@@ -80,3 +80,20 @@ def test_eval_command_everything(coco_tiny, tmp_path):
     assert "AR@100" in proc.stdout
     scores = json.loads(out.read_text())["everything"]
     assert scores["images"] == 1 and scores["patches"] > 0 and 0 < scores["AR@100"] <= 100
+
+
+def test_small_holes_and_islands_removal_equals_segment_anythings(patches_and_reference):
+    from segment_anything.utils.amg import remove_small_regions as reference
+
+    from annotator.everything.patches import remove_small_regions
+
+    _, patches, _, _ = patches_and_reference
+    changed = 0
+    for p in patches.values():
+        for mask in p.masks:
+            expected, _ = reference(mask, 100, "holes")
+            expected, _ = reference(expected, 100, "islands")
+            ours = remove_small_regions(mask, 100)
+            assert np.array_equal(ours, expected)
+            changed += not np.array_equal(ours, mask)
+    assert changed > 0  # real patches do have small holes / islands

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -33,7 +34,9 @@ class PatchConfig:
         stability_score_thresh: minimum IoU between the masks at logit ±``stability_score_offset``.
         stability_score_offset: logit offset for the stability score.
         box_nms_thresh: box IoU above which the lower-scored patch is dropped.
-        min_mask_region_area: patches smaller than this many pixels are dropped (0 keeps all).
+        min_mask_region_area: holes and islands smaller than this many pixels are removed from
+            each kept patch, as SAM's ``remove_small_regions`` does (0 = off, the reference's
+            default); patches left empty are dropped.
     """
 
     points_per_side: int = 32
@@ -109,6 +112,26 @@ def _input_scale_boxes(logits: torch.Tensor, emb: SamImageEmbedding, chunk: int 
     return torch.cat(boxes) * scale
 
 
+def remove_small_regions(mask: np.ndarray, min_area: int) -> np.ndarray:
+    """Fill holes and drop islands smaller than ``min_area`` pixels (8-connectivity, opencv).
+
+    Args:
+        mask: (H, W) bool.
+    Returns:
+        (H, W) bool; an island is kept if it is the mask's only one.
+    """
+    out = mask.copy()
+    for fill in (True, False):  # holes first (components of the background), then islands
+        region = (~out if fill else out).astype(np.uint8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
+        small = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] < min_area]
+        if not fill and len(small) == n - 1:  # every island is small: keep the largest
+            small = sorted(small, key=lambda i: stats[i, cv2.CC_STAT_AREA])[:-1]
+        if small:
+            out[np.isin(labels, small)] = fill
+    return out
+
+
 def generate_patches(
     decoder: SamPromptDecoder,
     emb: SamImageEmbedding,
@@ -164,7 +187,10 @@ def generate_patches(
         full[:rows, :cols] = logits_np[i]
         masks.append(upsample_logits(full, emb.input_size, emb.original_size))
     masks_np = np.stack(masks) if masks else np.zeros((0, height, width), bool)
-    good = masks_np.reshape(len(masks_np), -1).sum(1) >= max(1, config.min_mask_region_area)
+    if config.min_mask_region_area > 0:
+        for i, m in enumerate(masks_np):
+            masks_np[i] = remove_small_regions(m, config.min_mask_region_area)
+    good = masks_np.reshape(len(masks_np), -1).any(1)
     masks_np = masks_np[good]
     final = keep.cpu().numpy()[good]
     for m in masks_np:

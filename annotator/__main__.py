@@ -11,20 +11,11 @@ from .everything.pipeline import METHODS
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .engine import EngineConfig, build_engine
+    from .engine import build_engine
     from .everything.patches import PatchConfig
     from .everything.pipeline import EverythingConfig
 
-    engine = build_engine(
-        EngineConfig(
-            sam=args.sam,
-            sam_checkpoint=args.sam_checkpoint,
-            clip_model=args.clip,
-            clip_pretrained=args.clip_pretrained,
-            vocab=args.vocab or args.gt,
-            device=args.device,
-        )
-    )
+    engine = build_engine(_engine_config(args, args.vocab or args.gt))
     if args.task == "everything":
         patches = PatchConfig(points_per_side=args.points_per_side) if args.points_per_side else None
         config = EverythingConfig(method=args.method, patches=patches)
@@ -60,6 +51,49 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _engine_config(args: argparse.Namespace, vocab: str):
+    from .engine import EngineConfig
+
+    return EngineConfig(
+        sam=args.sam,
+        sam_checkpoint=args.sam_checkpoint,
+        clip_model=args.clip,
+        clip_pretrained=args.clip_pretrained,
+        vocab=vocab,
+        device=args.device,
+    )
+
+
+def _annotate(args: argparse.Namespace) -> int:
+    from .bulk import BulkConfig, annotate_folder, load_boxes
+    from .engine import build_engine, engine_summary
+
+    boxes = load_boxes(args.boxes) if args.boxes else None
+    engine = build_engine(_engine_config(args, args.vocab or "imagenet21k"))
+    print(f"engine: {engine_summary(engine)}")
+    if not engine.has_labels:
+        print(f"labels: off ({engine.labels_unavailable}); instances are named 'object' unless --boxes names them")
+    config = BulkConfig(method=args.method, boxes=boxes, score_threshold=args.score_threshold, min_area=args.min_area)
+    summary = annotate_folder(engine, args.folder, args.out, config)
+    print(f"\nimages done: {summary.done} ({summary.resumed} from an earlier run), skipped: {len(summary.skipped)}")
+    for key, reason in summary.skipped.items():
+        print(f"  skipped {key}: {reason}")
+    print(f"{summary.images_per_minute:.1f} images/min this run, {summary.seconds:.0f} s")
+    print("instances per class:")
+    for label, n in list(summary.instances_per_class.items())[:30]:
+        print(f"  {label:30} {n}")
+    print(f"annotation store: {summary.store_path}\nCOCO export: {summary.coco_path}")
+    return 0
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sam", default="vit_t", choices=["vit_t", "vit_b", "vit_l", "vit_h"])
+    p.add_argument("--sam-checkpoint")
+    p.add_argument("--clip", default="auto", help="open_clip model, 'auto' or 'none'")
+    p.add_argument("--clip-pretrained")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m annotator", description="OV-SAM annotator tools")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -71,19 +105,24 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--gt", required=True, help="COCO instances JSON")
     ev.add_argument("--limit", type=int, help="first N images (by id)")
     ev.add_argument("--json", help="also write the figures to this file")
-    ev.add_argument("--sam", default="vit_t", choices=["vit_t", "vit_b", "vit_l", "vit_h"])
-    ev.add_argument("--sam-checkpoint")
-    ev.add_argument("--clip", default="auto", help="open_clip model, 'auto' or 'none'")
-    ev.add_argument("--clip-pretrained")
+    _add_model_options(ev)
     ev.add_argument("--vocab", help="vocabulary for label accuracy (default: the --gt categories)")
-    ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ev.add_argument("--method", default="samcp", choices=METHODS, help="everything: the pass")
     ev.add_argument("--points-per-side", type=int, help="everything: grid density (default 32 on CUDA, 16 on CPU)")
     ev.add_argument("--panoptic-gt", help="everything: COCO panoptic JSON of the same images, for PQ/SQ/RQ")
     ev.add_argument("--panoptic-dir", help="its PNG folder (default: the JSON path without .json)")
+    an = sub.add_parser("annotate", help="auto-annotate a folder (resumable: run again to continue)")
+    an.add_argument("folder", help="images, searched recursively")
+    an.add_argument("--out", default="exports", help="journal, annotation store and COCO export go here")
+    an.add_argument("--method", default="samcp", choices=METHODS, help="everything pass")
+    an.add_argument("--boxes", help="prompt with these boxes instead: COCO JSON, or a folder of <stem>.json lists")
+    an.add_argument("--vocab", help="vocabulary (default imagenet21k)")
+    an.add_argument("--score-threshold", type=float, default=0.0, help="drop labelled instances scoring lower")
+    an.add_argument("--min-area", type=int, default=0, help="drop instances smaller than this (pixels)")
+    _add_model_options(an)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return _eval(args)
+    return _annotate(args) if args.cmd == "annotate" else _eval(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,108 @@
+"""Bulk auto-annotation: resumable after a kill, bad files skipped, output equal to an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from pycocotools.coco import COCO
+
+from annotator.bulk import BulkConfig, Journal, annotate_folder, load_boxes
+
+from .conftest import ROOT
+
+N_PHOTOS = 4
+
+
+@pytest.fixture()
+def photo_folder(coco_tiny, coco_gt, tmp_path):
+    """4 COCO photos (one in a sub-folder), a corrupt JPEG and a zero-byte PNG; and GT boxes."""
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    ids = sorted(coco_gt.getImgIds())[:N_PHOTOS]
+    for i, img_id in enumerate(ids):
+        name = coco_gt.loadImgs(img_id)[0]["file_name"]
+        shutil.copy(coco_tiny / "images" / name, folder / ("sub" if i == 0 else "") / name)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (folder / "empty.png").write_bytes(b"")
+    gt = json.loads((coco_tiny / "instances.json").read_text())
+    gt["images"] = [im for im in gt["images"] if im["id"] in ids]
+    gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in ids and not a["iscrowd"]][:40]
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps(gt))
+    return folder, boxes
+
+
+def _parse(line: str) -> dict | None:
+    try:
+        return json.loads(line)
+    except ValueError:  # a line torn by the kill
+        return None
+
+
+def _canonical(coco_path):
+    """Export content without ids and dates: per image, sorted (label, RLE counts, bbox)."""
+    data = json.loads(coco_path.read_text())
+    cats = {c["id"]: c["name"] for c in data["categories"]}
+    files = {im["id"]: im["file_name"] for im in data["images"]}
+    return sorted(
+        (files[a["image_id"]], cats[a["category_id"]], a["segmentation"]["counts"], tuple(a["bbox"]))
+        for a in data["annotations"]
+    )
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(engine, photo_folder, tmp_path):
+    folder, boxes_path = photo_folder
+    config = BulkConfig(boxes=load_boxes(boxes_path))
+    whole = annotate_folder(engine, folder, tmp_path / "whole", config, progress=False)
+    assert whole.done == N_PHOTOS and set(whole.skipped) == {"broken.jpg", "empty.png"}
+    assert all(whole.skipped.values())  # with reasons
+    assert sum(whole.instances_per_class.values()) == 40
+
+    out = tmp_path / "resumed"
+    first = annotate_folder(engine, folder, out, config, progress=False, max_images=2)
+    assert first.done + len(first.skipped) == 2
+    journal = Journal(next(out.glob("*.journal.jsonl")))
+    with journal.path.open("a") as f:
+        f.write('{"key": "sub/half-written')  # a crash mid-line
+    second = annotate_folder(engine, folder, out, config, progress=False)
+    assert second.resumed == 2 and second.done == N_PHOTOS
+    lines = journal.path.read_text().splitlines()
+    assert len([ln for ln in lines if ln.startswith('{"key": "') and ln.endswith("}")]) == N_PHOTOS + 2
+    assert _canonical(second.coco_path) == _canonical(whole.coco_path)
+    COCO(str(second.coco_path))  # pycocotools reads it
+    # a third run has nothing left to do and changes nothing
+    before = second.store_path.read_text()
+    third = annotate_folder(engine, folder, out, config, progress=False)
+    assert third.resumed == N_PHOTOS + 2 and third.images_per_minute == 0
+    assert json.loads(third.store_path.read_text())["annotations"] == json.loads(before)["annotations"]
+
+
+def test_cli_killed_halfway_then_rerun(photo_folder, tmp_path):
+    folder, boxes_path = photo_folder
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "annotator", "annotate", str(folder), "--out", str(out),
+           "--boxes", str(boxes_path), "--clip", "none"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    journal = out / "photos.journal.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if journal.exists() and len(journal.read_text().splitlines()) >= 2:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (out / "photos_coco.json").exists()
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert f"images done: {N_PHOTOS}" in done.stdout and "skipped broken.jpg" in done.stdout
+    coco = COCO(str(out / "photos_coco.json"))
+    assert len(coco.getImgIds()) == N_PHOTOS and len(coco.getAnnIds()) == 40
+    keys = [item["key"] for item in map(_parse, journal.read_text().splitlines()) if item]
+    assert len(keys) == len(set(keys)) == N_PHOTOS + 2  # nothing done twice

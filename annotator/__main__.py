@@ -86,6 +86,35 @@ def _annotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .bulk import folder_slug
+    from .exporters.coco import export_coco
+    from .exporters.coco_panoptic import export_coco_panoptic
+    from .exporters.yolo import export_yolo
+    from .store import AnnotationStore
+    from .vocabulary import load_vocabulary
+
+    out = Path(args.out)
+    slug = folder_slug(args.folder)
+    store_path = out / f"{slug}.annotations.json"
+    if not store_path.is_file():
+        print(f"no annotations for {args.folder}: {store_path} does not exist (annotate it first)", file=sys.stderr)
+        return 2
+    store = AnnotationStore(store_path)
+    if args.format == "coco":
+        path = export_coco(store, out / f"{slug}_coco.json", args.segmentation)
+    elif args.format == "coco-panoptic":
+        vocab = load_vocabulary(args.vocab) if args.vocab else None
+        isthing = dict(zip(vocab.names, vocab.isthing, strict=True)) if vocab and vocab.isthing else {}
+        path = export_coco_panoptic(store, out / f"{slug}_panoptic.json", isthing)
+    else:
+        path = export_yolo(store, args.folder, out / f"{slug}_yolo")
+    print(f"{len(store.annotations)} annotations of {len(store.images)} images → {path}")
+    return 0
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sam", default="vit_t", choices=["vit_t", "vit_b", "vit_l", "vit_h"])
     p.add_argument("--sam-checkpoint")
@@ -120,9 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     an.add_argument("--score-threshold", type=float, default=0.0, help="drop labelled instances scoring lower")
     an.add_argument("--min-area", type=int, default=0, help="drop instances smaller than this (pixels)")
     _add_model_options(an)
+    ex = sub.add_parser("export", help="export a folder's annotations (from the app or annotate)")
+    ex.add_argument("folder", help="the image folder that was annotated")
+    ex.add_argument("--format", default="coco", choices=["coco", "coco-panoptic", "yolo"])
+    ex.add_argument("--segmentation", default="rle", choices=["rle", "polygon"], help="coco: mask encoding")
+    ex.add_argument("--vocab", help="coco-panoptic: vocabulary giving isthing (e.g. coco_panoptic)")
+    ex.add_argument("--out", default="exports", help="where the annotation store is and exports go")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return _annotate(args) if args.cmd == "annotate" else _eval(args)
+    return {"annotate": _annotate, "export": _export, "eval": _eval}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -63,13 +63,15 @@ def _to_pixel_edges(poly: np.ndarray) -> np.ndarray:
     return pts + 0.5 * normal * (1.0 if signed_area > 0 else -1.0)
 
 
-def mask_to_polygons(mask: np.ndarray, min_area: float = 1.0) -> list[list[float]]:
-    """(H, W) bool → COCO polygons ``[[x1, y1, x2, y2, ...], ...]`` with holes kept.
+def mask_to_polygons(mask: np.ndarray, min_area: float = 1.0, pixel_edges: bool = True) -> list[list[float]]:
+    """(H, W) bool → polygons ``[[x1, y1, x2, y2, ...], ...]`` with holes kept.
 
-    Contours come from ``cv2.findContours`` (RETR_CCOMP: outer boundaries and their holes) and
-    are moved onto the pixels' outer edges, so that pycocotools rasterises them back to the
-    same pixels (mean IoU 0.999 on COCO instance masks).  Parts smaller than ``min_area``
-    pixels are dropped.
+    Contours come from ``cv2.findContours`` (RETR_CCOMP: outer boundaries and their holes).
+    With ``pixel_edges`` (COCO) they are moved onto the pixels' outer edges, so that pycocotools
+    rasterises them back to the same pixels (mean IoU 0.999 on COCO instance masks); without,
+    they run through the boundary pixels' centres, which is what readers that fill polygons
+    with ``cv2.fillPoly`` (Ultralytics YOLO, supervision) turn back into the same pixels.
+    Parts smaller than ``min_area`` pixels are dropped.
     """
     m = np.ascontiguousarray(mask, dtype=np.uint8)
     contours, hierarchy = cv2.findContours(m, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
@@ -83,6 +85,9 @@ def mask_to_polygons(mask: np.ndarray, min_area: float = 1.0) -> list[list[float
         outer = contours[idx][:, 0, :]
         if cv2.contourArea(contours[idx]) + len(outer) < min_area:
             continue
+        if cv2.contourArea(contours[idx]) == 0 and not pixel_edges:
+            polygons.append([float(v) for v in outer.reshape(-1)])
+            continue
         if cv2.contourArea(contours[idx]) == 0:  # a one-pixel-wide line: no inside, one square per pixel
             for x, y in np.unique(outer, axis=0):
                 polygons.append([float(x), float(y), x + 1.0, float(y), x + 1.0, y + 1.0, float(x), y + 1.0])
@@ -91,7 +96,8 @@ def mask_to_polygons(mask: np.ndarray, min_area: float = 1.0) -> list[list[float
         while child != -1:
             outer = _splice(outer, contours[child][:, 0, :])
             child = hierarchy[child][0]
-        polygons.append([round(float(v), 2) for v in _to_pixel_edges(outer).reshape(-1)])
+        loop = _to_pixel_edges(outer) if pixel_edges else outer.astype(np.float64)
+        polygons.append([round(float(v), 2) for v in loop.reshape(-1)])
     return polygons
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from .engine import Engine
 from .exporters.coco import export_coco
 from .exporters.coco_panoptic import export_coco_panoptic
+from .exporters.yolo import export_yolo
 from .images import list_images, load_image
 from .store import AnnotationStore
 
@@ -118,6 +119,11 @@ class Workspace:
         vocab = self.engine.vocabulary
         isthing = dict(zip(vocab.names, vocab.isthing, strict=True)) if vocab and vocab.isthing else {}
         return export_coco_panoptic(self.store, out, isthing)
+
+    def export_yolo(self, out_dir: str | Path | None = None) -> Path:
+        """Write all accepted annotations as a YOLO segmentation dataset in ``<slug>_yolo/``
+        (images linked, labels, ``data.yaml``); returns the ``data.yaml`` path."""
+        return export_yolo(self.store, self.root, Path(out_dir) if out_dir else self.out_dir / f"{self.slug}_yolo")
 
 
 __all__ = ["Workspace"]

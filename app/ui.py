@@ -12,6 +12,7 @@ import logging
 import re
 import time
 import zipfile
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 MODE_POS, MODE_NEG, MODE_BOX = "Positive point", "Negative point", "Box (2 clicks)"
 TABLE_HEADERS = ["id", "label", "score", "pred. IoU", "area"]
-EXPORT_INSTANCES, EXPORT_PANOPTIC = "COCO instances", "COCO panoptic"
+EXPORT_INSTANCES, EXPORT_PANOPTIC, EXPORT_YOLO = "COCO instances", "COCO panoptic", "YOLO segmentation"
 
 
 def _empty_prompt(key: str | None) -> dict:
@@ -254,16 +255,26 @@ class AnnotatorUI:
             return None, "Nothing to export yet."
         if kind == EXPORT_PANOPTIC:
             path = self.ws.export_panoptic()
-            archive = path.with_suffix(".zip")
-            buf = io.BytesIO()
-            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-                zf.write(path, path.name)
-                for png in sorted(path.with_suffix("").glob("*.png")):
-                    zf.write(png, f"{path.stem}/{png.name}")
-            atomic_write_bytes(archive, buf.getvalue())
+            archive = _zip(path.with_suffix(".zip"), [path], path.with_suffix(""), path.stem)
             return str(archive), f"Exported {n} annotations as COCO panoptic to `{path}` (+ PNG folder); zip below."
+        if kind == EXPORT_YOLO:
+            yaml_path = self.ws.export_yolo()
+            root = yaml_path.parent
+            archive = _zip(root.with_suffix(".zip"), [yaml_path], root / "labels", "labels")
+            return str(archive), f"Exported {n} annotations as YOLO segmentation to `{root}` (labels zipped below)."
         path = self.ws.export(segmentation=fmt)
         return str(path), f"Exported {n} annotations to `{path}`."
+
+
+def _zip(archive: Path, files: list[Path], folder: Path, arc_folder: str) -> Path:
+    """Zip ``files`` (at the top) and ``folder``'s files (under ``arc_folder``), written atomically."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in files:
+            zf.write(f, f.name)
+        for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+            zf.write(f, f"{arc_folder}/{f.relative_to(folder).as_posix()}")
+    return atomic_write_bytes(archive, buf.getvalue())
 
 
 def build_ui(ws: Workspace) -> gr.Blocks:
@@ -316,7 +327,9 @@ def build_ui(ws: Workspace) -> gr.Blocks:
                 with gr.Row():
                     merge_ids = gr.Textbox(label="Merge ids", placeholder="e.g. 12 15", elem_id="merge-ids")
                     merge_btn = gr.Button("Merge", size="sm", elem_id="merge")
-                kind = gr.Radio([EXPORT_INSTANCES, EXPORT_PANOPTIC], value=EXPORT_INSTANCES, label="Export as")
+                kind = gr.Radio(
+                    [EXPORT_INSTANCES, EXPORT_PANOPTIC, EXPORT_YOLO], value=EXPORT_INSTANCES, label="Export as"
+                )
                 fmt = gr.Radio(["rle", "polygon"], value="rle", label="Instance segmentation as")
                 export_btn = gr.Button("Export", elem_id="export")
                 export_file = gr.File(label="Export", interactive=False)

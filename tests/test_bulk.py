@@ -106,3 +106,17 @@ def test_cli_killed_halfway_then_rerun(photo_folder, tmp_path):
     assert len(coco.getImgIds()) == N_PHOTOS and len(coco.getAnnIds()) == 40
     keys = [item["key"] for item in map(_parse, journal.read_text().splitlines()) if item]
     assert len(keys) == len(set(keys)) == N_PHOTOS + 2  # nothing done twice
+
+    # the exports of what was annotated
+    import supervision as sv
+
+    for fmt in ("yolo", "coco-panoptic"):
+        cmd = [sys.executable, "-m", "annotator", "export", str(folder), "--out", str(out), "--format", fmt]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    yolo = out / "photos_yolo"
+    ds = sv.DetectionDataset.from_yolo(
+        str(yolo / "images"), str(yolo / "labels"), str(yolo / "data.yaml"), force_masks=True
+    )
+    assert sum(len(det) for _, _, det in ds) == 40
+    assert (out / "photos_panoptic.json").is_file()

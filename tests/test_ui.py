@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import zipfile
 from types import SimpleNamespace
 
 import numpy as np
@@ -123,6 +124,10 @@ def test_everything_adds_editable_instances_merge_and_panoptic_export(ui_on_phot
     assert path.endswith("_panoptic.zip") and "COCO panoptic" in text
     (img,), _ = read_coco_panoptic(ws.out_dir / f"{ws.slug}_panoptic.json")
     assert img.file_name == "a.jpg" and len(img.segments_info) > 3
+    path, text = ui.export("YOLO segmentation", "rle")
+    with zipfile.ZipFile(path) as zf:
+        assert {"data.yaml", "labels/a.txt"} <= set(zf.namelist())
+        assert len(zf.read("labels/a.txt").decode().splitlines()) == len(ws.store.for_image("a.jpg"))
     # the pass choice: PosSAM keeps every patch as its own instance
     before = len(ws.store.for_image("a.jpg"))
     out = ui.everything(out[1], "possam", progress=lambda f, desc=None: None)

@@ -69,12 +69,13 @@ def _annotate(args: argparse.Namespace) -> int:
     from .engine import build_engine, engine_summary
 
     boxes = load_boxes(args.boxes) if args.boxes else None
-    engine = build_engine(_engine_config(args, args.vocab or "imagenet21k"))
+    engine_config = _engine_config(args, args.vocab or "imagenet21k")
+    engine = build_engine(engine_config)
     print(f"engine: {engine_summary(engine)}")
     if not engine.has_labels:
         print(f"labels: off ({engine.labels_unavailable}); instances are named 'object' unless --boxes names them")
     config = BulkConfig(method=args.method, boxes=boxes, score_threshold=args.score_threshold, min_area=args.min_area)
-    summary = annotate_folder(engine, args.folder, args.out, config)
+    summary = annotate_folder(engine, args.folder, args.out, config, workers=args.workers, engine_config=engine_config)
     print(f"\nimages done: {summary.done} ({summary.resumed} from an earlier run), skipped: {len(summary.skipped)}")
     for key, reason in summary.skipped.items():
         print(f"  skipped {key}: {reason}")
@@ -89,10 +90,10 @@ def _annotate(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .bulk import folder_slug
     from .exporters.coco import export_coco
     from .exporters.coco_panoptic import export_coco_panoptic
     from .exporters.yolo import export_yolo
+    from .images import folder_slug
     from .store import AnnotationStore
     from .vocabulary import load_vocabulary
 
@@ -109,8 +110,13 @@ def _export(args: argparse.Namespace) -> int:
         vocab = load_vocabulary(args.vocab) if args.vocab else None
         isthing = dict(zip(vocab.names, vocab.isthing, strict=True)) if vocab and vocab.isthing else {}
         path = export_coco_panoptic(store, out / f"{slug}_panoptic.json", isthing)
-    else:
+    elif args.format == "yolo":
         path = export_yolo(store, args.folder, out / f"{slug}_yolo")
+    else:
+        from .exporters.label_studio import export_label_studio
+
+        prefix = args.image_url_prefix or f"/data/local-files/?d={Path(args.folder).resolve().name}/"
+        path = export_label_studio(store, out / f"{slug}_label_studio.json", prefix, args.regions)
     print(f"{len(store.annotations)} annotations of {len(store.images)} images → {path}")
     return 0
 
@@ -148,12 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     an.add_argument("--vocab", help="vocabulary (default imagenet21k)")
     an.add_argument("--score-threshold", type=float, default=0.0, help="drop labelled instances scoring lower")
     an.add_argument("--min-area", type=int, default=0, help="drop instances smaller than this (pixels)")
+    an.add_argument("--workers", type=int, default=1,
+                    help="worker processes, each with its own models and cores/workers threads (CPU)")  # fmt: skip
     _add_model_options(an)
     ex = sub.add_parser("export", help="export a folder's annotations (from the app or annotate)")
     ex.add_argument("folder", help="the image folder that was annotated")
-    ex.add_argument("--format", default="coco", choices=["coco", "coco-panoptic", "yolo"])
+    ex.add_argument("--format", default="coco", choices=["coco", "coco-panoptic", "yolo", "label-studio"])
     ex.add_argument("--segmentation", default="rle", choices=["rle", "polygon"], help="coco: mask encoding")
     ex.add_argument("--vocab", help="coco-panoptic: vocabulary giving isthing (e.g. coco_panoptic)")
+    ex.add_argument("--regions", default="brush", choices=["brush", "polygon"], help="label-studio: region type")
+    ex.add_argument("--image-url-prefix", help="label-studio: prefix of image URLs (default: local-files serving)")
     ex.add_argument("--out", default="exports", help="where the annotation store is and exports go")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -14,21 +14,23 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
-import re
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
-from .engine import Engine
+from .engine import Engine, EngineConfig, build_engine
 from .everything.pipeline import EverythingConfig
 from .exporters.coco import export_coco
-from .images import ImageLoadError, list_images, load_image
+from .images import ImageLoadError, folder_slug, list_images, load_image
 from .masks import decode_rle, encode_rle
 from .store import AnnotationStore
 
@@ -134,11 +136,6 @@ class BulkSummary:
     store_path: Path
 
 
-def folder_slug(folder: str | Path) -> str:
-    """Short file-name-safe name of a folder (as the UI's workspace uses)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(folder).resolve().name) or "images"
-
-
 def load_boxes(path: str | Path) -> dict[str, list[dict]]:
     """Boxes to prompt with, from a COCO instances JSON (``bbox`` + category name per
     annotation, keyed by ``file_name``) or a folder of ``<image stem>.json`` files each holding
@@ -212,6 +209,70 @@ def _pending(keys: list[str], journal: dict[str, ImageOutcome]) -> Iterator[str]
     return (k for k in keys if k not in journal)
 
 
+def process_image(engine: Engine, folder: Path, key: str, config: BulkConfig) -> ImageOutcome:
+    """Load, annotate and time one image; an unreadable one becomes a ``skipped`` outcome."""
+    t0 = time.perf_counter()
+    try:
+        image = load_image(folder / key)
+        anns = annotate_image(engine, image, key, config)
+        outcome = ImageOutcome(key, "done", None, image.shape[1], image.shape[0], anns)
+    except ImageLoadError as exc:
+        outcome = ImageOutcome(key, "skipped", str(exc))
+        log.warning("skipped %s: %s", key, exc)
+    outcome.seconds = time.perf_counter() - t0
+    return outcome
+
+
+_worker_engine: Engine | None = None  # the model cache of a worker process
+
+
+def _init_worker(engine_config: EngineConfig, threads: int) -> None:
+    global _worker_engine
+    torch.set_num_threads(threads)
+    _worker_engine = build_engine(engine_config)
+
+
+def _work(folder: str, key: str, config: BulkConfig) -> ImageOutcome:
+    return process_image(_worker_engine, Path(folder), key, config)
+
+
+def _outcomes(
+    engine: Engine,
+    folder: Path,
+    todo: list[str],
+    config: BulkConfig,
+    workers: int,
+    engine_config: EngineConfig | None,
+) -> Iterator[ImageOutcome]:
+    """Outcomes of ``todo``, in this process or in worker processes (in completion order)."""
+    if workers <= 1:
+        for key in todo:
+            yield process_image(engine, folder, key, config)
+        return
+    threads = max(1, torch.get_num_threads() // workers)
+    ctx = multiprocessing.get_context("spawn")
+    keys = iter(todo)
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(engine_config, threads)
+    ) as pool:
+        running = set()
+
+        def submit() -> None:
+            key = next(keys, None)
+            if key is not None:  # send each worker only its image's boxes
+                own = None if config.boxes is None else {key: _boxes_for(config.boxes, key)}
+                running.add(pool.submit(_work, str(folder), key, replace(config, boxes=own)))
+
+        for _ in range(2 * workers):
+            submit()
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                running.discard(future)
+                yield future.result()
+                submit()
+
+
 def annotate_folder(
     engine: Engine,
     folder: str | Path,
@@ -219,18 +280,25 @@ def annotate_folder(
     config: BulkConfig = BulkConfig(),
     progress: bool = True,
     max_images: int | None = None,
+    workers: int = 1,
+    engine_config: EngineConfig | None = None,
 ) -> BulkSummary:
     """Annotate every image under ``folder`` (recursively), resumably (see module doc).
 
     Args:
         engine: the loaded models (kept for the whole run).
+        workers: with more than one, images are processed by that many worker processes, each
+            with its own models (built from ``engine_config``) and ``cores / workers`` threads;
+            the journal is written by this process as results arrive.
         out_dir: journal ``<slug>.journal.jsonl``, store ``<slug>.annotations.json`` and COCO
             export ``<slug>_coco.json`` go here.
         max_images: stop after processing this many new images (for tests and benchmarks).
     Raises:
         FileNotFoundError: ``folder`` is not a folder.
-        ValueError: it holds no image files.
+        ValueError: it holds no image files, or ``workers > 1`` without ``engine_config``.
     """
+    if workers > 1 and engine_config is None:
+        raise ValueError("worker processes need the engine_config to build their models")
     start = time.perf_counter()
     folder = Path(folder)
     keys = [p.relative_to(folder).as_posix() for p in list_images(folder, recursive=True)]
@@ -243,20 +311,12 @@ def annotate_folder(
     resumed = sum(k in seen for k in keys)
     todo = list(_pending(keys, seen))[:max_images]
     processed = 0
-    bar = tqdm(todo, desc="annotating", unit="img", disable=not progress, initial=0)
-    for key in bar:
-        t0 = time.perf_counter()
-        try:
-            image = load_image(folder / key)
-            anns = annotate_image(engine, image, key, config)
-            outcome = ImageOutcome(key, "done", None, image.shape[1], image.shape[0], anns)
-        except ImageLoadError as exc:
-            outcome = ImageOutcome(key, "skipped", str(exc))
-            log.warning("skipped %s: %s", key, exc)
-        outcome.seconds = time.perf_counter() - t0
+    bar = tqdm(total=len(todo), desc="annotating", unit="img", disable=not progress)
+    for outcome in _outcomes(engine, folder, todo, config, workers, engine_config):
         journal.append(outcome)
-        seen[key] = outcome
+        seen[outcome.key] = outcome
         processed += 1
+        bar.update(1)
         bar.set_postfix(instances=len(outcome.annotations))
     bar.close()
 

@@ -7,6 +7,7 @@ to 8 bits.  Unreadable files raise :class:`ImageLoadError` with the reason, neve
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -86,6 +87,11 @@ def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
         raise FileNotFoundError(f"{folder}: not a folder")
     pattern = "**/*" if recursive else "*"
     return sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def folder_slug(folder: str | Path) -> str:
+    """Short file-name-safe name of an image folder, used to name its store and exports."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(folder).resolve().name) or "images"
 
 
 def write_sample_images(dest: str | Path) -> list[Path]:

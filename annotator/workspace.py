@@ -12,7 +12,6 @@ Everything the UI does goes through here, so it can be scripted too::
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from .engine import Engine
 from .exporters.coco import export_coco
 from .exporters.coco_panoptic import export_coco_panoptic
 from .exporters.yolo import export_yolo
-from .images import list_images, load_image
+from .images import folder_slug, list_images, load_image
 from .store import AnnotationStore
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ class Workspace:
         if not paths:
             raise ValueError(f"{root} contains no image files")
         keys = [p.relative_to(root).as_posix() for p in paths]
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", root.name) or "images"
+        slug = folder_slug(root)
         vocab = engine.vocabulary
         preferred = dict(zip(vocab.names, vocab.ids, strict=True)) if vocab else {}
         store = AnnotationStore(Path(out_dir) / f"{slug}.annotations.json", category_ids=preferred)
@@ -119,6 +118,14 @@ class Workspace:
         vocab = self.engine.vocabulary
         isthing = dict(zip(vocab.names, vocab.isthing, strict=True)) if vocab and vocab.isthing else {}
         return export_coco_panoptic(self.store, out, isthing)
+
+    def export_label_studio(self, url_prefix: str | None = None, region_type: str = "brush") -> Path:
+        """Write Label Studio tasks with predictions to ``<slug>_label_studio.json`` (config
+        beside it as ``.xml``); image URLs default to local-files serving of this folder."""
+        from .exporters.label_studio import export_label_studio
+
+        prefix = url_prefix if url_prefix is not None else f"/data/local-files/?d={self.root.name}/"
+        return export_label_studio(self.store, self.out_dir / f"{self.slug}_label_studio.json", prefix, region_type)
 
     def export_yolo(self, out_dir: str | Path | None = None) -> Path:
         """Write all accepted annotations as a YOLO segmentation dataset in ``<slug>_yolo/``

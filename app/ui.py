@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 MODE_POS, MODE_NEG, MODE_BOX = "Positive point", "Negative point", "Box (2 clicks)"
 TABLE_HEADERS = ["id", "label", "score", "pred. IoU", "area"]
 EXPORT_INSTANCES, EXPORT_PANOPTIC, EXPORT_YOLO = "COCO instances", "COCO panoptic", "YOLO segmentation"
+EXPORT_LABEL_STUDIO = "Label Studio JSON"
 
 
 def _empty_prompt(key: str | None) -> dict:
@@ -262,17 +263,24 @@ class AnnotatorUI:
             root = yaml_path.parent
             archive = _zip(root.with_suffix(".zip"), [yaml_path], root / "labels", "labels")
             return str(archive), f"Exported {n} annotations as YOLO segmentation to `{root}` (labels zipped below)."
+        if kind == EXPORT_LABEL_STUDIO:
+            path = self.ws.export_label_studio()
+            archive = _zip(path.with_suffix(".zip"), [path, path.with_suffix(".xml")])
+            return str(archive), (
+                f"Exported {n} annotations as Label Studio tasks with predictions to `{path}` "
+                f"(labelling config: `{path.with_suffix('.xml')}`); zip below."
+            )
         path = self.ws.export(segmentation=fmt)
         return str(path), f"Exported {n} annotations to `{path}`."
 
 
-def _zip(archive: Path, files: list[Path], folder: Path, arc_folder: str) -> Path:
+def _zip(archive: Path, files: list[Path], folder: Path | None = None, arc_folder: str = "") -> Path:
     """Zip ``files`` (at the top) and ``folder``'s files (under ``arc_folder``), written atomically."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for f in files:
             zf.write(f, f.name)
-        for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        for f in sorted(p for p in folder.rglob("*") if p.is_file()) if folder is not None else []:
             zf.write(f, f"{arc_folder}/{f.relative_to(folder).as_posix()}")
     return atomic_write_bytes(archive, buf.getvalue())
 

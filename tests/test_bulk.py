@@ -83,6 +83,20 @@ def test_resume_after_interruption_equals_uninterrupted_run(engine, photo_folder
     assert json.loads(third.store_path.read_text())["annotations"] == json.loads(before)["annotations"]
 
 
+def test_worker_processes_give_the_same_output(engine, photo_folder, tmp_path):
+    from annotator.engine import EngineConfig
+
+    folder, boxes_path = photo_folder
+    config = BulkConfig(boxes=load_boxes(boxes_path))
+    single = annotate_folder(engine, folder, tmp_path / "single", config, progress=False)
+    engine_config = EngineConfig(clip_model="none", vocab="coco", device="cpu")
+    pooled = annotate_folder(
+        engine, folder, tmp_path / "pooled", config, progress=False, workers=2, engine_config=engine_config
+    )
+    assert pooled.done == N_PHOTOS and set(pooled.skipped) == {"broken.jpg", "empty.png"}
+    assert _canonical(pooled.coco_path) == _canonical(single.coco_path)
+
+
 def test_cli_killed_halfway_then_rerun(photo_folder, tmp_path):
     folder, boxes_path = photo_folder
     out = tmp_path / "out"
@@ -110,7 +124,7 @@ def test_cli_killed_halfway_then_rerun(photo_folder, tmp_path):
     # the exports of what was annotated
     import supervision as sv
 
-    for fmt in ("yolo", "coco-panoptic"):
+    for fmt in ("yolo", "coco-panoptic", "label-studio"):
         cmd = [sys.executable, "-m", "annotator", "export", str(folder), "--out", str(out), "--format", fmt]
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
@@ -120,3 +134,6 @@ def test_cli_killed_halfway_then_rerun(photo_folder, tmp_path):
     )
     assert sum(len(det) for _, _, det in ds) == 40
     assert (out / "photos_panoptic.json").is_file()
+    tasks = json.loads((out / "photos_label_studio.json").read_text())
+    assert len(tasks) == N_PHOTOS and sum(len(t["predictions"][0]["result"]) for t in tasks) == 40
+    assert tasks[0]["data"]["image"].startswith("/data/local-files/?d=photos/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import zipfile
 from types import SimpleNamespace
@@ -128,6 +129,11 @@ def test_everything_adds_editable_instances_merge_and_panoptic_export(ui_on_phot
     with zipfile.ZipFile(path) as zf:
         assert {"data.yaml", "labels/a.txt"} <= set(zf.namelist())
         assert len(zf.read("labels/a.txt").decode().splitlines()) == len(ws.store.for_image("a.jpg"))
+    path, text = ui.export("Label Studio JSON", "rle")
+    with zipfile.ZipFile(path) as zf:
+        (task,) = json.loads(zf.read(f"{ws.slug}_label_studio.json"))
+        assert len(task["predictions"][0]["result"]) == len(ws.store.for_image("a.jpg"))
+        assert b"<BrushLabels" in zf.read(f"{ws.slug}_label_studio.xml")
     # the pass choice: PosSAM keeps every patch as its own instance
     before = len(ws.store.for_image("a.jpg"))
     out = ui.everything(out[1], "possam", progress=lambda f, desc=None: None)

@@ -1,0 +1,107 @@
+"""Label Studio export: a labelling config and JSON tasks with our masks as predictions.
+
+Each image becomes a task ``{"data": {"image": URL}, "predictions": [{"model_version", "score",
+"result": [...]}]}`` (https://labelstud.io/guide/predictions).  Masks are either ``brushlabels``
+regions with Label Studio's own brush RLE (exact; encoded by ``label_studio_sdk.converter.brush``)
+or ``polygonlabels`` regions with vertices in percent of the image size (one region per part of
+a multi-part mask; holes spliced in with zero-width cuts).  Image URLs are ``url_prefix`` + the
+image's path in the folder: with Label Studio's local-files serving
+(``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true``, ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` =
+the folder's parent) the prefix is ``/data/local-files/?d=<folder name>/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from ..fileio import atomic_write_json
+from ..masks import decode_rle, mask_to_polygons
+from ..store import Annotation, AnnotationStore
+
+REGION_TYPES = ("brush", "polygon")
+FROM_NAME, TO_NAME = "label", "image"
+
+
+def labeling_config(labels: list[str], region_type: str = "brush") -> str:
+    """The labelling config XML for an image task with these classes.
+
+    Raises:
+        ValueError: unknown ``region_type``.
+    """
+    if region_type not in REGION_TYPES:
+        raise ValueError(f"region_type must be one of {REGION_TYPES}")
+    tag = "BrushLabels" if region_type == "brush" else "PolygonLabels"
+    items = "\n".join(f"    <Label value={quoteattr(name)}/>" for name in labels)
+    return (
+        f'<View>\n  <Image name="{TO_NAME}" value="$image" zoom="true"/>\n'
+        f'  <{tag} name="{FROM_NAME}" toName="{TO_NAME}">\n{items}\n  </{tag}>\n</View>\n'
+    )
+
+
+def _regions(ann: Annotation, width: int, height: int, region_type: str) -> list[dict]:
+    from label_studio_sdk.converter.brush import mask2rle
+
+    mask = decode_rle(ann.rle)
+    common = {
+        "from_name": FROM_NAME,
+        "to_name": TO_NAME,
+        "original_width": width,
+        "original_height": height,
+        "image_rotation": 0,
+    }
+    if ann.score is not None:
+        common["score"] = ann.score
+    if region_type == "brush":
+        rle = mask2rle(mask.astype(np.uint8) * 255)
+        value = {"format": "rle", "rle": [int(v) for v in rle], "brushlabels": [ann.label]}
+        return [{"id": f"a{ann.id}", "type": "brushlabels", "value": value, **common}]
+    regions = []
+    for k, poly in enumerate(mask_to_polygons(mask)):
+        points = [[100.0 * x / width, 100.0 * y / height] for x, y in zip(poly[::2], poly[1::2], strict=True)]
+        value = {"points": points, "closed": True, "polygonlabels": [ann.label]}
+        regions.append({"id": f"a{ann.id}p{k}", "type": "polygonlabels", "value": value, **common})
+    return regions
+
+
+def to_label_studio(
+    store: AnnotationStore, url_prefix: str, region_type: str = "brush", model_version: str = "ovsam-annotator"
+) -> tuple[list[dict], str]:
+    """Tasks (one per annotated image) and the labelling config of a store.
+
+    Args:
+        url_prefix: prepended to each image key (URL-quoted) to form ``data.image``.
+        region_type: ``brush`` (exact masks) or ``polygon``.
+    Returns:
+        ``(tasks, config XML)``.
+    Raises:
+        ValueError: unknown ``region_type``.
+    """
+    labels = sorted({a.label for a in store.annotations.values()})
+    config = labeling_config(labels, region_type)
+    tasks = []
+    for key in sorted(store.images):
+        info = store.images[key]
+        anns = sorted(store.for_image(key), key=lambda a: a.id)
+        result = [r for a in anns for r in _regions(a, info.width, info.height, region_type)]
+        scores = [a.score for a in anns if a.score is not None]
+        prediction = {"model_version": model_version, "result": result}
+        if scores:
+            prediction["score"] = float(np.mean(scores))
+        tasks.append({"data": {TO_NAME: url_prefix + quote(key)}, "predictions": [prediction]})
+    return tasks, config
+
+
+def export_label_studio(
+    store: AnnotationStore, out_json: str | Path, url_prefix: str, region_type: str = "brush"
+) -> Path:
+    """Write the tasks JSON (and the config beside it, ``.xml``), atomically; returns the JSON path."""
+    from ..fileio import atomic_write_bytes
+
+    tasks, config = to_label_studio(store, url_prefix, region_type)
+    out_json = Path(out_json)
+    atomic_write_bytes(out_json.with_suffix(".xml"), config.encode("utf-8"))
+    return atomic_write_json(out_json, tasks)

@@ -61,8 +61,9 @@ class ImageOutcome:
 
     Attributes:
         key: image path relative to the folder (POSIX separators).
-        status: ``done`` or ``skipped``.
-        reason: why it was skipped.
+        status: ``done``, ``skipped`` (unreadable image: not retried) or ``failed`` (an error
+            while annotating it: retried when the command runs again).
+        reason: why it was skipped or failed.
         width, height: pixels (0 when skipped).
         annotations: ``{"label", "rle", "score", "predicted_iou", "prompt"}`` each; ``rle`` is
             COCO compressed RLE.
@@ -119,7 +120,8 @@ class BulkSummary:
 
     Attributes:
         done: images annotated (this run and earlier runs).
-        skipped: key → reason for images that could not be read.
+        skipped: key → reason for images that could not be read (or failed; those are retried
+            by the next run).
         resumed: images found in the journal at start.
         instances_per_class: label → count over all done images.
         seconds: wall time of this run; images_per_minute: of the images processed this run.
@@ -172,7 +174,11 @@ def annotate_image(engine: Engine, image: np.ndarray, key: str, config: BulkConf
     if config.boxes is not None:
         for i, item in enumerate(_boxes_for(config.boxes, key)):
             x, y, w, h = (float(v) for v in item["bbox"])
-            result = engine.predict(box=np.array([x, y, x + w, y + h]))
+            try:
+                result = engine.predict(box=np.array([x, y, x + w, y + h]))
+            except ValueError as exc:  # e.g. a box outside the image: skip that box, keep the rest
+                log.warning("%s: box %d skipped: %s", key, i, exc)
+                continue
             label, score = item.get("label"), None
             if not label:
                 label, score = (result.labels[0].name, result.labels[0].score) if result.labels else ("object", None)
@@ -206,7 +212,8 @@ def _ann(mask: np.ndarray, label: str, score: float | None, iou: float, prompt: 
 
 
 def _pending(keys: list[str], journal: dict[str, ImageOutcome]) -> Iterator[str]:
-    return (k for k in keys if k not in journal)
+    """Keys not journalled yet, or journalled as ``failed`` (retried on every run)."""
+    return (k for k in keys if k not in journal or journal[k].status == "failed")
 
 
 def process_image(engine: Engine, folder: Path, key: str, config: BulkConfig) -> ImageOutcome:
@@ -219,6 +226,9 @@ def process_image(engine: Engine, folder: Path, key: str, config: BulkConfig) ->
     except ImageLoadError as exc:
         outcome = ImageOutcome(key, "skipped", str(exc))
         log.warning("skipped %s: %s", key, exc)
+    except Exception as exc:  # one image must not end the run; it is retried on the next run
+        outcome = ImageOutcome(key, "failed", f"{type(exc).__name__}: {exc}")
+        log.exception("failed on %s (will be retried when the command runs again)", key)
     outcome.seconds = time.perf_counter() - t0
     return outcome
 
@@ -308,7 +318,7 @@ def annotate_folder(
     slug = folder_slug(folder)
     journal = Journal(out_dir / f"{slug}.journal.jsonl")
     seen = journal.read()
-    resumed = sum(k in seen for k in keys)
+    resumed = sum(k in seen and seen[k].status != "failed" for k in keys)
     todo = list(_pending(keys, seen))[:max_images]
     processed = 0
     bar = tqdm(total=len(todo), desc="annotating", unit="img", disable=not progress)
@@ -339,7 +349,7 @@ def annotate_folder(
     elapsed = time.perf_counter() - start
     return BulkSummary(
         done=len(done),
-        skipped={k: seen[k].reason or "" for k in keys if k in seen and seen[k].status == "skipped"},
+        skipped={k: seen[k].reason or "" for k in keys if k in seen and seen[k].status in ("skipped", "failed")},
         resumed=resumed,
         instances_per_class=dict(Counter(a["label"] for o in done for a in o.annotations).most_common()),
         seconds=elapsed,

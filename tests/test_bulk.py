@@ -137,3 +137,30 @@ def test_cli_killed_halfway_then_rerun(photo_folder, tmp_path):
     tasks = json.loads((out / "photos_label_studio.json").read_text())
     assert len(tasks) == N_PHOTOS and sum(len(t["predictions"][0]["result"]) for t in tasks) == 40
     assert tasks[0]["data"]["image"].startswith("/data/local-files/?d=photos/")
+
+
+def test_a_failing_image_is_reported_then_retried_and_bad_boxes_are_skipped(
+    engine, photo_folder, tmp_path, monkeypatch
+):
+    import annotator.bulk as bulk
+
+    folder, boxes_path = photo_folder
+    boxes = load_boxes(boxes_path)
+    first_key = sorted(boxes)[0]
+    boxes[first_key] = [*boxes[first_key], {"bbox": [5000, 5000, 10, 10], "label": "outside"}]
+    config = BulkConfig(boxes=boxes)
+    real = bulk.annotate_image
+
+    def flaky(eng, image, key, cfg):
+        if key.endswith(first_key):
+            raise RuntimeError("out of memory (simulated)")
+        return real(eng, image, key, cfg)
+
+    monkeypatch.setattr(bulk, "annotate_image", flaky)
+    broken = annotate_folder(engine, folder, tmp_path / "out", config, progress=False)
+    failed = [k for k, why in broken.skipped.items() if "RuntimeError" in why]
+    assert len(failed) == 1 and failed[0].endswith(first_key) and broken.done == N_PHOTOS - 1
+    monkeypatch.setattr(bulk, "annotate_image", real)
+    fixed = annotate_folder(engine, folder, tmp_path / "out", config, progress=False)
+    assert fixed.done == N_PHOTOS and fixed.resumed == N_PHOTOS - 1 + 2
+    assert sum(fixed.instances_per_class.values()) == 40 and "outside" not in fixed.instances_per_class

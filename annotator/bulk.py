@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from tqdm import tqdm
 from .engine import Engine, EngineConfig, build_engine
 from .everything.pipeline import EverythingConfig
 from .exporters.coco import export_coco
+from .fileio import append_jsonl, read_jsonl
 from .images import ImageLoadError, folder_slug, list_images, load_image
 from .masks import decode_rle, encode_rle
 from .store import AnnotationStore
@@ -86,32 +86,21 @@ class Journal:
         self.path = Path(path)
 
     def read(self) -> dict[str, ImageOutcome]:
-        """Outcomes by key (the last line of a key wins); unparsable lines are skipped with a warning."""
+        """Outcomes by key (the last line of a key wins); unreadable lines are skipped with a
+        warning, so their images are redone."""
         out: dict[str, ImageOutcome] = {}
-        if not self.path.exists():
-            return out
-        with self.path.open("r", encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                try:
-                    item = ImageOutcome(**json.loads(line))
-                except (ValueError, TypeError) as exc:
-                    log.warning("%s line %d unreadable (%s): that image will be redone", self.path, n, exc)
-                    continue
-                out[item.key] = item
+        for n, record in read_jsonl(self.path):
+            try:
+                item = ImageOutcome(**record)
+            except TypeError as exc:
+                log.warning("%s line %d unreadable (%s): that image will be redone", self.path, n, exc)
+                continue
+            out[item.key] = item
         return out
 
     def append(self, outcome: ImageOutcome) -> None:
-        """Write one line and fsync it (a torn line from an earlier crash is terminated first)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(asdict(outcome), ensure_ascii=False) + "\n"
-        with self.path.open("a+b") as f:
-            if f.tell() > 0:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":
-                    f.write(b"\n")
-            f.write(line.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
+        """Write one line and fsync it (see :func:`append_jsonl`)."""
+        append_jsonl(self.path, asdict(outcome))
 
 
 @dataclass

@@ -265,18 +265,19 @@ class ClipRegionClassifier:
         Returns:
             (N, D) unit-norm float32 on the model's device; zero rows for empty masks.
         """
-        rows: dict[int, torch.Tensor] = {}
+        out = None
         todo = [i for i, m in enumerate(masks) if m.any()]
         for start in range(0, len(todo), batch_size):
             idx = todo[start : start + batch_size]
-            x = torch.cat([self._crop(image, masks[i]) for i in idx])
-            rows.update(zip(idx, F.normalize(self.model.encode_image(x).float(), dim=-1), strict=True))
-        if not rows:
-            dim = self.encode_texts(["object"]).shape[1]
-            return torch.zeros(len(masks), dim, device=self.device)
-        dim = next(iter(rows.values())).shape[0]
-        zero = torch.zeros(dim, device=self.device)
-        return torch.stack([rows.get(i, zero) for i in range(len(masks))])
+            emb = F.normalize(
+                self.model.encode_image(torch.cat([self._crop(image, masks[i]) for i in idx])).float(), dim=-1
+            )
+            if out is None:  # the embedding width differs between CLIP towers: learn it here
+                out = torch.zeros(len(masks), emb.shape[1], device=self.device)
+            out[idx] = emb
+        if out is None:  # no non-empty mask
+            out = torch.zeros(len(masks), self.encode_texts(["object"]).shape[1], device=self.device)
+        return out
 
     @torch.inference_mode()
     def encode_texts(self, texts: list[str], batch_size: int = 256, progress: bool = False) -> torch.Tensor:

@@ -1,15 +1,22 @@
-"""Atomic file writes: a temporary file in the target folder, fsync, then ``os.replace``.
+"""Durable file writes.
 
-A reader never sees a half-written file, and a crash mid-write leaves the old file intact.
+- Atomic writes: a temporary file in the target folder, fsync, then ``os.replace``.  A reader
+  never sees a half-written file, and a crash mid-write leaves the old file intact.
+- Journals: JSON Lines appended one fsynced line at a time; a torn last line (a crash mid-write)
+  is skipped on reading.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -39,3 +46,33 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = No
     """Serialise ``obj`` as UTF-8 JSON and write it atomically (see :func:`atomic_write_bytes`)."""
     text = json.dumps(obj, indent=indent, ensure_ascii=False)
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def append_jsonl(path: str | os.PathLike, obj: Any) -> None:
+    """Append ``obj`` as one JSON line and fsync it; a torn line left by an earlier crash is
+    terminated first, so it cannot swallow this one. Parent folders are created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(obj, ensure_ascii=False) + "\n"
+    with path.open("a+b") as f:
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+        f.write(line.encode("utf-8"))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """``(line number, object)`` of each parsable line of a journal (none if the file does not
+    exist); unparsable lines are skipped with a warning."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with path.open("r", encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                yield n, json.loads(line)
+            except ValueError as exc:
+                log.warning("%s line %d unreadable (%s): skipped", path, n, exc)

@@ -64,6 +64,10 @@ class Vocabulary:
         payload = json.dumps([self.names, self.synonyms], ensure_ascii=False).encode()
         return hashlib.sha256(payload).hexdigest()
 
+    def isthing_by_name(self) -> dict[str, bool]:
+        """COCO panoptic ``isthing`` per display name; empty when the source does not say."""
+        return dict(zip(self.names, self.isthing, strict=True)) if self.isthing is not None else {}
+
     def index_of(self, name: str) -> int:
         """Index of a display name. Raises ``KeyError`` if absent."""
         try:

@@ -116,15 +116,14 @@ class Workspace:
         labels are things). Returns the JSON path."""
         out = Path(out_path) if out_path else self.out_dir / f"{self.slug}_panoptic.json"
         vocab = self.engine.vocabulary
-        isthing = dict(zip(vocab.names, vocab.isthing, strict=True)) if vocab and vocab.isthing else {}
-        return export_coco_panoptic(self.store, out, isthing)
+        return export_coco_panoptic(self.store, out, vocab.isthing_by_name() if vocab else {})
 
     def export_label_studio(self, url_prefix: str | None = None, region_type: str = "brush") -> Path:
         """Write Label Studio tasks with predictions to ``<slug>_label_studio.json`` (config
         beside it as ``.xml``); image URLs default to local-files serving of this folder."""
-        from .exporters.label_studio import export_label_studio
+        from .exporters.label_studio import export_label_studio, local_files_prefix
 
-        prefix = url_prefix if url_prefix is not None else f"/data/local-files/?d={self.root.name}/"
+        prefix = url_prefix if url_prefix is not None else local_files_prefix(self.root)
         return export_label_studio(self.store, self.out_dir / f"{self.slug}_label_studio.json", prefix, region_type)
 
     def export_yolo(self, out_dir: str | Path | None = None) -> Path:

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from segment_anything.utils.amg import remove_small_regions as sam_remove_small_regions
 from torchvision.ops import nms
 
 from ..sam import LOW_RES, PAD_LOGIT, SamImageEmbedding, SamPromptDecoder, upsample_logits
@@ -113,23 +113,17 @@ def _input_scale_boxes(logits: torch.Tensor, emb: SamImageEmbedding, chunk: int 
 
 
 def remove_small_regions(mask: np.ndarray, min_area: int) -> np.ndarray:
-    """Fill holes and drop islands smaller than ``min_area`` pixels (8-connectivity, opencv).
+    """Fill holes, then drop islands, smaller than ``min_area`` pixels: segment-anything's own
+    ``remove_small_regions`` in the order ``SamAutomaticMaskGenerator`` applies it.
 
     Args:
         mask: (H, W) bool.
     Returns:
         (H, W) bool; an island is kept if it is the mask's only one.
     """
-    out = mask.copy()
-    for fill in (True, False):  # holes first (components of the background), then islands
-        region = (~out if fill else out).astype(np.uint8)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
-        small = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] < min_area]
-        if not fill and len(small) == n - 1:  # every island is small: keep the largest
-            small = sorted(small, key=lambda i: stats[i, cv2.CC_STAT_AREA])[:-1]
-        if small:
-            out[np.isin(labels, small)] = fill
-    return out
+    mask, _ = sam_remove_small_regions(mask, min_area, "holes")
+    mask, _ = sam_remove_small_regions(mask, min_area, "islands")
+    return mask
 
 
 def generate_patches(

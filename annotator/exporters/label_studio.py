@@ -24,6 +24,7 @@ from ..store import Annotation, AnnotationStore
 
 REGION_TYPES = ("brush", "polygon")
 FROM_NAME, TO_NAME = "label", "image"
+MODEL_VERSION = "ovsam-annotator"
 
 
 def labeling_config(labels: list[str], region_type: str = "brush") -> str:
@@ -40,6 +41,26 @@ def labeling_config(labels: list[str], region_type: str = "brush") -> str:
         f'<View>\n  <Image name="{TO_NAME}" value="$image" zoom="true"/>\n'
         f'  <{tag} name="{FROM_NAME}" toName="{TO_NAME}">\n{items}\n  </{tag}>\n</View>\n'
     )
+
+
+def local_files_prefix(folder: str | Path, document_root: str | Path | None = None) -> str:
+    """Image URL prefix for Label Studio's local-files serving of ``folder``:
+    ``/data/local-files/?d=<folder relative to the document root>/``.
+
+    Args:
+        folder: the image folder, on the server's disk.
+        document_root: the server's ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT``; default the
+            folder's parent.
+    Raises:
+        ValueError: ``folder`` is not inside ``document_root``.
+    """
+    folder = Path(folder).resolve()
+    root = Path(document_root).resolve() if document_root is not None else folder.parent
+    try:
+        rel = folder.relative_to(root)
+    except ValueError:
+        raise ValueError(f"{folder} is not inside the local-files document root {root}") from None
+    return f"/data/local-files/?d={quote(rel.as_posix())}/"
 
 
 def _regions(ann: Annotation, width: int, height: int, region_type: str) -> list[dict]:
@@ -67,10 +88,35 @@ def _regions(ann: Annotation, width: int, height: int, region_type: str) -> list
     return regions
 
 
+def labels_of(store: AnnotationStore) -> list[str]:
+    """The store's labels, sorted: the classes of the labelling config."""
+    return sorted({a.label for a in store.annotations.values()})
+
+
+def prediction_for(
+    store: AnnotationStore, key: str, region_type: str = "brush", model_version: str = MODEL_VERSION
+) -> dict:
+    """One image's annotations as a Label Studio prediction ``{"model_version", "score"
+    (mean of the annotation scores, if any), "result": [region, ...]}``; regions are in the
+    original image's pixel frame (``original_width/height``), brush RLE or polygon percent.
+
+    Raises:
+        KeyError: ``key`` is not in the store.
+    """
+    info = store.images[key]
+    anns = sorted(store.for_image(key), key=lambda a: a.id)
+    result = [r for a in anns for r in _regions(a, info.width, info.height, region_type)]
+    prediction = {"model_version": model_version, "result": result}
+    scores = [a.score for a in anns if a.score is not None]
+    if scores:
+        prediction["score"] = float(np.mean(scores))
+    return prediction
+
+
 def to_label_studio(
-    store: AnnotationStore, url_prefix: str, region_type: str = "brush", model_version: str = "ovsam-annotator"
+    store: AnnotationStore, url_prefix: str, region_type: str = "brush", model_version: str = MODEL_VERSION
 ) -> tuple[list[dict], str]:
-    """Tasks (one per annotated image) and the labelling config of a store.
+    """Tasks (one per image of the store) and the labelling config of a store.
 
     Args:
         url_prefix: prepended to each image key (URL-quoted) to form ``data.image``.
@@ -80,19 +126,20 @@ def to_label_studio(
     Raises:
         ValueError: unknown ``region_type``.
     """
-    labels = sorted({a.label for a in store.annotations.values()})
-    config = labeling_config(labels, region_type)
-    tasks = []
-    for key in sorted(store.images):
-        info = store.images[key]
-        anns = sorted(store.for_image(key), key=lambda a: a.id)
-        result = [r for a in anns for r in _regions(a, info.width, info.height, region_type)]
-        scores = [a.score for a in anns if a.score is not None]
-        prediction = {"model_version": model_version, "result": result}
-        if scores:
-            prediction["score"] = float(np.mean(scores))
-        tasks.append({"data": {TO_NAME: url_prefix + quote(key)}, "predictions": [prediction]})
+    config = labeling_config(labels_of(store), region_type)
+    tasks = [
+        {
+            "data": {TO_NAME: image_url(url_prefix, key)},
+            "predictions": [prediction_for(store, key, region_type, model_version)],
+        }
+        for key in sorted(store.images)
+    ]
     return tasks, config
+
+
+def image_url(url_prefix: str, key: str) -> str:
+    """``data.image`` of an image: the prefix + its folder-relative path, URL-quoted."""
+    return url_prefix + quote(key)
 
 
 def export_label_studio(

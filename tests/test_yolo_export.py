@@ -1,12 +1,15 @@
-"""YOLO segmentation export, read back by the ``supervision`` package's YOLO loader."""
+"""YOLO segmentation and COCO instances exports, read back by the ``supervision`` package's dataset loaders."""
 
 from __future__ import annotations
 
 import shutil
 
+import cv2
 import numpy as np
+import pytest
 
 from annotator.evaluation import mask_iou
+from annotator.exporters.coco import export_coco
 from annotator.exporters.yolo import export_yolo
 from annotator.store import AnnotationStore
 
@@ -47,3 +50,40 @@ def test_yolo_export_reads_back_with_supervision(coco_tiny, coco_gt, tmp_path):
             ious.append(mask_iou(det.mask[k], mask))
     print(f"YOLO round trip: {len(ious)} masks, mean IoU {np.mean(ious):.4f}, min {np.min(ious):.4f}")
     assert np.mean(ious) > 0.95 and np.min(ious) > 0.6
+
+
+@pytest.mark.parametrize("fmt", ["rle", "polygon"])
+def test_coco_export_reads_back_with_supervision(coco_tiny, coco_gt, tmp_path, fmt):
+    import supervision as sv
+
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    store = AnnotationStore(tmp_path / "s.annotations.json")
+    expected: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for i, img_id in enumerate(sorted(coco_gt.getImgIds())[:5]):
+        info = coco_gt.loadImgs(img_id)[0]
+        key = ("sub/" if i == 0 else "") + info["file_name"]  # file_name relative to the dataset root
+        shutil.copy(coco_tiny / "images" / info["file_name"], folder / key)
+        for ann in coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=img_id, iscrowd=False)):
+            mask = instance_mask(coco_gt, ann)
+            name = coco_gt.loadCats(ann["category_id"])[0]["name"]
+            store.add(key, mask, name, save=False)
+            expected.setdefault(str(folder / key), []).append((name, mask))
+    out = export_coco(store, tmp_path / "coco.json", segmentation=fmt)
+    ds = sv.DetectionDataset.from_coco(str(folder), str(out), force_masks=True)
+    assert len(ds) == len(expected)
+    ious = []
+    for path, _, det in ds:
+        want = expected[path]
+        assert len(det) == len(want)
+        for k, (name, mask) in enumerate(want):  # in the export's order
+            assert ds.classes[det.class_id[k]] == name
+            got = det.mask[k]
+            ious.append(mask_iou(got, mask))
+            if fmt == "rle":
+                assert np.array_equal(got, mask)
+            else:  # exact for pycocotools (test_store_export); cv2.fillPoly also paints the outline pixels
+                assert (mask & ~got).sum() <= 0.01 * mask.sum()
+                ring = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+                assert not (got & ~ring).any()
+    print(f"COCO ({fmt}) via supervision: {len(ious)} masks, mean IoU {np.mean(ious):.4f}, min {np.min(ious):.4f}")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m annotator eval ...`` (see ``--help``)."""
+"""Command line: ``python -m annotator eval|annotate|export|push-label-studio ...`` (see ``--help``)."""
 
 from __future__ import annotations
 
@@ -107,17 +107,66 @@ def _export(args: argparse.Namespace) -> int:
     if args.format == "coco":
         path = export_coco(store, out / f"{slug}_coco.json", args.segmentation)
     elif args.format == "coco-panoptic":
-        vocab = load_vocabulary(args.vocab) if args.vocab else None
-        isthing = dict(zip(vocab.names, vocab.isthing, strict=True)) if vocab and vocab.isthing else {}
+        isthing = load_vocabulary(args.vocab).isthing_by_name() if args.vocab else {}
         path = export_coco_panoptic(store, out / f"{slug}_panoptic.json", isthing)
     elif args.format == "yolo":
         path = export_yolo(store, args.folder, out / f"{slug}_yolo")
     else:
-        from .exporters.label_studio import export_label_studio
+        from .exporters.label_studio import export_label_studio, local_files_prefix
 
-        prefix = args.image_url_prefix or f"/data/local-files/?d={Path(args.folder).resolve().name}/"
+        prefix = args.image_url_prefix or local_files_prefix(args.folder)
         path = export_label_studio(store, out / f"{slug}_label_studio.json", prefix, args.regions)
     print(f"{len(store.annotations)} annotations of {len(store.images)} images → {path}")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from .images import folder_slug
+    from .label_studio_push import ENV_API_KEY, ENV_URL, LabelStudioPushError, PushConfig, push_folder
+    from .store import AnnotationStore
+
+    out = Path(args.out)
+    slug = folder_slug(args.folder)
+    store_path = out / f"{slug}.annotations.json"
+    if not store_path.is_file():
+        print(f"no annotations for {args.folder}: {store_path} does not exist (annotate it first)", file=sys.stderr)
+        return 2
+    try:
+        config = PushConfig(
+            url=args.url or os.environ.get(ENV_URL) or "http://localhost:8080",
+            api_key=args.api_key or os.environ.get(ENV_API_KEY, ""),
+            project_title=args.project or Path(args.folder).resolve().name,
+            project_id=args.project_id,
+            images=args.images,
+            document_root=Path(args.document_root) if args.document_root else None,
+            region_type=args.regions,
+        )
+        with tqdm(desc="pushing", unit="img") as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            summary = push_folder(
+                AnnotationStore(store_path), args.folder, config, out / f"{slug}.label_studio_push.jsonl", progress
+            )
+    except LabelStudioPushError as exc:
+        print(f"push failed: {exc}\n(what was pushed is kept; run the same command again to continue)", file=sys.stderr)
+        return 1
+    made = "created" if summary.created_project else "reused"
+    print(f"project {summary.project_id} ({made}): {summary.tasks_created} tasks and "
+          f"{summary.predictions_created} predictions ({summary.regions} regions) pushed, "
+          f"{summary.already_pushed} already there, {summary.seconds:.1f} s")  # fmt: skip
+    if summary.labels_added:
+        print(f"classes added to its labelling config: {', '.join(summary.labels_added)}")
+    for key, reason in summary.skipped.items():
+        print(f"  skipped {key}: {reason}")
+    print(f"project URL: {summary.project_url}")
     return 0
 
 
@@ -165,9 +214,24 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--regions", default="brush", choices=["brush", "polygon"], help="label-studio: region type")
     ex.add_argument("--image-url-prefix", help="label-studio: prefix of image URLs (default: local-files serving)")
     ex.add_argument("--out", default="exports", help="where the annotation store is and exports go")
+    ps = sub.add_parser("push-label-studio", help="push a folder's annotations to Label Studio as predictions")
+    ps.add_argument("folder", help="the image folder that was annotated")
+    ps.add_argument("--url", help="server (default: $LABEL_STUDIO_URL, else http://localhost:8080)")
+    ps.add_argument("--api-key", help="personal access token (default: $LABEL_STUDIO_API_KEY; prefer the variable)")
+    ps.add_argument("--project", help="project title to reuse or create (default: the folder's name)")
+    ps.add_argument("--project-id", type=int, help="push into this existing project instead")
+    ps.add_argument("--images", default="upload", choices=["upload", "local-files"],
+                    help="upload the image files (any server), or reference them by local-files serving "
+                    "(the server shares this disk)")  # fmt: skip
+    ps.add_argument("--document-root",
+                    help="local-files: the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT "
+                    "(default: that variable here, else the folder's parent)")  # fmt: skip
+    ps.add_argument("--regions", default="brush", choices=["brush", "polygon"], help="region type of the masks")
+    ps.add_argument("--out", default="exports", help="where the annotation store is (and the push journal goes)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return {"annotate": _annotate, "export": _export, "eval": _eval}[args.cmd](args)
+    commands = {"annotate": _annotate, "export": _export, "eval": _eval, "push-label-studio": _push}
+    return commands[args.cmd](args)
 
 
 if __name__ == "__main__":

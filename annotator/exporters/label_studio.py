@@ -74,8 +74,9 @@ def _regions(ann: Annotation, width: int, height: int, region_type: str) -> list
         "original_height": height,
         "image_rotation": 0,
     }
-    if ann.score is not None:
-        common["score"] = ann.score
+    score = region_score(ann)
+    if score is not None:
+        common["score"] = score
     if region_type == "brush":
         rle = mask2rle(mask.astype(np.uint8) * 255)
         value = {"format": "rle", "rle": [int(v) for v in rle], "brushlabels": [ann.label]}
@@ -88,6 +89,14 @@ def _regions(ann: Annotation, width: int, height: int, region_type: str) -> list
     return regions
 
 
+def region_score(ann: Annotation) -> float | None:
+    """A region's confidence in [0, 1]: the label score when the label was predicted, else
+    SAM's predicted IoU (a given label: only the mask is uncertain), else ``None``."""
+    if ann.score is not None:
+        return float(ann.score)
+    return None if ann.predicted_iou is None else float(ann.predicted_iou)
+
+
 def labels_of(store: AnnotationStore) -> list[str]:
     """The store's labels, sorted: the classes of the labelling config."""
     return sorted({a.label for a in store.annotations.values()})
@@ -97,7 +106,7 @@ def prediction_for(
     store: AnnotationStore, key: str, region_type: str = "brush", model_version: str = MODEL_VERSION
 ) -> dict:
     """One image's annotations as a Label Studio prediction ``{"model_version", "score"
-    (mean of the annotation scores, if any), "result": [region, ...]}``; regions are in the
+    (mean of the region scores, if any), "result": [region, ...]}``; regions are in the
     original image's pixel frame (``original_width/height``), brush RLE or polygon percent.
 
     Raises:
@@ -107,7 +116,7 @@ def prediction_for(
     anns = sorted(store.for_image(key), key=lambda a: a.id)
     result = [r for a in anns for r in _regions(a, info.width, info.height, region_type)]
     prediction = {"model_version": model_version, "result": result}
-    scores = [a.score for a in anns if a.score is not None]
+    scores = [score for a in anns if (score := region_score(a)) is not None]
     if scores:
         prediction["score"] = float(np.mean(scores))
     return prediction

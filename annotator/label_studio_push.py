@@ -1,0 +1,391 @@
+"""Push an annotated folder to a Label Studio server as tasks with our masks as predictions.
+
+Talks to the server through ``label-studio-sdk`` 2.x (``LabelStudio(base_url, api_key)``).
+
+Authentication: a **personal access token** (Label Studio 1.22+; in 1.23 legacy tokens are off by
+default): *Account & Settings → Personal Access Token*.  It is a JWT refresh token that the SDK
+trades for short-lived access tokens; a legacy token is accepted too (the SDK tells them apart).
+
+Project: reused when one with the title (or the id) exists, else created with
+:func:`~annotator.exporters.label_studio.labeling_config` of the store's classes.  A reused
+project's config must have our control (``<BrushLabels|PolygonLabels name="label"
+toName="image">``); classes it lacks are added to it, nothing else in it is touched.
+
+Images, two ways:
+
+- ``upload`` (default, works with any server): each image file is uploaded to the project
+  (``POST /api/projects/{id}/import``, multipart), which creates its task; its prediction is then
+  attached (``predictions.create``).
+- ``local-files`` (the server shares this disk): tasks reference
+  ``/data/local-files/?d=<folder relative to the document root>/<key>`` and are imported with
+  their predictions as JSON, in batches; the project gets a Local Storage for the folder (never
+  synced, so it creates no tasks of its own) which lets the server serve the files.  The server
+  must run with ``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true`` and
+  ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` = a parent folder of the images.
+
+Resumable: every created task and prediction is journalled (JSON Lines, fsynced) per server and
+project; running the same push again skips what is there, finishes an image whose task was
+created but whose prediction was not, and re-pushes images whose task was deleted on the server.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .exporters.label_studio import (
+    FROM_NAME,
+    MODEL_VERSION,
+    REGION_TYPES,
+    TO_NAME,
+    image_url,
+    labeling_config,
+    labels_of,
+    local_files_prefix,
+    prediction_for,
+)
+from .fileio import append_jsonl, read_jsonl
+from .store import AnnotationStore
+
+ENV_URL, ENV_API_KEY = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"
+ENV_DOCUMENT_ROOT = "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"
+IMAGE_MODES = ("upload", "local-files")
+_CONTROL_TAGS = {"brush": "BrushLabels", "polygon": "PolygonLabels"}
+
+
+class LabelStudioPushError(RuntimeError):
+    """The server refused or could not be reached; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class PushConfig:
+    """Where and how to push.
+
+    Attributes:
+        url: the server, e.g. ``http://localhost:8080``.
+        api_key: personal access token (or legacy token).
+        project_title: project to reuse or create (ignored with ``project_id``).
+        project_id: an existing project to push into.
+        images: ``upload`` or ``local-files`` (see module doc).
+        document_root: the server's ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` (local-files);
+            default the image folder's parent.
+        region_type: ``brush`` (exact masks, Label Studio RLE) or ``polygon``.
+        batch_size: tasks per import request (local-files).
+        model_version: ``model_version`` of the predictions.
+    """
+
+    url: str
+    api_key: str
+    project_title: str | None = None
+    project_id: int | None = None
+    images: str = "upload"
+    document_root: Path | None = None
+    region_type: str = "brush"
+    batch_size: int = 100
+    model_version: str = MODEL_VERSION
+
+    def __post_init__(self) -> None:
+        if self.images not in IMAGE_MODES:
+            raise ValueError(f"images must be one of {IMAGE_MODES}")
+        if self.region_type not in REGION_TYPES:
+            raise ValueError(f"region_type must be one of {REGION_TYPES}")
+        if not self.api_key:
+            raise LabelStudioPushError(
+                f"no Label Studio token: pass --api-key or set {ENV_API_KEY} to a personal access token "
+                "(Label Studio: Account & Settings → Personal Access Token)"
+            )
+        if self.project_id is None and not self.project_title:
+            raise ValueError("give a project title or a project id")
+
+
+@dataclass
+class PushSummary:
+    """What a push did.
+
+    Attributes:
+        project_id, project_url: the project (its data manager page).
+        created_project: the project was created by this push.
+        labels_added: classes added to a reused project's config.
+        tasks_created, predictions_created: by this push.
+        already_pushed: images found complete on the server from an earlier push.
+        regions: prediction regions sent by this push.
+        skipped: image key → reason (image file missing).
+        seconds: wall time.
+    """
+
+    project_id: int
+    project_url: str
+    created_project: bool
+    labels_added: list[str] = field(default_factory=list)
+    tasks_created: int = 0
+    predictions_created: int = 0
+    already_pushed: int = 0
+    regions: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def connect(url: str, api_key: str) -> Any:
+    """A ``label_studio_sdk.LabelStudio`` client, checked by asking who we are.
+
+    Raises:
+        LabelStudioPushError: server unreachable, or the token refused.
+    """
+    import httpx
+    from label_studio_sdk import LabelStudio
+    from label_studio_sdk.core.api_error import ApiError
+
+    client = LabelStudio(base_url=url.rstrip("/"), api_key=api_key)
+    try:
+        client.users.whoami()
+    except httpx.HTTPError as exc:
+        raise LabelStudioPushError(f"cannot reach Label Studio at {url}: {exc}") from exc
+    except ApiError as exc:
+        if exc.status_code in (401, 403):
+            raise LabelStudioPushError(
+                f"Label Studio at {url} refused the token ({exc.status_code}): use a personal access token "
+                "(Account & Settings → Personal Access Token), or a legacy token where the organization enables them"
+            ) from exc
+        raise LabelStudioPushError(f"Label Studio at {url}: {_api_message(exc)}") from exc
+    return client
+
+
+def _api_message(exc: Exception) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        return str(body.get("validation_errors") or body.get("detail") or body)
+    return str(body or exc)
+
+
+def _call(what: str, fn: Callable, *args, **kwargs) -> Any:
+    """Run one SDK call; an API or network error becomes a :class:`LabelStudioPushError` saying
+    ``what``."""
+    import httpx
+    from label_studio_sdk.core.api_error import ApiError
+
+    try:
+        return fn(*args, **kwargs)
+    except ApiError as exc:
+        raise LabelStudioPushError(f"{what}: HTTP {exc.status_code}: {_api_message(exc)}") from exc
+    except httpx.HTTPError as exc:
+        raise LabelStudioPushError(f"{what}: {exc!r}") from exc
+
+
+def add_labels(label_config: str, labels: list[str], region_type: str) -> tuple[str, list[str]]:
+    """Add missing classes to our control of a labelling config.
+
+    Args:
+        label_config: the project's config XML.
+        labels: classes our predictions use.
+    Returns:
+        ``(config XML, classes added)``; the XML is unchanged when nothing is missing.
+    Raises:
+        LabelStudioPushError: the config has no ``<BrushLabels|PolygonLabels name="label"
+            toName="image">`` on an ``<Image name="image" value="$image">``.
+    """
+    root = ET.fromstring(label_config)
+    tag = _CONTROL_TAGS[region_type]
+    control = next((e for e in root.iter(tag) if e.get("name") == FROM_NAME and e.get("toName") == TO_NAME), None)
+    image = next((e for e in root.iter("Image") if e.get("name") == TO_NAME and e.get("value") == f"${TO_NAME}"), None)
+    if control is None or image is None:
+        raise LabelStudioPushError(
+            f'the project\'s labelling config lacks <{tag} name="{FROM_NAME}" toName="{TO_NAME}"> on '
+            f'<Image name="{TO_NAME}" value="${TO_NAME}">, which our predictions use: push to a new project '
+            "or add them to its config"
+        )
+    present = {e.get("value") for e in control.iter("Label")}
+    missing = [name for name in labels if name not in present]
+    if not missing:
+        return label_config, []
+    for name in missing:
+        ET.SubElement(control, "Label", {"value": name})
+    return ET.tostring(root, encoding="unicode"), missing
+
+
+def _project(client: Any, config: PushConfig, labels: list[str]) -> tuple[Any, bool, list[str]]:
+    """The project to push into: ``(project, created, classes added to its config)``."""
+    if config.project_id is not None:
+        project = _call(f"project {config.project_id}", client.projects.get, id=config.project_id)
+    else:
+        title = config.project_title
+        found = _call("listing projects", lambda: [p for p in client.projects.list(title=title) if p.title == title])
+        if len(found) > 1:
+            ids = ", ".join(str(p.id) for p in found)
+            raise LabelStudioPushError(f"several projects are titled {title!r} (ids {ids}): pick one with --project-id")
+        if not found:
+            project = _call(
+                f"creating project {title!r}",
+                client.projects.create,
+                title=title,
+                label_config=labeling_config(labels, config.region_type),
+                description="Masks predicted by ovsam-annotator, for review.",
+            )
+            return project, True, []
+        project = _call(f"project {found[0].id}", client.projects.get, id=found[0].id)
+    updated, added = add_labels(project.label_config, labels, config.region_type)
+    if added:
+        _call(f"adding classes to project {project.id}", client.projects.update, id=project.id, label_config=updated)
+    return project, False, added
+
+
+def _server_task_ids(client: Any, project_id: int) -> set[int]:
+    return _call(
+        f"listing the tasks of project {project_id}",
+        lambda: {t.id for t in client.tasks.list(project=project_id, fields="task_only", page_size=1000)},
+    )
+
+
+def _ensure_local_storage(client: Any, project_id: int, folder: Path) -> None:
+    path = str(folder)
+    for storage in _call("listing Local Storages", client.import_storage.local.list, project=project_id):
+        if storage.path and (path == storage.path or path.startswith(storage.path.rstrip("/") + "/")):
+            return
+    _call(
+        f"adding a Local Storage for {path} (is the server started with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true "
+        f"and {ENV_DOCUMENT_ROOT} = a parent of it?)",
+        client.import_storage.local.create,
+        project=project_id,
+        path=path,
+        title="ovsam-annotator images",
+        use_blob_urls=True,
+        recursive_scan=True,
+    )
+
+
+def _upload(client: Any, project_id: int, path: Path) -> int:
+    """Upload one image; the server creates its task. Returns the task id."""
+    # The SDK 2.x has no multipart-upload method: its own authenticated HTTP client is used
+    # (same token handling and retries as every SDK call).
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    response = _call(
+        f"uploading {path}",
+        client._client_wrapper.httpx_client.request,
+        f"api/projects/{project_id}/import",
+        method="POST",
+        params={"return_task_ids": True},
+        files={"file": (path.name, path.read_bytes(), mime)},
+    )
+    if response.status_code >= 400:
+        raise LabelStudioPushError(f"uploading {path}: HTTP {response.status_code}: {response.text[:500]}")
+    task_ids = response.json().get("task_ids") or []
+    if len(task_ids) != 1:
+        raise LabelStudioPushError(f"uploading {path}: the server made {len(task_ids)} tasks of it, not 1")
+    return int(task_ids[0])
+
+
+def push_folder(
+    store: AnnotationStore,
+    folder: str | Path,
+    config: PushConfig,
+    journal_path: str | Path,
+    progress: Callable[[int, int], None] | None = None,
+) -> PushSummary:
+    """Push every image of ``store`` (keys relative to ``folder``) with its annotations as a
+    prediction (see module doc).
+
+    Args:
+        store: the folder's annotation store (app or ``annotate``).
+        folder: the image folder.
+        config: server, token, project, image mode.
+        journal_path: the push journal (JSON Lines); the same path resumes a push.
+        progress: called with (images handled, images in all) after each image.
+    Returns:
+        :class:`PushSummary`.
+    Raises:
+        LabelStudioPushError: the server is unreachable, refuses the token, the project or a
+            request; what was pushed before the error is journalled and kept.
+    """
+    start = time.perf_counter()
+    folder = Path(folder).resolve()
+    keys = sorted(store.images)
+    if not keys:
+        raise LabelStudioPushError(f"nothing to push: the annotation store {store.path} has no images")
+    client = connect(config.url, config.api_key)
+    project, created, added = _project(client, config, labels_of(store))
+    base = config.url.rstrip("/")
+    summary = PushSummary(project.id, f"{base}/projects/{project.id}/data", created, added)
+
+    done: dict[str, dict] = {}
+    for _, rec in read_jsonl(journal_path):
+        if isinstance(rec, dict) and rec.get("server") == base and rec.get("project") == project.id:
+            done[rec["key"]] = rec
+    if done:
+        alive = _server_task_ids(client, project.id)
+        done = {k: r for k, r in done.items() if r.get("task") in alive}
+
+    def journal(key: str, task: int, prediction: bool) -> None:
+        rec = {"server": base, "project": project.id, "key": key, "task": task, "prediction": prediction}
+        append_jsonl(journal_path, rec)
+        done[key] = rec
+
+    pending = []
+    for key in keys:
+        if done.get(key, {}).get("prediction"):
+            summary.already_pushed += 1
+        elif not (folder / key).is_file():
+            summary.skipped[key] = "image file missing"
+        else:
+            pending.append(key)
+    handled = summary.already_pushed + len(summary.skipped)
+    if progress:
+        progress(handled, len(keys))
+
+    if config.images == "upload":
+        for key in pending:
+            pred = prediction_for(store, key, config.region_type, config.model_version)
+            if key not in done:
+                journal(key, _upload(client, project.id, folder / key), False)
+                summary.tasks_created += 1
+            _call(
+                f"adding the prediction of {key}",
+                client.predictions.create,
+                task=done[key]["task"],
+                result=pred["result"],
+                score=pred.get("score"),
+                model_version=pred["model_version"],
+            )
+            journal(key, done[key]["task"], True)
+            summary.predictions_created += 1
+            summary.regions += len(pred["result"])
+            handled += 1
+            if progress:
+                progress(handled, len(keys))
+    else:
+        root = config.document_root or os.environ.get(ENV_DOCUMENT_ROOT) or folder.parent
+        prefix = local_files_prefix(folder, root)
+        _ensure_local_storage(client, project.id, folder)
+        for i in range(0, len(pending), config.batch_size):
+            batch = pending[i : i + config.batch_size]
+            tasks = [
+                {
+                    "data": {TO_NAME: image_url(prefix, key)},
+                    "predictions": [prediction_for(store, key, config.region_type, config.model_version)],
+                }
+                for key in batch
+            ]
+            response = _call(
+                f"importing {len(tasks)} tasks",
+                client.projects.import_tasks,
+                id=project.id,
+                request=tasks,
+                return_task_ids=True,
+            )
+            task_ids = list(response.task_ids or [])
+            if len(task_ids) != len(batch):
+                raise LabelStudioPushError(f"the server made {len(task_ids)} tasks of {len(batch)}")
+            for key, task_id in zip(batch, task_ids, strict=True):
+                journal(key, int(task_id), True)
+            summary.tasks_created += len(batch)
+            summary.predictions_created += len(batch)
+            summary.regions += sum(len(t["predictions"][0]["result"]) for t in tasks)
+            handled += len(batch)
+            if progress:
+                progress(handled, len(keys))
+    summary.seconds = time.perf_counter() - start
+    return summary

@@ -325,7 +325,10 @@ def annotate_folder(
     imported = set(store.meta.get("bulk_imported", []))
     for key in keys:
         outcome = seen.get(key)
-        if outcome is None or outcome.status != "done" or key in imported:
+        if outcome is None or outcome.status != "done":
+            continue
+        store.add_image(key, outcome.width, outcome.height, save=False)  # negatives too
+        if key in imported:
             continue
         for a in outcome.annotations:
             store.add(key, decode_rle(a["rle"]), a["label"], a["score"], a["predicted_iou"], a["prompt"], save=False)

@@ -128,6 +128,15 @@ class AnnotationStore:
                 self.categories[name] = cid
             return self.categories[name]
 
+    def add_image(self, image: str, width: int, height: int, save: bool = True) -> ImageInfo:
+        """Register an image with no annotation yet (e.g. one where nothing was found: a
+        negative, still exported and pushed for review). Existing images are left as they are."""
+        with self._lock:
+            info = self.images.setdefault(image, ImageInfo(image, int(width), int(height)))
+            if save:
+                self.save()
+        return info
+
     def add(
         self,
         image: str,

@@ -17,11 +17,12 @@ from annotator.bulk import BulkConfig, Journal, annotate_folder, load_boxes
 from .conftest import ROOT
 
 N_PHOTOS = 4
+N_BOXES = 38  # the second photo gets none: a done image with nothing found, still exported
 
 
 @pytest.fixture()
 def photo_folder(coco_tiny, coco_gt, tmp_path):
-    """4 COCO photos (one in a sub-folder), a corrupt JPEG and a zero-byte PNG; and GT boxes."""
+    """4 COCO photos (one in a sub-folder), a corrupt JPEG and a zero-byte PNG; and GT boxes of 3 of them."""
     folder = tmp_path / "photos"
     (folder / "sub").mkdir(parents=True)
     ids = sorted(coco_gt.getImgIds())[:N_PHOTOS]
@@ -32,7 +33,8 @@ def photo_folder(coco_tiny, coco_gt, tmp_path):
     (folder / "empty.png").write_bytes(b"")
     gt = json.loads((coco_tiny / "instances.json").read_text())
     gt["images"] = [im for im in gt["images"] if im["id"] in ids]
-    gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in ids and not a["iscrowd"]][:40]
+    boxed = [ids[0], *ids[2:]]
+    gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in boxed and not a["iscrowd"]][:N_BOXES]
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps(gt))
     return folder, boxes
@@ -62,7 +64,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(engine, photo_folder
     whole = annotate_folder(engine, folder, tmp_path / "whole", config, progress=False)
     assert whole.done == N_PHOTOS and set(whole.skipped) == {"broken.jpg", "empty.png"}
     assert all(whole.skipped.values())  # with reasons
-    assert sum(whole.instances_per_class.values()) == 40
+    assert sum(whole.instances_per_class.values()) == N_BOXES
 
     out = tmp_path / "resumed"
     first = annotate_folder(engine, folder, out, config, progress=False, max_images=2)
@@ -117,7 +119,7 @@ def test_cli_killed_halfway_then_rerun(photo_folder, tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert f"images done: {N_PHOTOS}" in done.stdout and "skipped broken.jpg" in done.stdout
     coco = COCO(str(out / "photos_coco.json"))
-    assert len(coco.getImgIds()) == N_PHOTOS and len(coco.getAnnIds()) == 40
+    assert len(coco.getImgIds()) == N_PHOTOS and len(coco.getAnnIds()) == N_BOXES
     keys = [item["key"] for item in map(_parse, journal.read_text().splitlines()) if item]
     assert len(keys) == len(set(keys)) == N_PHOTOS + 2  # nothing done twice
 
@@ -132,10 +134,11 @@ def test_cli_killed_halfway_then_rerun(photo_folder, tmp_path):
     ds = sv.DetectionDataset.from_yolo(
         str(yolo / "images"), str(yolo / "labels"), str(yolo / "data.yaml"), force_masks=True
     )
-    assert sum(len(det) for _, _, det in ds) == 40
-    assert (out / "photos_panoptic.json").is_file()
+    assert len(ds) == N_PHOTOS and sum(len(det) for _, _, det in ds) == N_BOXES
+    panoptic = json.loads((out / "photos_panoptic.json").read_text())
+    assert len(panoptic["images"]) == len(panoptic["annotations"]) == N_PHOTOS  # the box-less photo: all void
     tasks = json.loads((out / "photos_label_studio.json").read_text())
-    assert len(tasks) == N_PHOTOS and sum(len(t["predictions"][0]["result"]) for t in tasks) == 40
+    assert len(tasks) == N_PHOTOS and sum(len(t["predictions"][0]["result"]) for t in tasks) == N_BOXES
     assert tasks[0]["data"]["image"].startswith("/data/local-files/?d=photos/")
 
 
@@ -163,4 +166,4 @@ def test_a_failing_image_is_reported_then_retried_and_bad_boxes_are_skipped(
     monkeypatch.setattr(bulk, "annotate_image", real)
     fixed = annotate_folder(engine, folder, tmp_path / "out", config, progress=False)
     assert fixed.done == N_PHOTOS and fixed.resumed == N_PHOTOS - 1 + 2
-    assert sum(fixed.instances_per_class.values()) == 40 and "outside" not in fixed.instances_per_class
+    assert sum(fixed.instances_per_class.values()) == N_BOXES and "outside" not in fixed.instances_per_class

@@ -1,6 +1,7 @@
 """COCO instances JSON export (https://cocodataset.org/#format-data).
 
-``images`` (file_name relative to the image folder, width, height), ``categories`` (those used,
+``images`` (every image of the store, those without annotations too, with file_name relative to
+the image folder, width, height), ``categories`` (those used,
 with the store's stable ids), ``annotations`` with ``segmentation`` as compressed RLE (default)
 or polygons (holes and multi-part masks kept, see :func:`annotator.masks.mask_to_polygons`),
 ``bbox`` XYWH, ``area`` = mask pixel count, ``iscrowd`` 0 and ``score`` when predicted.
@@ -29,7 +30,7 @@ def to_coco(store: AnnotationStore, segmentation: str = "rle", description: str 
     if segmentation not in SEGMENTATION_FORMATS:
         raise ValueError(f"segmentation must be one of {SEGMENTATION_FORMATS}, not {segmentation!r}")
     anns = sorted(store.annotations.values(), key=lambda a: a.id)
-    used_images = sorted({a.image for a in anns})
+    used_images = sorted(store.images)
     image_ids = {key: i + 1 for i, key in enumerate(used_images)}
     used_cats = {a.label: a.category_id for a in anns}
     coco_anns = []

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from ..everything.panoptic import Instance, PanopticResult, assemble_panoptic
+from ..everything.panoptic import Instance, PanopticResult, assemble_panoptic, empty_panoptic
 from ..fileio import atomic_write_bytes, atomic_write_json
 from ..masks import decode_rle
 from ..store import AnnotationStore
@@ -189,9 +189,10 @@ def store_panoptic(
     """
     isthing = isthing or {}
     anns = sorted(store.annotations.values(), key=lambda a: a.id)
-    keys = sorted({a.image for a in anns})
+    keys = sorted(store.images)  # images without annotations too: all void
     images, used = [], {}
     for image_id, key in enumerate(keys, start=1):
+        info = store.images[key]
         instances = [
             Instance(
                 decode_rle(a.rle),
@@ -204,7 +205,10 @@ def store_panoptic(
             for a in anns
             if a.image == key
         ]
-        result = assemble_panoptic(instances, overlap_threshold, min_area=1)
+        if instances:
+            result = assemble_panoptic(instances, overlap_threshold, min_area=1)
+        else:
+            result = empty_panoptic(info.height, info.width)
         images.append(from_result(image_id, key, result, {a.label: a.category_id for a in anns}))
         for s in result.segments:
             used[s.label] = (s.category_id, s.isthing)

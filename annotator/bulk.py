@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .engine import Engine, EngineConfig, build_engine
+from .engine import Engine, EngineConfig, build_engine, clip_box
 from .everything.pipeline import EverythingConfig
 from .exporters.coco import export_coco
 from .fileio import append_jsonl, read_jsonl
@@ -161,17 +161,23 @@ def annotate_image(engine: Engine, image: np.ndarray, key: str, config: BulkConf
     engine.set_image(image)
     anns = []
     if config.boxes is not None:
+        h, w = image.shape[:2]
+        items, prompts = [], []
         for i, item in enumerate(_boxes_for(config.boxes, key)):
-            x, y, w, h = (float(v) for v in item["bbox"])
             try:
-                result = engine.predict(box=np.array([x, y, x + w, y + h]))
-            except ValueError as exc:  # e.g. a box outside the image: skip that box, keep the rest
+                x, y, bw, bh = (float(v) for v in item["bbox"])
+                prompts.append(clip_box([x, y, x + bw, y + bh], w, h))
+            except (ValueError, TypeError, KeyError) as exc:  # e.g. a box outside the image: skip that box
                 log.warning("%s: box %d skipped: %s", key, i, exc)
                 continue
-            label, score = item.get("label"), None
+            items.append((i, item.get("label"), [x, y, x + bw, y + bh]))
+        need_labels = any(not label for _, label, _ in items)
+        results = engine.predict_boxes(np.array(prompts).reshape(-1, 4), with_labels=need_labels)  # batched
+        for (i, label, xyxy), result in zip(items, results, strict=True):
+            score = None
             if not label:
                 label, score = (result.labels[0].name, result.labels[0].score) if result.labels else ("object", None)
-            anns.append(_ann(result.mask, label, score, result.predicted_iou, {"box": [x, y, x + w, y + h], "i": i}))
+            anns.append(_ann(result.mask, label, score, result.predicted_iou, {"box": xyxy, "i": i}))
     else:
         result = engine.everything(EverythingConfig(method=config.method))
         for inst in result.instances:

@@ -61,6 +61,23 @@ class LabelScore:
     score: float
 
 
+def clip_box(box: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A box prompt, ordered and clipped to the image.
+
+    Args:
+        box: (4,) XYXY pixels of the original image (corners in any order).
+    Returns:
+        (4,) float64 XYXY inside ``[0, width] x [0, height]``.
+    Raises:
+        ValueError: the box lies wholly outside the image.
+    """
+    b = np.asarray(box, dtype=np.float64).reshape(4)
+    b = np.array([min(b[0], b[2]), min(b[1], b[3]), max(b[0], b[2]), max(b[1], b[3])])
+    if b[2] < 0 or b[3] < 0 or b[0] > width or b[1] > height:
+        raise ValueError(f"box outside the {width}x{height} image")
+    return np.clip(b, 0, [width, height, width, height])
+
+
 @dataclass
 class PromptResult:
     """A decoded prompt.
@@ -239,11 +256,7 @@ class Engine:
             if ((pc < 0) | (pc[:, :1] > w) | (pc[:, 1:] > h)).any():
                 raise ValueError(f"point outside the {w}x{h} image")
         if box is not None:
-            b = np.asarray(box, dtype=np.float64).reshape(4)
-            b = np.array([min(b[0], b[2]), min(b[1], b[3]), max(b[0], b[2]), max(b[1], b[3])])
-            if b[2] < 0 or b[3] < 0 or b[0] > w or b[1] > h:
-                raise ValueError(f"box outside the {w}x{h} image")
-            box = np.clip(b, 0, [w, h, w, h])
+            box = clip_box(box, w, h)
         if multimask_output is None:
             n_points = 0 if point_coords is None else len(np.asarray(point_coords).reshape(-1, 2))
             multimask_output = box is None and mask_input is None and n_points == 1
@@ -253,6 +266,37 @@ class Engine:
         mask = upsample_logits(logits, state.sam.input_size, state.sam.original_size)
         labels = self._labels_from_low_res(state, logits, mask) if self.has_labels else []
         return PromptResult(mask, float(decoded.iou_predictions[chosen]), logits[None], decoded, chosen, labels)
+
+    def predict_boxes(self, boxes: np.ndarray, with_labels: bool = True) -> list[PromptResult]:
+        """Decode many box prompts on the current image in batched decoder passes (one mask
+        each, as :meth:`predict` gives for a lone box); for bulk work, where a GPU pays off.
+
+        Args:
+            boxes: (B, 4) float XYXY pixels of the original image.
+            with_labels: compute label suggestions (skip them when labels are given).
+        Returns:
+            One :class:`PromptResult` per box, in order.
+        Raises:
+            RuntimeError: ``set_image`` was not called.
+            ValueError: a box lies outside the image (check first with :func:`clip_box`).
+        """
+        state = self._current
+        if state is None:
+            raise RuntimeError("call set_image before predict_boxes")
+        h, w = state.sam.original_size
+        b = (
+            np.stack([clip_box(x, w, h) for x in np.asarray(boxes, dtype=np.float64).reshape(-1, 4)])
+            if len(boxes)
+            else np.zeros((0, 4))
+        )
+        decoded = self.decoder.decode_boxes(state.sam, b)
+        results = []
+        for i, logits in enumerate(decoded.low_res_logits):
+            mask = upsample_logits(logits, state.sam.input_size, state.sam.original_size)
+            labels = self._labels_from_low_res(state, logits, mask) if with_labels and self.has_labels else []
+            one = DecodedMasks(logits[None], decoded.iou_predictions[i : i + 1])
+            results.append(PromptResult(mask, float(decoded.iou_predictions[i]), logits[None], one, 0, labels))
+        return results
 
     def _rank(self, embedding: torch.Tensor) -> list[LabelScore]:
         """(1, D) unit-norm region embedding → top-k suggestions."""

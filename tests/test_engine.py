@@ -66,6 +66,29 @@ def test_point_box_and_negative_points(engine, coco_image, coco_gt):
     assert refined.mask.shape == gt.shape and refined.low_res_logits.shape == (1, 256, 256)
 
 
+def test_batched_boxes_equal_one_by_one(engine, coco_image):
+    image, anns = coco_image
+    engine.set_image(image)
+    boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)])
+    assert len(boxes) > 3
+    batched = engine.predict_boxes(boxes)
+    assert len(batched) == len(boxes)
+    for box, got in zip(boxes, batched, strict=True):
+        one = engine.predict(box=box)
+        assert abs(got.predicted_iou - one.predicted_iou) < 1e-3
+        assert np.abs(got.low_res_logits - one.low_res_logits).max() < 1e-2
+        assert mask_iou(got.mask, one.mask) > 0.995
+    # batches of several prompts per decoder pass (the CUDA default) decode the same masks
+    several = engine.decoder.decode_boxes(engine._current.sam, boxes, batch_size=4)
+    for k, got in enumerate(batched):
+        assert abs(float(several.iou_predictions[k]) - got.predicted_iou) < 1e-3
+        assert np.abs(several.low_res_logits[k] - got.low_res_logits[0]).max() < 1e-2
+    h, w = image.shape[:2]
+    with pytest.raises(ValueError, match="outside"):
+        engine.predict_boxes(np.array([boxes[0], [w + 1, h + 1, w + 50, h + 50]]))
+    assert engine.predict_boxes(np.zeros((0, 4))) == []
+
+
 def test_image_cache_is_keyed_by_content_and_bounded(sam_model, coco_image):
     image, _ = coco_image
     eng = Engine(sam_model)

@@ -306,8 +306,16 @@ def push_folder(
     keys = sorted(store.images)
     if not keys:
         raise LabelStudioPushError(f"nothing to push: the annotation store {store.path} has no images")
+    prefix = ""
+    if config.images == "local-files":  # checked before anything is made on the server
+        root = config.document_root or os.environ.get(ENV_DOCUMENT_ROOT) or folder.parent
+        try:
+            prefix = local_files_prefix(folder, root)
+        except ValueError as exc:
+            raise LabelStudioPushError(f"{exc}: pass the server's document root with --document-root") from exc
     client = connect(config.url, config.api_key)
-    project, created, added = _project(client, config, labels_of(store))
+    labels = labels_of(store) or ["object"]  # a config needs a class even when nothing was found
+    project, created, added = _project(client, config, labels)
     base = config.url.rstrip("/")
     summary = PushSummary(project.id, f"{base}/projects/{project.id}/data", created, added)
 
@@ -357,8 +365,6 @@ def push_folder(
             if progress:
                 progress(handled, len(keys))
     else:
-        root = config.document_root or os.environ.get(ENV_DOCUMENT_ROOT) or folder.parent
-        prefix = local_files_prefix(folder, root)
         _ensure_local_storage(client, project.id, folder)
         for i in range(0, len(pending), config.batch_size):
             batch = pending[i : i + config.batch_size]

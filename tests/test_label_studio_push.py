@@ -277,5 +277,9 @@ def test_reused_project_gets_missing_classes_and_bad_setups_are_refused(label_st
     with pytest.raises(LabelStudioPushError, match="lacks"):
         push_folder(store, folder, config, tmp_path / "j2.jsonl")
     assert len(_tasks(client, text_project.id)) == 0
+    elsewhere = PushConfig(label_studio.url, label_studio.token, "x y z", images="local-files", document_root=tmp_path)
+    with pytest.raises(LabelStudioPushError, match="not inside the local-files document root"):
+        push_folder(store, folder, elsewhere, tmp_path / "j4.jsonl")
+    assert not [p for p in client.projects.list(title="x y z") if p.title == "x y z"]  # refused before any change
     with pytest.raises(LabelStudioPushError, match="refused the token"):
         push_folder(store, folder, PushConfig(label_studio.url, "not-a-token", "x y z"), tmp_path / "j3.jsonl")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from .evaluation import TASKS, evaluate_everything, evaluate_prompts
 from .everything.pipeline import METHODS
+from .store import AnnotationStore
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -87,23 +89,30 @@ def _annotate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .exporters.coco import export_coco
-    from .exporters.coco_panoptic import export_coco_panoptic
-    from .exporters.yolo import export_yolo
+def _folder_store(args: argparse.Namespace) -> tuple[Path, str, AnnotationStore] | None:
+    """``(out dir, folder slug, annotation store)`` of ``args.folder`` in ``args.out``, or
+    ``None`` (reported) when the folder has not been annotated."""
     from .images import folder_slug
-    from .store import AnnotationStore
-    from .vocabulary import load_vocabulary
 
     out = Path(args.out)
     slug = folder_slug(args.folder)
     store_path = out / f"{slug}.annotations.json"
     if not store_path.is_file():
         print(f"no annotations for {args.folder}: {store_path} does not exist (annotate it first)", file=sys.stderr)
+        return None
+    return out, slug, AnnotationStore(store_path)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .exporters.coco import export_coco
+    from .exporters.coco_panoptic import export_coco_panoptic
+    from .exporters.yolo import export_yolo
+    from .vocabulary import load_vocabulary
+
+    found = _folder_store(args)
+    if found is None:
         return 2
-    store = AnnotationStore(store_path)
+    out, slug, store = found
     if args.format == "coco":
         path = export_coco(store, out / f"{slug}_coco.json", args.segmentation)
     elif args.format == "coco-panoptic":
@@ -122,20 +131,15 @@ def _export(args: argparse.Namespace) -> int:
 
 def _push(args: argparse.Namespace) -> int:
     import os
-    from pathlib import Path
 
     from tqdm import tqdm
 
-    from .images import folder_slug
     from .label_studio_push import ENV_API_KEY, ENV_URL, LabelStudioPushError, PushConfig, push_folder
-    from .store import AnnotationStore
 
-    out = Path(args.out)
-    slug = folder_slug(args.folder)
-    store_path = out / f"{slug}.annotations.json"
-    if not store_path.is_file():
-        print(f"no annotations for {args.folder}: {store_path} does not exist (annotate it first)", file=sys.stderr)
+    found = _folder_store(args)
+    if found is None:
         return 2
+    out, slug, store = found
     try:
         config = PushConfig(
             url=args.url or os.environ.get(ENV_URL) or "http://localhost:8080",
@@ -152,9 +156,7 @@ def _push(args: argparse.Namespace) -> int:
                 bar.total = total
                 bar.update(done - bar.n)
 
-            summary = push_folder(
-                AnnotationStore(store_path), args.folder, config, out / f"{slug}.label_studio_push.jsonl", progress
-            )
+            summary = push_folder(store, args.folder, config, out / f"{slug}.label_studio_push.jsonl", progress)
     except LabelStudioPushError as exc:
         print(f"push failed: {exc}\n(what was pushed is kept; run the same command again to continue)", file=sys.stderr)
         return 1

@@ -83,13 +83,14 @@ def mask_to_polygons(mask: np.ndarray, min_area: float = 1.0, pixel_edges: bool 
         if parent != -1:
             continue  # holes are handled with their outer contour
         outer = contours[idx][:, 0, :]
-        if cv2.contourArea(contours[idx]) + len(outer) < min_area:
+        area = cv2.contourArea(contours[idx])
+        if area + len(outer) < min_area:
             continue
-        if cv2.contourArea(contours[idx]) == 0 and not pixel_edges:
-            polygons.append([float(v) for v in outer.reshape(-1)])
-            continue
-        if cv2.contourArea(contours[idx]) == 0:  # a one-pixel-wide line: no inside, one square per pixel
-            for x, y in np.unique(outer, axis=0):
+        if area == 0:  # a one-pixel-wide line: no inside
+            if not pixel_edges:  # cv2.fillPoly paints the line itself
+                polygons.append([float(v) for v in outer.reshape(-1)])
+                continue
+            for x, y in np.unique(outer, axis=0):  # one square per pixel
                 polygons.append([float(x), float(y), x + 1.0, float(y), x + 1.0, y + 1.0, float(x), y + 1.0])
             continue
         child = first_child

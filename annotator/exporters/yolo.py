@@ -17,6 +17,8 @@ import os
 import shutil
 from pathlib import Path, PurePosixPath
 
+import yaml
+
 from ..fileio import atomic_write_bytes
 from ..masks import decode_rle, mask_to_polygons
 from ..store import AnnotationStore
@@ -80,10 +82,12 @@ def export_yolo(store: AnnotationStore, images_root: str | Path, out_dir: str | 
         _link_or_copy(src, out_dir / "images" / flat)
         label_path = out_dir / "labels" / PurePosixPath(flat).with_suffix(".txt")
         atomic_write_bytes(label_path, "".join(line + "\n" for line in by_image.get(key, [])).encode())
-    names = "\n".join(f"  {i}: {_yaml_str(label)}" for label, i in index.items())
-    yaml = f"path: {_yaml_str(str(out_dir.resolve()))}\ntrain: images\nval: images\nnc: {len(index)}\nnames:\n{names}\n"
-    return atomic_write_bytes(out_dir / "data.yaml", yaml.encode("utf-8"))
-
-
-def _yaml_str(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    data = {
+        "path": str(out_dir.resolve()),
+        "train": "images",
+        "val": "images",
+        "nc": len(index),
+        "names": {i: label for label, i in index.items()},
+    }
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return atomic_write_bytes(out_dir / "data.yaml", text.encode("utf-8"))

@@ -336,7 +336,9 @@ def build_ui(ws: Workspace) -> gr.Blocks:
                     merge_ids = gr.Textbox(label="Merge ids", placeholder="e.g. 12 15", elem_id="merge-ids")
                     merge_btn = gr.Button("Merge", size="sm", elem_id="merge")
                 kind = gr.Radio(
-                    [EXPORT_INSTANCES, EXPORT_PANOPTIC, EXPORT_YOLO], value=EXPORT_INSTANCES, label="Export as"
+                    [EXPORT_INSTANCES, EXPORT_PANOPTIC, EXPORT_YOLO, EXPORT_LABEL_STUDIO],
+                    value=EXPORT_INSTANCES,
+                    label="Export as",
                 )
                 fmt = gr.Radio(["rle", "polygon"], value="rle", label="Instance segmentation as")
                 export_btn = gr.Button("Export", elem_id="export")

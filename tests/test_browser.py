@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -144,7 +145,15 @@ def test_click_accept_reload_box_export(browser, served_app, coco_gt, tmp_path):
     page.wait_for_function(
         "() => document.querySelector('#export-status').innerText.includes('COCO panoptic')", timeout=30_000
     )
+    for choice, said in (("YOLO segmentation", "YOLO"), ("Label Studio JSON", "Label Studio")):  # every format offered
+        page.get_by_label(choice).check()
+        page.locator("#export").click()
+        page.wait_for_function(
+            f"() => document.querySelector('#export-status').innerText.includes('as {said}')", timeout=30_000
+        )
     page.close()
+    assert (ws.out_dir / f"{ws.slug}_yolo" / "data.yaml").is_file()
+    assert len(json.loads((ws.out_dir / f"{ws.slug}_label_studio.json").read_text())) == 1
     (pan,), _ = read_coco_panoptic(ws.out_dir / f"{ws.slug}_panoptic.json")
     assert len(pan.segments_info) == 1 and pan.segments_info[0]["area"] == ws.store.annotations[3].area
 

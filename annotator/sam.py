@@ -376,9 +376,7 @@ class SamPromptDecoder:
         idx = list(range(1, dec.num_mask_tokens)) if multimask_output else [0]
         logits = self._mask_logits(emb, hs, keys, idx)[0]
         iou = dec.iou_prediction_head(hs[:, 0])[0, idx]
-        full = torch.full((len(idx), LOW_RES, LOW_RES), PAD_LOGIT, dtype=torch.float32, device=self.device)
-        full[:, : logits.shape[1], : logits.shape[2]] = logits
-        return DecodedMasks(full.cpu().numpy(), iou.float().cpu().numpy())
+        return DecodedMasks(_padded(logits), iou.float().cpu().numpy())
 
     def _run_transformer(self, emb: SamImageEmbedding, sparse: torch.Tensor, dense: torch.Tensor | None):
         """Two-way transformer for B prompts: sparse (B, T, C) → hs (B, 5 + T, C), keys (B, 4096, C).
@@ -436,9 +434,7 @@ class SamPromptDecoder:
             )
             hs, keys = self._run_transformer(emb, sparse, None)
             logits = self._mask_logits(emb, hs, keys, [0])[:, 0]
-            full = torch.full((len(chunk), LOW_RES, LOW_RES), PAD_LOGIT, dtype=torch.float32, device=self.device)
-            full[:, : logits.shape[1], : logits.shape[2]] = logits
-            out_logits.append(full.cpu().numpy())
+            out_logits.append(_padded(logits))
             out_iou.append(dec.iou_prediction_head(hs[:, 0])[:, 0].float().cpu().numpy())
         if not out_logits:
             return DecodedMasks(np.zeros((0, LOW_RES, LOW_RES), np.float32), np.zeros(0, np.float32))
@@ -478,6 +474,14 @@ class SamPromptDecoder:
         logits = self._mask_logits(emb, hs[b_idx], keys[b_idx], idx)  # (B', 3, h, w)
         prompt = b_idx[:, None].expand(-1, len(idx)).reshape(-1)
         return logits.flatten(0, 1), iou[b_idx].reshape(-1), prompt
+
+
+def _padded(logits: torch.Tensor) -> np.ndarray:
+    """(K, h, w) logits of the unpadded region → (K, 256, 256) float32 numpy over the padded
+    1024 frame, ``PAD_LOGIT`` outside the image."""
+    full = torch.full((logits.shape[0], LOW_RES, LOW_RES), PAD_LOGIT, dtype=torch.float32, device=logits.device)
+    full[:, : logits.shape[1], : logits.shape[2]] = logits
+    return full.cpu().numpy()
 
 
 def upsample_logits(

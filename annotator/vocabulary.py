@@ -19,6 +19,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 _DATA = Path(__file__).with_name("vocab_data")
@@ -68,12 +69,64 @@ class Vocabulary:
         """COCO panoptic ``isthing`` per display name; empty when the source does not say."""
         return dict(zip(self.names, self.isthing, strict=True)) if self.isthing is not None else {}
 
+    @cached_property
+    def _search_phrases(self) -> tuple[tuple[tuple[str, str], ...], ...]:
+        """Per class, ``(normalised phrase, phrase)`` for the display name, then each synonym."""
+        rows = []
+        for name, syns in zip(self.names, self.synonyms, strict=True):
+            phrases = dict.fromkeys([name, *syns, *(prompt_phrase(s) for s in syns)])
+            rows.append(tuple((_normalise(p), p) for p in phrases if p))
+        return tuple(rows)
+
+    def search(self, query: str, limit: int = 20) -> list[tuple[str, str | None]]:
+        """Rank the classes for a typed query: exact, then prefix, then word prefix, then substring.
+
+        A class matches through its display name or any synonym (case-insensitive; ``_`` and
+        ``-`` read as spaces). Within a tier, matches through the display name come first, then
+        shorter phrases, then vocabulary order.
+
+        Args:
+            query: what the user typed; blank gives no result.
+            limit: how many classes at most.
+        Returns:
+            ``(display name, synonym it matched or None when the name itself matched)``, best first.
+        """
+        q = _normalise(query)
+        if not q:
+            return []
+        ranked = []
+        for idx, phrases in enumerate(self._search_phrases):
+            best = None
+            for k, (norm, phrase) in enumerate(phrases):
+                if q not in norm:
+                    continue
+                if norm == q:
+                    tier = 0
+                elif norm.startswith(q):
+                    tier = 1
+                elif f" {q}" in f" {norm}":
+                    tier = 2
+                else:
+                    tier = 3
+                rank = (tier, k > 0, len(norm), idx)
+                if best is None or rank < best[0]:
+                    best = (rank, phrase if k > 0 else None)
+            if best is not None:
+                ranked.append(best)
+        ranked.sort(key=lambda r: r[0])
+        return [(self.names[r[0][3]], r[1]) for r in ranked[:limit]]
+
     def index_of(self, name: str) -> int:
         """Index of a display name. Raises ``KeyError`` if absent."""
         try:
             return self.names.index(name)
         except ValueError:
             raise KeyError(name) from None
+
+
+def _normalise(text: str) -> str:
+    """Lower case, ``_`` and ``-`` as spaces, runs of white space folded (for label search)."""
+    return " ".join(text.lower().replace("_", " ").replace("-", " ").split())
 
 
 def prompt_phrase(name: str) -> str:

@@ -112,3 +112,19 @@ def test_bad_vocabulary_specs(tmp_path):
     j.write_text(json.dumps({"images": []}))
     with pytest.raises(VocabularyError, match="categories"):
         load_vocabulary(j)
+
+
+def test_label_search_ranks_exact_prefix_word_substring_with_synonyms():
+    vocab = load_vocabulary("imagenet21k")
+    found = vocab.search("domestic dog")
+    assert found[0] == ("dog", "domestic dog")  # through a synonym
+    names = [n for n, _ in vocab.search("dog")]
+    assert names[0] == "dog" and len(names) == 20
+    tiers = [n for n, _ in vocab.search("cat", limit=200)]
+    assert tiers[0] == "cat" or tiers[0].startswith("cat")
+    first_substring = next(i for i, n in enumerate(tiers) if "cat" in n.lower() and not n.lower().startswith("cat"))
+    assert all(n.lower().startswith("cat") or " cat" in n.lower() for n in tiers[:first_substring])
+    assert vocab.search("  TRAFFIC_light ") == vocab.search("traffic light")
+    assert vocab.search("") == [] and vocab.search("zzzzqqq") == []
+    coco = load_vocabulary("coco")
+    assert coco.search("light") == [("traffic light", None)]

@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -243,4 +244,25 @@ class AnnotationStore:
         """Update free-form metadata (e.g. the image last worked on) and save."""
         with self._lock:
             self.meta.update(values)
+            self.save()
+
+    def counts(self) -> dict[str, int]:
+        """Number of annotations per image key (images without any are absent)."""
+        with self._lock:
+            return dict(Counter(a.image for a in self.annotations.values()))
+
+    @property
+    def done(self) -> set[str]:
+        """Image keys the user marked as done (saved in the store's metadata)."""
+        with self._lock:
+            return set(self.meta.get("done", []))
+
+    def set_done(self, image: str, done: bool = True) -> None:
+        """Mark an image as done (or not) and save."""
+        with self._lock:
+            marks = set(self.meta.get("done", []))
+            if (image in marks) == bool(done):
+                return
+            marks = marks | {image} if done else marks - {image}
+            self.meta["done"] = sorted(marks)
             self.save()

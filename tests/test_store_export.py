@@ -130,3 +130,17 @@ def test_export_rejects_unknown_format(tmp_path):
 def test_rle_counts_are_pycocotools_compatible():
     rle = encode_rle(_ring())
     assert mask_utils.area({"size": rle["size"], "counts": rle["counts"].encode()}) == _ring().sum()
+
+
+def test_done_marks_and_counts_persist(tmp_path):
+    path = tmp_path / "s.annotations.json"
+    store = AnnotationStore(path)
+    mask = np.zeros((20, 30), bool)
+    mask[2:8, 3:9] = True
+    store.add("a.jpg", mask, "cat")
+    store.add("a.jpg", mask, "dog")
+    store.set_done("b.jpg")
+    store.set_done("a.jpg")
+    store.set_done("a.jpg", False)
+    again = AnnotationStore(path)
+    assert again.done == {"b.jpg"} and again.counts() == {"a.jpg": 2}

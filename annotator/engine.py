@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
@@ -157,6 +158,8 @@ class Engine:
         self.topk = topk
         self.cache_bytes = cache_bytes
         self._cache: OrderedDict[str, _ImageState] = OrderedDict()
+        self._cache_lock = threading.Lock()  # guards _cache and _pending, never held while computing
+        self._pending: dict[str, threading.Event] = {}  # embeddings being computed, by image key
         self._current: _ImageState | None = None
         self._current_image: np.ndarray | None = None
         self.text_embeddings: torch.Tensor | None = None
@@ -190,6 +193,9 @@ class Engine:
     def set_image(self, image: np.ndarray) -> str:
         """Make ``image`` current, computing its embeddings unless cached.
 
+        If another thread is computing the same image's embeddings (a :meth:`prefetch`), this
+        waits for that result instead of computing it twice.
+
         Args:
             image: (H, W, 3) uint8 RGB.
         Returns:
@@ -197,32 +203,88 @@ class Engine:
         Raises:
             ValueError: not an (H, W, 3) uint8 array.
         """
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
-        key = image_key(image)
-        state = self._cache.get(key)
-        if state is None:
-            dense = None
-            if self.classifier is not None and self.classifier.mode == "dense":
-                dense = self.classifier.dense_features(image)
-            state = _ImageState(self.decoder.encode(image), dense)
-            self._cache[key] = state
-            self._evict()
-        self._cache.move_to_end(key)
+        key, state = self._embedded(image, keep_current=False)
         self._current = state
         self._current_image = image
         return key
 
-    def _evict(self) -> None:
+    def prefetch(self, image: np.ndarray) -> str:
+        """Compute and cache ``image``'s embeddings without making it current (for a background
+        thread: the image the user will open next). The cache bound holds as for
+        :meth:`set_image`, and the current image is never the one evicted for it.
+
+        Thread safety: may run beside :meth:`set_image` / :meth:`predict` of another thread;
+        the cache is locked only to look up and to insert, never while computing.
+
+        Returns:
+            The image's content key.
+        Raises:
+            ValueError: not an (H, W, 3) uint8 array.
+        """
+        return self._embedded(image, keep_current=True)[0]
+
+    def is_cached(self, image: np.ndarray) -> bool:
+        """Whether ``image``'s embeddings are held (``set_image`` would cost a hash only)."""
+        with self._cache_lock:
+            return image_key(image) in self._cache
+
+    def _embedded(self, image: np.ndarray, keep_current: bool) -> tuple[str, _ImageState]:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+        key = image_key(image)
+        while True:
+            with self._cache_lock:
+                state = self._cache.get(key)
+                if state is not None:
+                    self._cache.move_to_end(key)
+                    return key, state
+                pending = self._pending.get(key)
+                mine = pending is None
+                if mine:
+                    pending = self._pending[key] = threading.Event()
+            if not mine:  # computed by another thread: wait, then read the cache again
+                pending.wait()
+                continue
+            try:
+                dense = None
+                if self.classifier is not None and self.classifier.mode == "dense":
+                    dense = self.classifier.dense_features(image)
+                state = _ImageState(self.decoder.encode(image), dense)
+                with self._cache_lock:
+                    self._cache[key] = state
+                    self._evict(keep_current)
+            finally:
+                with self._cache_lock:
+                    self._pending.pop(key).set()
+            return key, state
+
+    def _evict(self, keep_current: bool) -> None:
+        """Drop least recently used embeddings beyond ``cache_bytes`` (caller holds the lock);
+        the newest entry is kept, and the current image's with ``keep_current``."""
         total = sum(s.nbytes for s in self._cache.values())
-        while len(self._cache) > 1 and total > self.cache_bytes:
-            _, old = self._cache.popitem(last=False)
-            total -= old.nbytes
+        for key in list(self._cache)[:-1]:
+            if total <= self.cache_bytes:
+                break
+            if keep_current and self._cache[key] is self._current:
+                continue
+            total -= self._cache.pop(key).nbytes
+
+    @property
+    def current_size(self) -> tuple[int, int]:
+        """(H, W) of the current image in pixels.
+
+        Raises:
+            RuntimeError: ``set_image`` was not called.
+        """
+        if self._current is None:
+            raise RuntimeError("call set_image first")
+        return self._current.sam.original_size
 
     @property
     def cached_images(self) -> int:
         """How many images' embeddings are held."""
-        return len(self._cache)
+        with self._cache_lock:
+            return len(self._cache)
 
     def predict(
         self,

@@ -12,6 +12,9 @@ Everything the UI does goes through here, so it can be scripted too::
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +23,7 @@ from .engine import Engine
 from .exporters.coco import export_coco
 from .exporters.coco_panoptic import export_coco_panoptic
 from .exporters.yolo import export_yolo
-from .images import folder_slug, list_images, load_image
+from .images import ImageLoadError, folder_slug, list_images, load_image
 from .store import AnnotationStore
 
 log = logging.getLogger(__name__)
@@ -35,16 +38,30 @@ class Workspace:
         keys: image keys, in display order.
         store: where accepted annotations are kept.
         out_dir: default folder for exports.
+        image_cache_bytes: memory bound of the decoded-image cache (pixels of recent images).
     """
 
-    def __init__(self, engine: Engine, root: Path, keys: list[str], store: AnnotationStore, out_dir: Path):
+    def __init__(
+        self,
+        engine: Engine,
+        root: Path,
+        keys: list[str],
+        store: AnnotationStore,
+        out_dir: Path,
+        image_cache_bytes: int = 512 << 20,
+    ):
         self.engine = engine
         self.root = Path(root)
         self.keys = keys
         self.store = store
         self.out_dir = Path(out_dir)
+        self.image_cache_bytes = image_cache_bytes
         self._active: str | None = None
         self._image: np.ndarray | None = None
+        self._images: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._images_lock = threading.Lock()
+        self._prefetcher: ThreadPoolExecutor | None = None
+        self._prefetching: dict[str, Future] = {}
 
     @classmethod
     def open_folder(cls, engine: Engine, folder: str | Path, out_dir: str | Path, recursive: bool = True) -> Workspace:
@@ -90,15 +107,70 @@ class Workspace:
             KeyError: unknown key.
             annotator.images.ImageLoadError: the file cannot be read (nothing else changes).
         """
-        if key not in self.keys:
-            raise KeyError(key)
+        image = self.load(key)
         if key == self._active and self._image is not None:
             return self._image
-        image = load_image(self.root / key)
         self.engine.set_image(image)
         self._active, self._image = key, image
         self.store.set_meta(last_image=key)
         return image
+
+    def load(self, key: str) -> np.ndarray:
+        """Decoded pixels of an image, from a small LRU cache (bounded by ``image_cache_bytes``).
+
+        Returns:
+            (H, W, 3) uint8 RGB, upright (see :func:`annotator.images.load_image`); do not modify.
+        Raises:
+            KeyError: unknown key.
+            annotator.images.ImageLoadError: the file cannot be read.
+        """
+        if key not in self.keys:
+            raise KeyError(key)
+        with self._images_lock:
+            image = self._images.get(key)
+            if image is not None:
+                self._images.move_to_end(key)
+                return image
+        image = load_image(self.root / key)
+        image.flags.writeable = False
+        with self._images_lock:
+            self._images[key] = image
+            total = sum(a.nbytes for a in self._images.values())
+            while len(self._images) > 1 and total > self.image_cache_bytes:
+                total -= self._images.popitem(last=False)[1].nbytes
+        return image
+
+    def prefetch(self, keys: list[str]) -> list[Future]:
+        """Load images and compute their embeddings in one background thread, in order, so that
+        opening them later costs a cache hit. Keys already queued are not queued again; an
+        unreadable image is logged and skipped.
+
+        Returns:
+            One future per newly queued key (its result: the key, or ``None`` if skipped).
+        """
+        if self._prefetcher is None:
+            self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
+        futures = []
+        for key in keys:
+            if key not in self.keys or (key in self._prefetching and not self._prefetching[key].done()):
+                continue
+            self._prefetching[key] = fut = self._prefetcher.submit(self._prefetch_one, key)
+            futures.append(fut)
+        return futures
+
+    def _prefetch_one(self, key: str) -> str | None:
+        try:
+            self.engine.prefetch(self.load(key))
+        except ImageLoadError as exc:
+            log.warning("prefetch skipped: %s", exc)
+            return None
+        return key
+
+    def close(self) -> None:
+        """Stop the prefetch thread (queued work is dropped)."""
+        if self._prefetcher is not None:
+            self._prefetcher.shutdown(wait=True, cancel_futures=True)
+            self._prefetcher = None
 
     def last_image(self) -> str:
         """The image worked on last (from the store), else the first one."""

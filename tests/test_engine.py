@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -238,3 +240,49 @@ def test_huge_photo(engine):
     square = np.zeros((6000, 8000), bool)
     square[2000:4000, 3000:5000] = True
     assert mask_iou(result.mask, square) > 0.9
+
+
+def test_prefetch_fills_the_cache_beside_clicks_and_is_never_computed_twice(sam_model, coco_image):
+    import threading
+
+    image, _ = coco_image
+    other = np.ascontiguousarray(image[::-1])
+    third = np.ascontiguousarray(image[:, ::-1])
+    eng = Engine(sam_model)
+    eng.set_image(image)
+    before = eng.predict(point_coords=np.array([[100, 100]]), point_labels=np.array([1]))
+
+    encodes, release = [], threading.Event()
+    real_encode = eng.decoder.encode
+
+    def slow_encode(img):  # an encoder pass that waits until the test lets it finish
+        encodes.append(img.shape)
+        release.wait(60)
+        return real_encode(img)
+
+    eng.decoder.encode = slow_encode
+    worker = threading.Thread(target=eng.prefetch, args=(other,))
+    worker.start()
+    while not encodes:
+        time.sleep(0.01)
+    # a click on the current image does not wait behind the prefetch
+    during = eng.predict(point_coords=np.array([[100, 100]]), point_labels=np.array([1]))
+    assert np.array_equal(during.mask, before.mask) and worker.is_alive()
+    # opening the image being prefetched waits for that pass instead of encoding again
+    opener = threading.Thread(target=eng.set_image, args=(other,))
+    opener.start()
+    time.sleep(0.2)
+    assert opener.is_alive()
+    release.set()
+    worker.join(60)
+    opener.join(60)
+    assert len(encodes) == 1 and eng.current_size == other.shape[:2]
+    eng.decoder.encode = real_encode
+
+    # prefetched entries respect the cache bound and never evict the current image
+    small = Engine(sam_model, cache_bytes=1)
+    small.set_image(image)
+    small.prefetch(other)
+    assert small.cached_images == 2 and small.is_cached(image) and small.is_cached(other)
+    small.prefetch(third)
+    assert small.is_cached(image) and small.is_cached(third) and not small.is_cached(other)

@@ -66,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     logging.getLogger("launch").info("%s; %d images in %s", engine_summary(engine), len(ws.keys), ws.root)
-    from app.ui import build_ui
+    from app.page import serve
 
-    build_ui(ws).launch(server_name=args.host, server_port=args.port)
+    serve(ws, host=args.host, port=args.port)
     return 0
 
 

@@ -1,15 +1,18 @@
-"""The UI's event handlers on real MobileSAM, without a browser (see test_browser.py for one)."""
+"""The page's API (app/api.py) on real MobileSAM and COCO photos, without a browser
+(test_browser.py drives the same through Chromium)."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 import zipfile
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from annotator.evaluation import farthest_interior_point, mask_iou
 from annotator.masks import decode_rle
 from annotator.workspace import Workspace
 
@@ -17,125 +20,220 @@ from .conftest import instance_mask
 
 
 @pytest.fixture()
-def ui_on_photos(engine, coco_tiny, coco_gt, tmp_path):
-    from app.ui import AnnotatorUI
+def api_on_photos(engine, coco_tiny, coco_gt, tmp_path):
+    from app.api import PageAPI
 
     folder = tmp_path / "photos"
     folder.mkdir()
-    img_id = sorted(coco_gt.getImgIds())[0]
-    info = coco_gt.loadImgs(img_id)[0]
-    shutil.copy(coco_tiny / "images" / info["file_name"], folder / "a.jpg")
+    img_ids = sorted(coco_gt.getImgIds())[:2]
+    for name, img_id in zip(("a.jpg", "c.jpg"), img_ids, strict=True):
+        shutil.copy(coco_tiny / "images" / coco_gt.loadImgs(img_id)[0]["file_name"], folder / name)
     (folder / "b_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
     ws = Workspace.open_folder(engine, folder, tmp_path / "out")
-    anns = coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=img_id, iscrowd=False))
-    return AnnotatorUI(ws), ws, anns
+    anns = coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=img_ids[0], iscrowd=False))
+    yield PageAPI(ws), ws, anns
+    ws.close()
 
 
-def test_corrupt_image_is_reported_and_nothing_is_lost(ui_on_photos):
-    from app.ui import MODE_POS
+def test_corrupt_image_is_reported_and_nothing_is_lost(api_on_photos):
+    from app.api import ApiError
 
-    ui, ws, anns = ui_on_photos
-    canvas, prompt, *_, status = ui.open_image("a.jpg")
+    api, ws, anns = api_on_photos
+    api.open("s", "a.jpg")
     x, y, w, h = anns[0]["bbox"]
-    out = ui.click(prompt, MODE_POS, SimpleNamespace(index=[x + w / 2, y + h / 2]))
-    ui.accept(out[1], "thing")
-    assert len(ws.store.annotations) == 1
+    api.click("s", x + w / 2, y + h / 2)
+    api.accept("s", "thing")
+    with pytest.raises(ApiError, match="corrupt") as err:
+        api.open("s", "b_corrupt.jpg")
+    assert err.value.status == 422 and "b_corrupt.jpg" in str(err.value)
+    with pytest.raises(ApiError) as err:
+        api.open("s", "../etc/passwd")
+    assert err.value.status == 404
+    with pytest.raises(ApiError, match="corrupt"):
+        api.image_bytes("b_corrupt.jpg")
+    # the tab still holds its image; every call answers with a reason, not a crash
+    assert api.click("s", 5, 5)["mask"] is not None
+    with pytest.raises(ApiError, match="outside"):
+        api.click("s", 10_000, 5)
+    with pytest.raises(ApiError, match="label"):
+        api.accept("s", "  ")
+    with pytest.raises(ApiError, match="no annotation"):
+        api.delete([999])
+    with pytest.raises(ApiError, match="open an image"):
+        api.click("fresh-tab", 5, 5)
+    assert ws.store.for_image("a.jpg")[0].label == "thing"
 
-    canvas, prompt, *_, status = ui.open_image("b_corrupt.jpg")
-    assert "b_corrupt.jpg" in status and "corrupt" in status.lower()
-    assert prompt["image"] is None and canvas.ndim == 3
-    out = ui.click(prompt, MODE_POS, SimpleNamespace(index=[5, 5]))  # a click after the failure
-    assert "Pick an image" in out[-1]
-    # every button still answers with a message, not an exception
-    assert "Nothing to accept" in ui.accept(prompt, "thing")[-1]
-    assert "No annotation" in ui.delete(prompt, 999)[-1]
-    assert "Cannot relabel" in ui.relabel(prompt, 999, "x")[-1]
-    assert "Nothing to undo" in ui.undo(prompt)[-1]
-    assert ws.store.for_image("a.jpg")[0].label == "thing"  # still there
+
+def test_prompt_refines_with_low_res_logits_and_undo_restores(api_on_photos, coco_gt):
+    api, ws, anns = api_on_photos
+    opened = api.open("s", "a.jpg")
+    assert (opened["width"], opened["height"]) == ws.load("a.jpg").shape[1::-1] and opened["scale"] == 1.0
+    big = max(anns, key=lambda a: a["area"])
+    gt = instance_mask(coco_gt, big)
+    px, py = farthest_interior_point(gt)
+    r1 = api.click("s", px, py)
+    nx, ny = farthest_interior_point(~gt)
+    r2 = api.click("s", nx, ny, positive=False)
+    assert r2["prompt"]["labels"] == [1, 0] and r2["engine_ms"] > 0
+    # the second decode used the first mask's logits as mask_input (SAM's refinement)
+    ws.engine.set_image(ws.load("a.jpg"))
+    first = ws.engine.predict(point_coords=np.array([[px, py]]), point_labels=np.array([1]))
+    refined = ws.engine.predict(
+        point_coords=np.array([[px, py], [nx, ny]]), point_labels=np.array([1, 0]), mask_input=first.low_res_logits
+    )
+    shown = decode_rle(r2["mask"]["rle"])
+    assert np.array_equal(shown, refined.mask)
+    # the outline runs along the mask's boundary pixels
+    for poly in r2["mask"]["outline"]:
+        xs, ys = np.array(poly[0::2]), np.array(poly[1::2])
+        assert shown[ys, xs].all()
+    assert api.undo("s")["mask"]["rle"] == r1["mask"]["rle"]
+    assert api.undo("s")["mask"] is None
+    assert api.box(
+        "s", [big["bbox"][0] + big["bbox"][2], big["bbox"][1], big["bbox"][0], big["bbox"][1] + big["bbox"][3]]
+    )["prompt"]["box"] == pytest.approx(
+        [big["bbox"][0], big["bbox"][1], big["bbox"][0] + big["bbox"][2], big["bbox"][1] + big["bbox"][3]]
+    )
+    out = api.accept("s", "  big thing ")
+    assert out["annotation"]["label"] == "big thing"
+    saved = ws.store.for_image("a.jpg")[0]
+    assert mask_iou(decode_rle(saved.rle), gt) > 0.5 and saved.prompt["box"] is not None
+    assert api.clear("s")["mask"] is None
+    with pytest.raises(Exception, match="nothing to accept"):
+        api.accept("s", "x")
 
 
-def test_box_by_two_clicks_undo_accept_delete(ui_on_photos, coco_gt):
-    from app.ui import MODE_BOX, MODE_NEG, MODE_POS
+def test_tabs_do_not_mix_and_store_writes_are_serialised(api_on_photos):
+    api, ws, _ = api_on_photos
+    api.open("tab-a", "a.jpg")
+    api.open("tab-b", "c.jpg")
+    ra = api.click("tab-a", 100, 100)
+    rb = api.click("tab-b", 100, 100)
+    assert ra["mask"]["rle"] != rb["mask"]["rle"]  # each decoded on its own image
+    api.click("tab-a", 120, 110)
+    assert len(api._tab("tab-b").prompt.prompt.points) == 1
+    # many accepts from two threads at once: every one lands, ids unique, the file is whole
+    errors = []
 
-    ui, ws, anns = ui_on_photos
-    _, prompt, *_ = ui.open_image("a.jpg")
-    ann = max(anns, key=lambda a: a["area"])
-    x, y, w, h = ann["bbox"]
-    out = ui.click(prompt, MODE_BOX, SimpleNamespace(index=[x, y]))
-    assert "opposite corner" in out[-1] and out[1]["corner"] == [x, y]
-    out = ui.click(out[1], MODE_BOX, SimpleNamespace(index=[x + w, y + h]))
-    prompt = out[1]
-    assert prompt["box"] == [x, y, x + w, y + h] and "Mask:" in out[-1]
-    out = ui.click(prompt, MODE_NEG, SimpleNamespace(index=[x + 1, y + 1]))
-    assert out[1]["labels"] == [0]
-    out = ui.undo(out[1])
-    assert out[1]["points"] == [] and out[1]["box"] is not None
-    assert "Choose a label" in ui.accept(out[1], None)[-1]
-    out = ui.accept(out[1], "  big thing ")
-    assert "Saved annotation" in out[-1]
+    def worker(tab, key, n):
+        try:
+            for i in range(n):
+                api.click(tab, 50 + 10 * i, 60)
+                api.accept(tab, f"{tab} {i}")
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t, k, 5)) for t, k in (("tab-a", "a.jpg"), ("tab-b", "c.jpg"))]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert errors == []
+    assert sorted(a.label for a in ws.store.for_image("a.jpg")) == sorted(f"tab-a {i}" for i in range(5))
+    assert sorted(a.label for a in ws.store.for_image("c.jpg")) == sorted(f"tab-b {i}" for i in range(5))
+    on_disk = json.loads(ws.store.path.read_text())
+    assert len(on_disk["annotations"]) == 10 and len({a["id"] for a in on_disk["annotations"]}) == 10
+
+
+def test_select_ops_done_marks_and_state(api_on_photos):
+    from app.api import ApiError
+
+    api, ws, _ = api_on_photos
+    assert api.state("s")["current"] == "a.jpg" and api.state("s")["vocab_size"] == 0
+    api.open("s", "a.jpg")
+    ids = []
+    for x in (100, 300, 500):
+        api.click("s", x, 200)
+        ids.append(api.accept("s", "thing")["annotation"]["id"])
+    assert api.relabel(ids[:2], "table")["annotations"][0]["label"] == "table"
+    union = decode_rle(ws.store.annotations[ids[0]].rle) | decode_rle(ws.store.annotations[ids[1]].rle)
+    merged = api.merge(ids[:2])["annotation"]
+    assert merged["label"] == "table" and np.array_equal(decode_rle(ws.store.annotations[merged["id"]].rle), union)
+    with pytest.raises(ApiError, match="two or more"):
+        api.merge([merged["id"]])
+    api.delete([ids[2]])
+    assert [a.id for a in ws.store.for_image("a.jpg")] == [merged["id"]]
+    images = api.set_done("c.jpg", True)["images"]
+    assert [(i["key"], i["n"], i["done"]) for i in images] == [
+        ("a.jpg", 1, False),
+        ("b_corrupt.jpg", 0, False),
+        ("c.jpg", 0, True),
+    ]
+    assert "c.jpg" in ws.store.images  # a done image without annotations is a negative of the dataset
+    api.set_done("c.jpg", False)
+    assert ws.store.done == set()
+    # the next images are embedded in the background when one opens
+    futures = list(ws._prefetching.values())
+    assert futures and all(f.result(timeout=60) in (None, "b_corrupt.jpg", "c.jpg") for f in futures)
+    assert ws.engine.is_cached(ws.load("c.jpg"))
+
+
+def test_everything_adds_editable_instances_and_exports(api_on_photos):
+    from app.page import export
+
+    api, ws, _ = api_on_photos
+    api.open("s", "a.jpg")
+    seen, finished = [], threading.Event()
+
+    def watch():
+        while not finished.is_set():
+            seen.append(api.progress("s")["progress"])
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        out = api.everything("s", "samcp")
+    finally:
+        finished.set()
     saved = ws.store.for_image("a.jpg")
-    assert len(saved) == 1 and saved[0].label == "big thing"
-    gt = instance_mask(coco_gt, ann)
-    from annotator.masks import decode_rle
-
-    mask = decode_rle(saved[0].rle)
-    assert (mask & gt).sum() / (mask | gt).sum() > 0.5
-    assert out[4] == [[saved[0].id, "big thing", "", round(saved[0].predicted_iou, 3), saved[0].area]]
-    assert "Nothing to accept" in ui.accept(out[1], "x")[-1]  # prompt was reset
-    out = ui.relabel(out[1], saved[0].id, "giant")
-    assert ws.store.annotations[saved[0].id].label == "giant"
-    out = ui.delete(out[1], saved[0].id)
-    assert ws.store.for_image("a.jpg") == [] and "Deleted" in out[-1]
-    assert "No annotation" in ui.delete(out[1], 999)[-1]
-    # a positive click, then export
-    out = ui.click(out[1], MODE_POS, SimpleNamespace(index=[x + w / 2, y + h / 2]))
-    ui.accept(out[1], "again")
-    path, text = ui.export("COCO instances", "polygon")
-    assert path.endswith("_coco.json") and "Exported 1" in text
-    np.testing.assert_array_equal(out[0].shape[:2], ws.image.shape[:2])
-
-
-def test_everything_adds_editable_instances_merge_and_panoptic_export(ui_on_photos):
+    assert len(saved) > 5 and len(out["annotations"]) == len(saved)
+    assert "no CLIP" in out["how"] and all(a.label == "object" and a.prompt["everything"] == "samcp" for a in saved)
+    watcher.join(timeout=5)
+    assert any(p is not None and 0 < p < 1 for p in seen)  # progress was readable meanwhile
+    # exports offered by the page: COCO, panoptic zip, YOLO zip, Label Studio zip
+    path, text = export(ws, "COCO instances", "polygon")
+    assert path.endswith("_coco.json") and f"Exported {len(saved)}" in text
     from annotator.exporters.coco_panoptic import read_coco_panoptic
 
-    ui, ws, _ = ui_on_photos
-    _, prompt, *_ = ui.open_image("a.jpg")
-    ticks = []
-    out = ui.everything(prompt, "samcp", progress=lambda f, desc=None: ticks.append(f))
-    saved = ws.store.for_image("a.jpg")
-    assert len(saved) > 5 and f"→ {len(saved)} annotations" in out[-1]
-    assert "no CLIP" in out[-1]  # says why they are unlabelled
-    assert all(a.label == "object" and a.area > 0 and a.prompt["everything"] == "samcp" for a in saved)
-    assert ticks and ticks == sorted(ticks) and ticks[-1] == 1.0
-    assert len(out[4]) == len(saved)  # the table lists them
-    ui.delete(out[1], saved[0].id)
-    ui.relabel(out[1], saved[1].id, "table")
-    assert len(ws.store.for_image("a.jpg")) == len(saved) - 1 and ws.store.annotations[saved[1].id].label == "table"
-    # merge two: one annotation, the union of both, the first one's label
-    a, b = saved[1], saved[2]
-    out = ui.merge(out[1], f"{a.id}, {b.id}", None)
-    assert "Merged" in out[-1] and a.id not in ws.store.annotations and b.id not in ws.store.annotations
-    merged = ws.store.for_image("a.jpg")[-1]
-    union = decode_rle(a.rle) | decode_rle(b.rle)
-    assert merged.label == "table" and np.array_equal(decode_rle(merged.rle), union)
-    assert "Cannot merge" in ui.merge(out[1], "99999 1", None)[-1]
-    assert "Cannot merge" in ui.merge(out[1], str(merged.id), None)[-1]
-    # panoptic export: a zip for download, the JSON + PNGs on disk, non-overlapping
-    path, text = ui.export("COCO panoptic", "rle")
-    assert path.endswith("_panoptic.zip") and "COCO panoptic" in text
+    path, text = export(ws, "COCO panoptic")
+    assert path.endswith("_panoptic.zip")
     (img,), _ = read_coco_panoptic(ws.out_dir / f"{ws.slug}_panoptic.json")
     assert img.file_name == "a.jpg" and len(img.segments_info) > 3
-    path, text = ui.export("YOLO segmentation", "rle")
+    path, _ = export(ws, "YOLO segmentation")
     with zipfile.ZipFile(path) as zf:
-        assert {"data.yaml", "labels/a.txt"} <= set(zf.namelist())
-        assert len(zf.read("labels/a.txt").decode().splitlines()) == len(ws.store.for_image("a.jpg"))
-    path, text = ui.export("Label Studio JSON", "rle")
+        assert len(zf.read("labels/a.txt").decode().splitlines()) == len(saved)
+    path, _ = export(ws, "Label Studio JSON")
     with zipfile.ZipFile(path) as zf:
         (task,) = json.loads(zf.read(f"{ws.slug}_label_studio.json"))
-        assert len(task["predictions"][0]["result"]) == len(ws.store.for_image("a.jpg"))
-        assert b"<BrushLabels" in zf.read(f"{ws.slug}_label_studio.xml")
-    # the pass choice: PosSAM keeps every patch as its own instance
-    before = len(ws.store.for_image("a.jpg"))
-    out = ui.everything(out[1], "possam", progress=lambda f, desc=None: None)
-    added = ws.store.for_image("a.jpg")[before:]
-    assert added and all(a.prompt["everything"] == "possam" and len(a.prompt["patches"]) == 1 for a in added)
+        assert len(task["predictions"][0]["result"]) == len(saved)
+
+
+def test_large_photo_travels_downscaled_and_clicks_map_back(engine, tmp_path):
+    from PIL import Image
+
+    from app.api import MAX_DISPLAY_SIDE, PageAPI
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    h, w = 1200, 5000  # longer side over MAX_DISPLAY_SIDE
+    rgb = np.full((h, w, 3), 40, np.uint8)
+    rgb[300:900, 2000:3500] = (230, 200, 30)
+    Image.fromarray(rgb).save(folder / "wide.jpg", quality=95)
+    ws = Workspace.open_folder(engine, folder, tmp_path / "out")
+    api = PageAPI(ws)
+    opened = api.open("s", "wide.jpg")
+    scale = opened["scale"]
+    assert scale == MAX_DISPLAY_SIDE / w
+    import cv2
+
+    shown = cv2.imdecode(np.frombuffer(api.image_bytes("wide.jpg")[0], np.uint8), cv2.IMREAD_COLOR)
+    assert shown.shape[:2] == (round(h * scale), round(w * scale))
+    r = api.click("s", 2750, 600)  # original pixels
+    mask = decode_rle(r["mask"]["rle"])
+    assert mask.shape == shown.shape[:2]
+    box = np.zeros_like(mask)
+    box[round(300 * scale) : round(900 * scale), round(2000 * scale) : round(3500 * scale)] = True
+    assert mask_iou(mask, box) > 0.9
+    api.accept("s", "panel")
+    (ann,) = ws.store.for_image("wide.jpg")
+    assert ann.rle["size"] == [h, w]  # the store keeps full resolution
+    ws.close()

@@ -1,0 +1,118 @@
+"""One user's prompt on one image: points and a box, refinement, undo.
+
+The prompt follows segment-anything's ``SamPredictor``: ``point_coords`` (N, 2) X, Y pixels of
+the original image, ``point_labels`` 1 = positive / 0 = negative, ``box`` XYXY pixels. Each
+point added to an existing mask is decoded with that mask's low-res logits as ``mask_input``
+(SAM's interactive refinement, as in its predictor example); a new box starts from the points
+alone. Undo restores the previous result without decoding again.
+
+The caller makes the session's image current on the engine first (``engine.set_image``) and
+serialises engine calls when several sessions share one engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .engine import Engine, PromptResult, clip_box
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Point and box prompts in original image pixels.
+
+    Attributes:
+        points: (X, Y) per point.
+        labels: 1 (positive) or 0 (negative) per point.
+        box: XYXY, or ``None``.
+    """
+
+    points: tuple[tuple[float, float], ...] = ()
+    labels: tuple[int, ...] = ()
+    box: tuple[float, float, float, float] | None = None
+
+    @property
+    def empty(self) -> bool:
+        """No point and no box."""
+        return not self.points and self.box is None
+
+    def as_dict(self) -> dict:
+        """JSON-ready ``{"points": [[x, y], ...], "labels": [...], "box": [x0, y0, x1, y1] | None}``."""
+        return {
+            "points": [list(p) for p in self.points],
+            "labels": list(self.labels),
+            "box": None if self.box is None else list(self.box),
+        }
+
+
+class PromptSession:
+    """The prompt being built on one image, with its history for undo.
+
+    Args:
+        image: the image's key (path relative to the folder).
+    """
+
+    def __init__(self, image: str):
+        self.image = image
+        self._history: list[tuple[Prompt, PromptResult]] = []
+
+    @property
+    def prompt(self) -> Prompt:
+        """The current prompt (empty when nothing was clicked)."""
+        return self._history[-1][0] if self._history else Prompt()
+
+    @property
+    def result(self) -> PromptResult | None:
+        """The current prompt's decoded mask, or ``None``."""
+        return self._history[-1][1] if self._history else None
+
+    def _decode(self, engine: Engine, prompt: Prompt, mask_input: np.ndarray | None) -> PromptResult:
+        pts = np.array(prompt.points, dtype=np.float64) if prompt.points else None
+        labels = np.array(prompt.labels, dtype=np.int64) if prompt.points else None
+        box = np.array(prompt.box, dtype=np.float64) if prompt.box is not None else None
+        result = engine.predict(point_coords=pts, point_labels=labels, box=box, mask_input=mask_input)
+        self._history.append((prompt, result))
+        return result
+
+    def add_point(self, engine: Engine, x: float, y: float, positive: bool = True) -> PromptResult:
+        """Add a point and decode, refining the current mask (its low-res logits as ``mask_input``).
+
+        Args:
+            engine: with this session's image current.
+            x, y: original image pixels.
+            positive: ``True`` adds to the object, ``False`` cuts away.
+        Raises:
+            ValueError: the point lies outside the image.
+        """
+        p = self.prompt
+        prompt = Prompt((*p.points, (float(x), float(y))), (*p.labels, 1 if positive else 0), p.box)
+        previous = self.result
+        return self._decode(engine, prompt, None if previous is None else previous.low_res_logits)
+
+    def set_box(self, engine: Engine, box) -> PromptResult:
+        """Set (or replace) the box, keep the points, and decode.
+
+        Args:
+            box: XYXY original image pixels, corners in any order; clipped to the image.
+        Raises:
+            ValueError: the box lies wholly outside the image.
+        """
+        h, w = engine.current_size
+        b = clip_box(np.asarray(box, dtype=np.float64), w, h)
+        p = self.prompt
+        return self._decode(engine, Prompt(p.points, p.labels, tuple(float(v) for v in b)), None)
+
+    def undo(self) -> PromptResult | None:
+        """Drop the last prompt step; returns the result now current (``None`` when empty)."""
+        if self._history:
+            self._history.pop()
+        return self.result
+
+    def clear(self) -> None:
+        """Forget the prompt and its history."""
+        self._history.clear()
+
+
+__all__ = ["Prompt", "PromptSession"]

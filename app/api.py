@@ -1,0 +1,435 @@
+"""The annotation page's HTTP API: a lean round trip per click.
+
+The browser holds the picture and draws everything itself; per click it sends one point (or a
+box) and gets back only the new mask, as COCO compressed RLE at the displayed resolution plus
+its outline, with the label suggestions and scores. The image itself travels once per image.
+
+Routes (mounted under ``/ovsam/api`` by :func:`app.page.build_app`), JSON in and out:
+
+- ``GET  state?session=S``: the images (key, annotation count, done mark), the image the session
+  (or, for a new session, the store) worked on last, vocabulary size, label availability.
+- ``POST open {session, key}``: make an image the session's own (embeddings computed or taken
+  from the cache), prefetch the next ones; the image's size, display scale and annotations.
+- ``GET  image?key=K``: the image at the displayed resolution (PNG or JPEG).
+- ``POST click {session, x, y, positive}``, ``POST box {session, box}``, ``POST undo``,
+  ``POST clear``: the prompt, in original image pixels; each answers with the pending mask.
+- ``POST accept {session, label}``: store the pending mask; a label not in the vocabulary
+  becomes a new category.
+- ``GET  labels?q=TEXT``: the vocabulary ranked on the server (exact, prefix, substring;
+  synonyms count), the best 20 names.
+- ``POST delete {ids}``, ``POST relabel {ids, label}``, ``POST merge {ids, label?}``,
+  ``POST done {key, done}``, ``POST everything {session, method}``, ``GET progress?session=S``.
+
+Each browser tab is a session (an id it makes itself); sessions never share prompts. The
+engine holds one current image, so engine calls are serialised; the store serialises its own
+writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from annotator.engine import PromptResult
+from annotator.everything.pipeline import METHOD_TITLES, METHODS, EverythingConfig
+from annotator.images import ImageLoadError
+from annotator.masks import decode_rle, encode_rle
+from annotator.session import PromptSession
+from annotator.store import Annotation
+from annotator.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+MAX_DISPLAY_SIDE = 4096  # larger photos travel downscaled; clicks are mapped back exactly
+LABEL_RESULTS = 20
+LOSSLESS = (".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class ApiError(Exception):
+    """A request that cannot be served; ``status`` is the HTTP status, ``str()`` the reason."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def display_scale(height: int, width: int) -> float:
+    """Factor from original to displayed pixels (≤ 1): the longer side at most ``MAX_DISPLAY_SIDE``."""
+    return min(1.0, MAX_DISPLAY_SIDE / max(height, width))
+
+
+def _display_mask(mask: np.ndarray, scale: float) -> np.ndarray:
+    if scale >= 1.0:
+        return mask
+    h, w = mask.shape
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+def mask_payload(mask: np.ndarray, scale: float, rle: dict | None = None) -> dict:
+    """A mask for the page: COCO compressed RLE (column-major counts, as pycocotools writes it)
+    at the displayed resolution, and its outline as polygons ``[[x0, y0, x1, y1, ...], ...]``
+    through boundary pixel centres in displayed pixels (outer boundaries and holes).
+
+    Args:
+        mask: (H, W) bool at the original resolution.
+        scale: :func:`display_scale` of the image.
+        rle: ``mask``'s RLE when already encoded (used as is at scale 1).
+    """
+    shown = _display_mask(mask, scale)
+    if rle is None or scale < 1.0:
+        rle = encode_rle(shown)
+    contours, _ = cv2.findContours(shown.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    return {"rle": rle, "outline": [c.reshape(-1).tolist() for c in contours]}
+
+
+@dataclass
+class _Tab:
+    """What one browser tab is doing: its image and the prompt on it."""
+
+    image: str | None = None
+    prompt: PromptSession | None = None
+    progress: float | None = None
+    seen: float = field(default_factory=time.monotonic)
+
+
+class PageAPI:
+    """Serves the page's requests for one :class:`~annotator.workspace.Workspace`.
+
+    Args:
+        ws: the folder, engine and store.
+        prefetch: how many of the following images to embed in the background when one opens.
+    """
+
+    def __init__(self, ws: Workspace, prefetch: int = 1):
+        self.ws = ws
+        self.engine = ws.engine
+        self.prefetch_count = prefetch
+        self._engine_lock = threading.Lock()
+        self._tabs: dict[str, _Tab] = {}
+        self._tabs_lock = threading.Lock()
+        self._shown: OrderedDict[int, dict] = OrderedDict()  # annotation id -> mask payload
+        self._encoded: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+
+    # ------------------------------------------------------------------ helpers
+    def _tab(self, session: str) -> _Tab:
+        if not session or not isinstance(session, str) or len(session) > 100:
+            raise ApiError(400, "a session id is required")
+        with self._tabs_lock:
+            tab = self._tabs.setdefault(session, _Tab())
+            tab.seen = time.monotonic()
+            return tab
+
+    def _prompt(self, session: str) -> PromptSession:
+        tab = self._tab(session)
+        if tab.prompt is None:
+            raise ApiError(409, "open an image first")
+        return tab.prompt
+
+    def _scale(self, key: str) -> float:
+        return display_scale(*self.ws.load(key).shape[:2])
+
+    def _annotation(self, ann: Annotation) -> dict:
+        shown = self._shown.get(ann.id)
+        if shown is None:
+            h, w = ann.rle["size"]
+            shown = mask_payload(decode_rle(ann.rle), display_scale(h, w), ann.rle)
+            self._shown[ann.id] = shown
+            while len(self._shown) > 2000:
+                self._shown.popitem(last=False)
+        return {
+            "id": ann.id,
+            "label": ann.label,
+            "score": ann.score,
+            "predicted_iou": ann.predicted_iou,
+            "area": ann.area,
+            "bbox": ann.bbox,
+            **shown,
+        }
+
+    def _result(self, tab: _Tab, result: PromptResult | None, engine_ms: float | None = None) -> dict:
+        prompt = tab.prompt.prompt.as_dict() if tab.prompt is not None else {"points": [], "labels": [], "box": None}
+        if result is None:
+            return {"mask": None, "prompt": prompt, "labels": []}
+        return {
+            "mask": mask_payload(result.mask, self._scale(tab.image)),
+            "area": result.area,
+            "predicted_iou": round(result.predicted_iou, 4),
+            "labels": [{"name": s.name, "score": round(s.score, 4)} for s in result.labels],
+            "engine_ms": None if engine_ms is None else round(engine_ms, 2),
+            "prompt": prompt,
+        }
+
+    def _decode(self, session: str, step) -> dict:
+        tab = self._tab(session)
+        prompt = self._prompt(session)
+        image = self.ws.load(tab.image)
+        with self._engine_lock:
+            t0 = time.perf_counter()
+            self.engine.set_image(image)
+            try:
+                result = step(prompt)
+            except ValueError as exc:
+                raise ApiError(422, str(exc)) from exc
+            ms = (time.perf_counter() - t0) * 1000
+        return self._result(tab, result, ms)
+
+    def images(self) -> list[dict]:
+        """Every image: ``key``, annotation count ``n``, ``done`` mark."""
+        counts, done = self.ws.store.counts(), self.ws.store.done
+        return [{"key": k, "n": counts.get(k, 0), "done": k in done} for k in self.ws.keys]
+
+    # ------------------------------------------------------------------ routes
+    def state(self, session: str) -> dict:
+        """The page's start-up state for a tab (see the module docstring)."""
+        tab = self._tab(session)
+        vocab = self.engine.vocabulary
+        return {
+            "images": self.images(),
+            "current": tab.image if tab.image in self.ws.keys else self.ws.last_image(),
+            "vocab_size": len(vocab) if vocab else 0,
+            "has_labels": self.engine.has_labels,
+            "labels_unavailable": None if self.engine.has_labels else self.engine.labels_unavailable,
+            "methods": [{"id": m, "title": METHOD_TITLES[m]} for m in METHODS],
+        }
+
+    def open(self, session: str, key: str) -> dict:
+        """Make ``key`` the tab's image; start embedding the next images in the background.
+
+        Raises:
+            ApiError: 404 unknown image; 422 unreadable file (the reason in the message).
+        """
+        tab = self._tab(session)
+        if key not in self.ws.keys:
+            raise ApiError(404, f"no image {key!r} in this folder")
+        t0 = time.perf_counter()
+        try:
+            image = self.ws.load(key)
+        except ImageLoadError as exc:
+            raise ApiError(422, str(exc)) from exc
+        cached = self.engine.is_cached(image)
+        with self._engine_lock:
+            self.engine.set_image(image)
+        ms = (time.perf_counter() - t0) * 1000
+        h, w = image.shape[:2]
+        tab.image, tab.prompt = key, PromptSession(key)
+        if self.ws.store.meta.get("last_image") != key:
+            self.ws.store.set_meta(last_image=key)
+        self._prefetch_after(key)
+        return {
+            "key": key,
+            "width": w,
+            "height": h,
+            "scale": display_scale(h, w),
+            "ready_ms": round(ms, 1),
+            "cached": cached,
+            "annotations": [self._annotation(a) for a in self.ws.store.for_image(key)],
+        }
+
+    def _prefetch_after(self, key: str) -> None:
+        keys = self.ws.keys
+        i = keys.index(key)
+        following = keys[i + 1 : i + 1 + self.prefetch_count]
+        done = self.ws.store.done
+        not_done = next((k for k in keys[i + 1 :] + keys[:i] if k not in done), None)
+        if not_done is not None and not_done not in following:
+            following.append(not_done)
+        self.ws.prefetch(following)
+
+    def image_bytes(self, key: str) -> tuple[bytes, str]:
+        """The image at its displayed resolution: PNG for lossless sources (PNG, BMP, TIFF,
+        WebP: exact pixels when zoomed in), JPEG for the rest.
+
+        Returns:
+            (encoded bytes, media type).
+
+        Raises:
+            ApiError: 404 unknown image; 422 unreadable file.
+        """
+        cached = self._encoded.get(key)
+        if cached is not None:
+            return cached
+        try:
+            image = self.ws.load(key)
+        except KeyError as exc:
+            raise ApiError(404, f"no image {key!r}") from exc
+        except ImageLoadError as exc:
+            raise ApiError(422, str(exc)) from exc
+        h, w = image.shape[:2]
+        s = display_scale(h, w)
+        if s < 1.0:
+            image = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+        lossless = key.lower().endswith(LOSSLESS)
+        ext, params = (
+            (".png", [cv2.IMWRITE_PNG_COMPRESSION, 1]) if lossless else (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 92])
+        )
+        ok, buf = cv2.imencode(ext, image[:, :, ::-1], params)
+        if not ok:
+            raise ApiError(500, f"cannot encode {key!r}")
+        out = (buf.tobytes(), "image/png" if lossless else "image/jpeg")
+        self._encoded[key] = out
+        while len(self._encoded) > 16:
+            self._encoded.popitem(last=False)
+        return out
+
+    def click(self, session: str, x: float, y: float, positive: bool = True) -> dict:
+        """Add a point (original pixels) and decode. Raises ApiError 422 outside the image."""
+        return self._decode(session, lambda p: p.add_point(self.engine, float(x), float(y), bool(positive)))
+
+    def box(self, session: str, box: list[float]) -> dict:
+        """Set the box (XYXY original pixels, any corner order) and decode."""
+        if not isinstance(box, list) or len(box) != 4:
+            raise ApiError(400, "box must be [x0, y0, x1, y1]")
+        return self._decode(session, lambda p: p.set_box(self.engine, [float(v) for v in box]))
+
+    def undo(self, session: str) -> dict:
+        """Drop the last prompt step; the previous mask comes back without decoding."""
+        tab = self._tab(session)
+        result = self._prompt(session).undo()
+        return self._result(tab, result)
+
+    def clear(self, session: str) -> dict:
+        """Forget the prompt."""
+        tab = self._tab(session)
+        if tab.prompt is not None:
+            tab.prompt.clear()
+        return self._result(tab, None)
+
+    def accept(self, session: str, label: str) -> dict:
+        """Store the pending mask under ``label`` (any text; new names become new categories).
+
+        Raises:
+            ApiError: 409 nothing to accept; 422 empty label.
+        """
+        tab = self._tab(session)
+        result = self._prompt(session).result
+        if result is None or not result.mask.any():
+            raise ApiError(409, "nothing to accept: click an object first")
+        label = str(label or "").strip()
+        if not label:
+            raise ApiError(422, "choose a label first")
+        score = next((s.score for s in result.labels if s.name == label), None)
+        self.ws.store.meta["last_image"] = tab.image  # saved with the annotation
+        ann = self.ws.store.add(
+            tab.image,
+            result.mask,
+            label,
+            score=score,
+            predicted_iou=result.predicted_iou,
+            prompt=tab.prompt.prompt.as_dict(),
+        )
+        tab.prompt.clear()
+        return {"annotation": self._annotation(ann), "images": self.images()}
+
+    def labels(self, query: str) -> dict:
+        """The best :data:`LABEL_RESULTS` vocabulary names for what was typed."""
+        vocab = self.engine.vocabulary
+        found = vocab.search(query, LABEL_RESULTS) if vocab else []
+        return {"results": [{"name": n, "synonym": s} for n, s in found]}
+
+    def _ids(self, ids) -> list[int]:
+        try:
+            out = [int(i) for i in ids]
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, "ids must be a list of annotation ids") from exc
+        missing = [i for i in out if i not in self.ws.store.annotations]
+        if missing:
+            raise ApiError(404, f"no annotation {missing[0]}")
+        return out
+
+    def delete(self, ids) -> dict:
+        """Delete annotations by id."""
+        for i in self._ids(ids):
+            self.ws.store.delete(i)
+        return {"deleted": list(ids), "images": self.images()}
+
+    def relabel(self, ids, label: str) -> dict:
+        """Give annotations a new label (a new name becomes a new category)."""
+        label = str(label or "").strip()
+        if not label:
+            raise ApiError(422, "choose a label first")
+        anns = [self.ws.store.relabel(i, label) for i in self._ids(ids)]
+        return {"annotations": [self._annotation(a) for a in anns]}
+
+    def merge(self, ids, label: str | None = None) -> dict:
+        """Merge two or more annotations of one image into one (their union)."""
+        ids = self._ids(ids)
+        try:
+            ann = self.ws.store.merge(ids, str(label).strip() if label and str(label).strip() else None)
+        except ValueError as exc:
+            raise ApiError(422, str(exc)) from exc
+        return {"annotation": self._annotation(ann), "removed": ids, "images": self.images()}
+
+    def set_done(self, key: str, done: bool) -> dict:
+        """Mark an image done (or not). A done image is part of the dataset even with no
+        annotation (a negative: listed in every export).
+
+        Raises:
+            ApiError: 404 unknown image; 422 unreadable image.
+        """
+        try:
+            h, w = self.ws.load(key).shape[:2]
+        except KeyError as exc:
+            raise ApiError(404, f"no image {key!r}") from exc
+        except ImageLoadError as exc:
+            raise ApiError(422, str(exc)) from exc
+        if done:
+            self.ws.store.add_image(key, w, h, save=False)
+        self.ws.store.set_done(key, bool(done))
+        return {"images": self.images()}
+
+    def everything(self, session: str, method: str) -> dict:
+        """Segment the tab's whole image with a pass of the everything mode; each instance
+        becomes an annotation. Progress is readable meanwhile through :meth:`progress`."""
+        tab = self._tab(session)
+        if tab.image is None:
+            raise ApiError(409, "open an image first")
+        if method not in METHODS:
+            raise ApiError(400, f"unknown everything pass {method!r}: one of {', '.join(METHODS)}")
+        image = self.ws.load(tab.image)
+        t0 = time.perf_counter()
+        tab.progress = 0.0
+        try:
+            with self._engine_lock:
+                self.engine.set_image(image)
+                result = self.engine.everything(
+                    EverythingConfig(method=method), progress=lambda f: setattr(tab, "progress", float(f))
+                )
+        finally:
+            tab.progress = None
+        added = [
+            self.ws.store.add(
+                tab.image,
+                inst.mask,
+                inst.label,
+                score=inst.score if result.labelled else None,
+                predicted_iou=inst.predicted_iou,
+                prompt={"everything": method, "patches": list(inst.patches)},
+                save=False,
+            )
+            for inst in result.instances
+        ]
+        self.ws.store.save()
+        how = "labelled by CLIP" if result.labelled else "labelled 'object'"
+        if result.note:
+            how += f": {result.note}"
+        return {
+            "annotations": [self._annotation(a) for a in added],
+            "patches": len(result.patches),
+            "seconds": round(time.perf_counter() - t0, 2),
+            "how": how,
+            "images": self.images(),
+        }
+
+    def progress(self, session: str) -> dict:
+        """Fraction done of the tab's running everything pass (``None`` when none runs)."""
+        return {"progress": self._tab(session).progress}
+
+
+__all__ = ["ApiError", "PageAPI", "display_scale", "mask_payload"]

@@ -1,0 +1,762 @@
+/* The annotation page's canvas tool: plain JavaScript, no build step.
+ *
+ * The image travels once per image; a click sends one point (or a box) to /ovsam/api and gets
+ * back only the new mask (COCO compressed RLE at the displayed resolution, its outline, labels
+ * and scores). Everything is drawn here: the photo, accepted masks (a colour per class), the
+ * pending mask, points and box, with zoom around the cursor and pan.
+ *
+ * Coordinates: "display" pixels are those of the image as sent (the original scaled by
+ * `scale` <= 1); "screen" pixels are CSS pixels of the canvas; screen = display * z + t.
+ * Prompts go to the server in original pixels: original = display * (W / dw).
+ *
+ * Timing marks for benchmarks/browser.py: window.OVSAM_PERF.clicks / .switches hold, per
+ * click or image switch, the mouse or key event time and the time of the first frame that
+ * shows the result (performance.now() clock).
+ */
+(function () {
+  "use strict";
+  const API = "/ovsam/api/";
+  const PALETTE = [
+    [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
+    [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128], [220, 190, 255],
+    [170, 110, 40], [255, 250, 200], [128, 0, 0], [170, 255, 195], [128, 128, 0], [255, 215, 180],
+    [0, 0, 128], [128, 128, 128],
+  ];
+  const PENDING = [30, 144, 255];
+  const DRAG_PX = 5; // a press that moves further than this is a box, not a click
+  const PERF = (window.OVSAM_PERF = window.OVSAM_PERF || { clicks: [], switches: [] });
+
+  // ---------------------------------------------------------------- masks
+  /** COCO compressed RLE string -> run lengths (pycocotools' rleFrString). */
+  function rleCounts(s) {
+    const counts = [];
+    let p = 0;
+    while (p < s.length) {
+      let x = 0, k = 0, more = 1, c = 0;
+      while (more) {
+        c = s.charCodeAt(p) - 48;
+        x |= (c & 0x1f) << (5 * k);
+        more = c & 0x20;
+        p++;
+        k++;
+        if (!more && c & 0x10) x |= -1 << (5 * k);
+      }
+      if (counts.length > 2) x += counts[counts.length - 2];
+      counts.push(x);
+    }
+    return counts;
+  }
+
+  /** Paint a column-major run-length mask of size (h, w) into RGBA pixels. */
+  function paintRuns(data, w, h, counts, rgb) {
+    let pos = 0;
+    for (let i = 0; i < counts.length; i++) {
+      const n = counts[i];
+      if (i & 1) {
+        let x = (pos / h) | 0, y = pos - x * h;
+        for (let k = 0; k < n; k++) {
+          const o = (y * w + x) * 4;
+          data[o] = rgb[0]; data[o + 1] = rgb[1]; data[o + 2] = rgb[2]; data[o + 3] = 255;
+          if (++y === h) { y = 0; x++; }
+        }
+      }
+      pos += n;
+    }
+  }
+
+  /** Whether display pixel (x, y) is inside a column-major run-length mask of height h. */
+  function runsContain(counts, h, x, y) {
+    const target = x * h + y;
+    let pos = 0;
+    for (let i = 0; i < counts.length; i++) {
+      pos += counts[i];
+      if (target < pos) return (i & 1) === 1;
+    }
+    return false;
+  }
+
+  function colourOf(label) {
+    let hsh = 0;
+    for (let i = 0; i < label.length; i++) hsh = (hsh * 31 + label.charCodeAt(i)) | 0;
+    return PALETTE[Math.abs(hsh) % PALETTE.length];
+  }
+
+  function rgbCss(rgb, a) { return `rgba(${rgb[0]},${rgb[1]},${rgb[2]},${a})`; }
+
+  function newSessionId() {
+    const k = "ovsam-session";
+    let id = sessionStorage.getItem(k);
+    if (!id) {
+      id = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2) + Date.now());
+      sessionStorage.setItem(k, id);
+    }
+    return id;
+  }
+
+  // ---------------------------------------------------------------- the tool
+  function mount(root) {
+    const $ = (id) => root.querySelector("#" + id);
+    const canvas = $("ov-canvas"), stage = $("ov-stage"), ctx = canvas.getContext("2d");
+    const S = {
+      session: newSessionId(),
+      images: [], current: null, img: null, W: 0, H: 0, dw: 0, dh: 0,
+      z: 1, tx: 0, ty: 0, fitted: false,
+      anns: new Map(), accLayer: document.createElement("canvas"), accDirty: true,
+      pending: null, pendLayer: document.createElement("canvas"), prompt: { points: [], labels: [], box: null },
+      selection: new Set(), hover: null, tool: "segment", showMasks: true, opacity: 0.45,
+      suggestions: [], labelLocked: false, results: [], active: -1,
+      press: null, drag: null, pan: null, space: false, queue: Promise.resolve(), busy: false,
+    };
+    window.OVSAM_STATE = S;
+
+    function status(text) { $("ov-status").textContent = text; }
+
+    async function call(path, body) {
+      const opts = body === undefined ? {} : {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ session: S.session, ...body }),
+      };
+      const res = await fetch(API + path, opts);
+      const data = await res.json().catch(() => ({ error: res.statusText }));
+      if (!res.ok) throw new Error(data.error || data.detail || res.statusText);
+      return data;
+    }
+
+    function enqueue(fn) {
+      // prompts are applied one after another, in the order the user gave them
+      S.queue = S.queue.then(fn).catch((e) => status("⚠ " + e.message));
+      return S.queue;
+    }
+
+    // ------------------------------------------------------------ view
+    function resize() {
+      const dpr = window.devicePixelRatio || 1;
+      const w = Math.max(1, stage.clientWidth), h = Math.max(1, stage.clientHeight);
+      canvas.width = Math.round(w * dpr);
+      canvas.height = Math.round(h * dpr);
+      if (!S.fitted) fit();
+      draw();
+    }
+
+    function fit() {
+      if (!S.dw) return;
+      const w = stage.clientWidth, h = stage.clientHeight;
+      S.z = Math.min(w / S.dw, h / S.dh) * 0.98;
+      S.tx = (w - S.dw * S.z) / 2;
+      S.ty = (h - S.dh * S.z) / 2;
+      S.fitted = w > 0 && h > 0;
+    }
+
+    function toDisplay(sx, sy) { return [(sx - S.tx) / S.z, (sy - S.ty) / S.z]; }
+    function toOriginal(dx, dy) { return [dx * (S.W / S.dw), dy * (S.H / S.dh)]; }
+    function fromOriginal(x, y) { return [x * (S.dw / S.W) * S.z + S.tx, y * (S.dh / S.H) * S.z + S.ty]; }
+    function eventXY(e) { const r = canvas.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; }
+
+    function rebuildAccepted() {
+      const L = S.accLayer;
+      if (L.width !== S.dw || L.height !== S.dh) { L.width = S.dw; L.height = S.dh; }
+      const lctx = L.getContext("2d");
+      const im = lctx.createImageData(S.dw, S.dh);
+      for (const a of S.anns.values()) if (!a.hidden) paintRuns(im.data, S.dw, S.dh, a.counts, colourOf(a.label));
+      lctx.putImageData(im, 0, 0);
+      S.accDirty = false;
+    }
+
+    function setPending(mask) {
+      S.pending = mask;
+      if (!mask) return;
+      const L = S.pendLayer;
+      if (L.width !== S.dw || L.height !== S.dh) { L.width = S.dw; L.height = S.dh; }
+      const lctx = L.getContext("2d");
+      const im = lctx.createImageData(S.dw, S.dh);
+      paintRuns(im.data, S.dw, S.dh, rleCounts(mask.rle.counts), PENDING);
+      lctx.putImageData(im, 0, 0);
+    }
+
+    function strokeOutline(outline, css, width) {
+      ctx.beginPath();
+      for (const poly of outline) {
+        for (let i = 0; i < poly.length; i += 2) {
+          const x = poly[i] + 0.5, y = poly[i + 1] + 0.5;
+          if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+        }
+        ctx.closePath();
+      }
+      ctx.strokeStyle = css;
+      ctx.lineWidth = width / S.z;
+      ctx.stroke();
+    }
+
+    function draw() {
+      const dpr = window.devicePixelRatio || 1;
+      ctx.setTransform(1, 0, 0, 1, 0, 0);
+      ctx.fillStyle = "#1f1f23";
+      ctx.fillRect(0, 0, canvas.width, canvas.height);
+      if (!S.img) return;
+      ctx.setTransform(dpr * S.z, 0, 0, dpr * S.z, dpr * S.tx, dpr * S.ty);
+      ctx.imageSmoothingEnabled = S.z < 1;
+      ctx.drawImage(S.img, 0, 0, S.dw, S.dh);
+      ctx.imageSmoothingEnabled = false; // masks stay crisp at any zoom
+      if (S.showMasks) {
+        if (S.accDirty) rebuildAccepted();
+        ctx.globalAlpha = S.opacity;
+        ctx.drawImage(S.accLayer, 0, 0);
+        ctx.globalAlpha = 1;
+        for (const a of S.anns.values()) {
+          if (a.hidden) continue;
+          const sel = S.selection.has(a.id), hov = S.hover === a.id;
+          strokeOutline(a.outline, sel ? "#ffffff" : hov ? "#ffff00" : rgbCss(colourOf(a.label), 0.95), sel || hov ? 3 : 1.5);
+        }
+      } else {
+        for (const id of S.selection) { const a = S.anns.get(id); if (a) strokeOutline(a.outline, "#ffffff", 3); }
+      }
+      if (S.pending) {
+        ctx.globalAlpha = 0.5;
+        ctx.drawImage(S.pendLayer, 0, 0);
+        ctx.globalAlpha = 1;
+        strokeOutline(S.pending.outline, rgbCss(PENDING, 1), 2);
+      }
+      // screen-space decorations: labels, box, points
+      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+      if (S.showMasks) {
+        ctx.font = "12px system-ui, sans-serif";
+        ctx.lineWidth = 3;
+        for (const a of S.anns.values()) {
+          if (a.hidden) continue;
+          const [x, y] = fromOriginal(a.bbox[0], a.bbox[1]);
+          const text = `${a.id} ${a.label}`;
+          ctx.strokeStyle = "rgba(0,0,0,0.85)";
+          ctx.strokeText(text, x + 2, Math.max(12, y - 3));
+          ctx.fillStyle = "#fff";
+          ctx.fillText(text, x + 2, Math.max(12, y - 3));
+        }
+      }
+      const box = S.drag ? S.drag.box : S.prompt.box;
+      if (box) {
+        const [x0, y0] = fromOriginal(box[0], box[1]), [x1, y1] = fromOriginal(box[2], box[3]);
+        ctx.strokeStyle = "#ffff00";
+        ctx.lineWidth = 2;
+        ctx.setLineDash(S.drag ? [6, 4] : []);
+        ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+        ctx.setLineDash([]);
+      }
+      S.prompt.points.forEach((p, i) => {
+        const [x, y] = fromOriginal(p[0], p[1]);
+        ctx.beginPath();
+        ctx.arc(x, y, 5.5, 0, 2 * Math.PI);
+        ctx.fillStyle = S.prompt.labels[i] === 1 ? "#16c60c" : "#e81123";
+        ctx.fill();
+        ctx.strokeStyle = "#fff";
+        ctx.lineWidth = 1.5;
+        ctx.stroke();
+      });
+    }
+
+    /** Draw, then call done(frame time) once the frame showing it is painted. */
+    function drawThen(done) {
+      draw();
+      const drawn = performance.now();
+      requestAnimationFrame(() => setTimeout(() => done(drawn, performance.now()), 0));
+    }
+
+    // ------------------------------------------------------------ side panels
+    function renderImages() {
+      const f = $("ov-filter").value.trim().toLowerCase();
+      const list = $("ov-list");
+      list.textContent = "";
+      let done = 0;
+      for (const im of S.images) {
+        if (im.done) done++;
+        if (f && !im.key.toLowerCase().includes(f)) continue;
+        const li = document.createElement("li");
+        li.dataset.key = im.key;
+        if (im.key === S.current) li.className = "current";
+        li.innerHTML = `<span class="tick">${im.done ? "✔" : ""}</span><span class="name"></span><span class="count">${im.n}</span>`;
+        li.querySelector(".name").textContent = im.key;
+        li.title = `${im.key}: ${im.n} annotation(s)${im.done ? ", done" : ""}`;
+        li.addEventListener("click", () => openImage(im.key));
+        list.appendChild(li);
+      }
+      $("ov-progress").textContent = `${done} / ${S.images.length}`;
+      const cur = S.images.find((i) => i.key === S.current);
+      $("ov-done").checked = !!(cur && cur.done);
+    }
+
+    function renderAnns() {
+      const list = $("ov-anns");
+      list.textContent = "";
+      for (const a of S.anns.values()) {
+        const li = document.createElement("li");
+        li.dataset.id = a.id;
+        li.className = (S.selection.has(a.id) ? "selected " : "") + (a.hidden ? "hidden-ann" : "");
+        const score = a.score == null ? "" : a.score.toFixed(2);
+        li.innerHTML = `<span class="swatch"></span><span class="name"></span><span class="count">${score}</span>` +
+          `<button class="eye" title="Hide / show this annotation">${a.hidden ? "◌" : "●"}</button>`;
+        li.querySelector(".swatch").style.background = rgbCss(colourOf(a.label), 1);
+        li.querySelector(".name").textContent = `${a.id} ${a.label}`;
+        li.addEventListener("click", (e) => {
+          if (e.target.classList.contains("eye")) {
+            a.hidden = !a.hidden; S.accDirty = true; renderAnns(); draw(); return;
+          }
+          select(a.id, e.shiftKey);
+        });
+        li.addEventListener("mouseenter", () => { S.hover = a.id; draw(); });
+        li.addEventListener("mouseleave", () => { if (S.hover === a.id) { S.hover = null; draw(); } });
+        list.appendChild(li);
+      }
+      $("ov-ann-count").textContent = S.anns.size;
+      const n = S.selection.size;
+      $("ov-sel-count").textContent = n ? `${n} selected` : "No selection";
+      $("ov-merge").disabled = n < 2;
+      $("ov-delete").disabled = n < 1;
+      $("ov-relabel").disabled = n < 1;
+    }
+
+    function renderSuggestions() {
+      const box = $("ov-suggestions");
+      box.textContent = "";
+      S.suggestions.slice(0, 5).forEach((s, i) => {
+        const b = document.createElement("button");
+        b.innerHTML = `<span class="k">${i + 1}</span>`;
+        b.appendChild(document.createTextNode(`${s.name} ${s.score.toFixed(2)}`));
+        b.title = `Use this label (${i + 1})`;
+        b.addEventListener("click", () => pickLabel(s.name));
+        box.appendChild(b);
+      });
+    }
+
+    function addAnn(a) {
+      a.counts = rleCounts(a.rle.counts);
+      a.hidden = false;
+      S.anns.set(a.id, a);
+      S.accDirty = true;
+    }
+
+    function setImages(images) { if (images) { S.images = images; renderImages(); } }
+
+    // ------------------------------------------------------------ images
+    async function openImage(key, t0) {
+      t0 = t0 || performance.now();
+      if (!key) return;
+      status(`Opening ${key}…`);
+      try {
+        const info = await call("open", { key });
+        const img = new Image();
+        img.src = API + "image?key=" + encodeURIComponent(key);
+        await img.decode();
+        Object.assign(S, {
+          current: key, img, W: info.width, H: info.height, dw: img.naturalWidth, dh: img.naturalHeight,
+          pending: null, prompt: { points: [], labels: [], box: null }, suggestions: [], fitted: false,
+        });
+        S.selection.clear();
+        S.anns.clear();
+        info.annotations.forEach(addAnn);
+        fit();
+        renderImages();
+        renderAnns();
+        renderSuggestions();
+        drawThen((drawn, frame) => {
+          PERF.switches.push({ key, t0, frame, cached: info.cached, server_ms: info.ready_ms });
+          const how = info.cached ? "embeddings ready" : `embedded in ${(info.ready_ms / 1000).toFixed(2)} s`;
+          status(`${key}: ${info.width}×${info.height}, ${how}; shown ${Math.round(frame - t0)} ms after the request. Click an object.`);
+        });
+      } catch (e) {
+        status(`⚠ ${key}: ${e.message}`);
+      }
+    }
+
+    function step(delta) {
+      const keys = S.images.map((i) => i.key);
+      if (!keys.length) return;
+      const i = Math.max(0, keys.indexOf(S.current));
+      openImage(keys[(i + delta + keys.length) % keys.length], performance.now());
+    }
+
+    function nextNotDone() {
+      const keys = S.images.map((i) => i.key), i = keys.indexOf(S.current);
+      const order = keys.slice(i + 1).concat(keys.slice(0, i + 1));
+      const next = order.find((k) => !S.images.find((im) => im.key === k).done);
+      if (next) openImage(next, performance.now()); else status("Every image is marked done.");
+    }
+
+    // ------------------------------------------------------------ prompts
+    function showResult(r, t0, kind) {
+      S.prompt = r.prompt;
+      setPending(r.mask);
+      if (r.mask) {
+        S.suggestions = r.labels || [];
+        if (S.suggestions.length && !S.labelLocked) $("ov-label").value = S.suggestions[0].name;
+      } else {
+        S.suggestions = [];
+      }
+      renderSuggestions();
+      drawThen((drawn, frame) => {
+        if (kind && t0) PERF.clicks.push({ kind, t0, drawn, frame, engine_ms: r.engine_ms });
+        if (r.mask) {
+          const ms = t0 ? ` ${Math.round(frame - t0)} ms in all (engine ${Math.round(r.engine_ms || 0)} ms)` : "";
+          status(`Mask: ${r.area} px, predicted IoU ${r.predicted_iou.toFixed(3)};${ms}. Enter accepts; click to refine.`);
+        } else {
+          status("No prompt. Click an object, or drag a box.");
+        }
+      });
+    }
+
+    function sendPoint(dx, dy, positive, t0) {
+      if (!S.current) return;
+      const [x, y] = toOriginal(dx, dy);
+      if (x < 0 || y < 0 || x > S.W || y > S.H) { status("Click inside the image."); return; }
+      enqueue(async () => showResult(await call("click", { x, y, positive }), t0, positive ? "positive" : "negative"));
+    }
+
+    function sendBox(box, t0) {
+      enqueue(async () => showResult(await call("box", { box }), t0, "box"));
+    }
+
+    function undo() { enqueue(async () => showResult(await call("undo", {}))); }
+    function clearPrompt() { S.labelLocked = false; enqueue(async () => showResult(await call("clear", {}))); }
+
+    function accept() {
+      enqueue(async () => {
+        if (!S.pending) { status("Nothing to accept: click an object first."); return; }
+        const label = $("ov-label").value.trim();
+        if (!label) { status("Choose a label first: suggestions (1–5) or the label search (/)."); $("ov-label").focus(); return; }
+        const r = await call("accept", { label });
+        addAnn(r.annotation);
+        setImages(r.images);
+        S.pending = null;
+        S.prompt = { points: [], labels: [], box: null };
+        S.suggestions = [];
+        S.labelLocked = false;
+        renderSuggestions();
+        renderAnns();
+        draw();
+        status(`✅ Saved annotation ${r.annotation.id} '${r.annotation.label}' (${r.annotation.area} px).`);
+      });
+    }
+
+    // ------------------------------------------------------------ selection
+    function select(id, add) {
+      if (!add) S.selection.clear();
+      if (id != null) {
+        if (add && S.selection.has(id)) S.selection.delete(id); else S.selection.add(id);
+      }
+      renderAnns();
+      draw();
+    }
+
+    function hitTest(dx, dy) {
+      const x = Math.floor(dx), y = Math.floor(dy);
+      if (x < 0 || y < 0 || x >= S.dw || y >= S.dh) return null;
+      const anns = [...S.anns.values()].reverse(); // the one drawn on top first
+      const hit = anns.find((a) => !a.hidden && runsContain(a.counts, S.dh, x, y));
+      return hit ? hit.id : null;
+    }
+
+    function selectedIds() { return [...S.selection]; }
+
+    function deleteSelection() {
+      const ids = selectedIds();
+      if (!ids.length) { status("Select annotations first (V, then click them)."); return; }
+      enqueue(async () => {
+        const r = await call("delete", { ids });
+        ids.forEach((i) => S.anns.delete(i));
+        S.selection.clear();
+        S.accDirty = true;
+        setImages(r.images);
+        renderAnns();
+        draw();
+        status(`Deleted ${ids.length} annotation(s).`);
+      });
+    }
+
+    function relabelSelection() {
+      const ids = selectedIds(), label = $("ov-label").value.trim();
+      if (!ids.length || !label) { status("Select annotations and choose a label first."); return; }
+      enqueue(async () => {
+        const r = await call("relabel", { ids, label });
+        r.annotations.forEach((a) => { const old = S.anns.get(a.id); if (old) { old.label = a.label; old.score = a.score; } });
+        S.accDirty = true;
+        renderAnns();
+        draw();
+        status(`${ids.length} annotation(s) are now '${label}'.`);
+      });
+    }
+
+    function mergeSelection() {
+      const ids = selectedIds();
+      if (ids.length < 2) { status("Select two or more annotations to merge (shift + click adds)."); return; }
+      const label = S.labelLocked ? $("ov-label").value.trim() : "";
+      enqueue(async () => {
+        const r = await call("merge", { ids, label });
+        r.removed.forEach((i) => S.anns.delete(i));
+        addAnn(r.annotation);
+        S.selection = new Set([r.annotation.id]);
+        setImages(r.images);
+        renderAnns();
+        draw();
+        status(`Merged ${ids.join(", ")} into annotation ${r.annotation.id} ('${r.annotation.label}').`);
+      });
+    }
+
+    // ------------------------------------------------------------ everything
+    function everything() {
+      if (!S.current || S.busy) return;
+      const method = $("ov-method").value;
+      S.busy = true;
+      $("ov-everything").disabled = true;
+      const poll = setInterval(async () => {
+        try {
+          const p = await call("progress?session=" + encodeURIComponent(S.session));
+          if (p.progress != null) status(`Segmenting everything (${method})… ${Math.round(p.progress * 100)} %`);
+        } catch (e) { /* the next poll retries */ }
+      }, 500);
+      status(`Segmenting everything (${method})…`);
+      enqueue(async () => {
+        try {
+          const r = await call("everything", { method });
+          r.annotations.forEach(addAnn);
+          setImages(r.images);
+          renderAnns();
+          draw();
+          status(`Everything (${method}): ${r.patches} SAM patches → ${r.annotations.length} annotations (${r.how}) in ${r.seconds} s.`);
+        } finally {
+          clearInterval(poll);
+          S.busy = false;
+          $("ov-everything").disabled = false;
+        }
+      });
+    }
+
+    // ------------------------------------------------------------ labels
+    let searchTimer = null, searchSeq = 0;
+    function searchLabels() {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(async () => {
+        const q = $("ov-label").value.trim(), seq = ++searchSeq;
+        if (!q) { showResults([]); return; }
+        try {
+          const r = await call("labels?q=" + encodeURIComponent(q));
+          if (seq === searchSeq) showResults(r.results);
+        } catch (e) { status("⚠ " + e.message); }
+      }, 60);
+    }
+
+    function showResults(results) {
+      S.results = results;
+      S.active = results.length ? 0 : -1;
+      const ul = $("ov-label-results");
+      ul.textContent = "";
+      results.forEach((r, i) => {
+        const li = document.createElement("li");
+        li.textContent = r.name;
+        if (r.synonym) {
+          const syn = document.createElement("span");
+          syn.className = "syn";
+          syn.textContent = `  (${r.synonym})`;
+          li.appendChild(syn);
+        }
+        if (i === S.active) li.className = "active";
+        li.addEventListener("mousedown", (e) => { e.preventDefault(); pickLabel(r.name); });
+        ul.appendChild(li);
+      });
+      ul.hidden = !results.length || document.activeElement !== $("ov-label");
+    }
+
+    function moveActive(d) {
+      if (!S.results.length) return;
+      S.active = (S.active + d + S.results.length) % S.results.length;
+      [...$("ov-label-results").children].forEach((li, i) => li.classList.toggle("active", i === S.active));
+    }
+
+    function pickLabel(name) {
+      $("ov-label").value = name;
+      S.labelLocked = true;
+      $("ov-label-results").hidden = true;
+      status(`Label: ${name}. Enter accepts.`);
+    }
+
+    // ------------------------------------------------------------ mouse
+    canvas.addEventListener("contextmenu", (e) => e.preventDefault());
+    canvas.addEventListener("mousedown", (e) => {
+      const [sx, sy] = eventXY(e);
+      if (e.button === 1 || (e.button === 0 && S.space)) {
+        S.pan = { sx, sy, tx: S.tx, ty: S.ty };
+        stage.classList.add("panning");
+        e.preventDefault();
+        return;
+      }
+      S.press = { sx, sy, button: e.button, shift: e.shiftKey };
+    });
+    window.addEventListener("mousemove", (e) => {
+      if (!S.img) return;
+      const [sx, sy] = eventXY(e);
+      if (S.pan) {
+        S.tx = S.pan.tx + sx - S.pan.sx;
+        S.ty = S.pan.ty + sy - S.pan.sy;
+        draw();
+        return;
+      }
+      const p = S.press;
+      if (p && p.button === 0 && S.tool === "segment" && (S.drag || Math.hypot(sx - p.sx, sy - p.sy) > DRAG_PX)) {
+        const [x0, y0] = toOriginal(...toDisplay(p.sx, p.sy)), [x1, y1] = toOriginal(...toDisplay(sx, sy));
+        S.drag = { box: [Math.min(x0, x1), Math.min(y0, y1), Math.max(x0, x1), Math.max(y0, y1)] };
+        draw();
+      }
+    });
+    window.addEventListener("mouseup", (e) => {
+      if (S.pan) { S.pan = null; stage.classList.remove("panning"); return; }
+      const p = S.press;
+      S.press = null;
+      if (!p || !S.img) return;
+      const t0 = performance.now();
+      if (S.drag) {
+        const box = S.drag.box;
+        S.drag = null;
+        const cl = [Math.max(0, box[0]), Math.max(0, box[1]), Math.min(S.W, box[2]), Math.min(S.H, box[3])];
+        if (cl[2] - cl[0] >= 1 && cl[3] - cl[1] >= 1) sendBox(cl, t0); else draw();
+        return;
+      }
+      const [sx, sy] = eventXY(e);
+      const [dx, dy] = toDisplay(sx, sy);
+      if (S.tool === "select") {
+        if (p.button === 0) select(hitTest(dx, dy), p.shift);
+        return;
+      }
+      if (p.button === 0) sendPoint(dx, dy, !p.shift, t0);
+      else if (p.button === 2) sendPoint(dx, dy, false, t0);
+    });
+    canvas.addEventListener("wheel", (e) => {
+      if (!S.img) return;
+      e.preventDefault();
+      const [sx, sy] = eventXY(e);
+      const z = Math.min(64, Math.max(0.05, S.z * Math.exp(-e.deltaY * 0.0015)));
+      S.tx = sx - (sx - S.tx) * (z / S.z);
+      S.ty = sy - (sy - S.ty) * (z / S.z);
+      S.z = z;
+      draw();
+    }, { passive: false });
+
+    // ------------------------------------------------------------ keyboard
+    function setTool(tool) {
+      S.tool = tool;
+      $("ov-tool-segment").classList.toggle("on", tool === "segment");
+      $("ov-tool-select").classList.toggle("on", tool === "select");
+      stage.classList.toggle("select", tool === "select");
+    }
+
+    function toggleMasks() {
+      S.showMasks = !S.showMasks;
+      $("ov-toggle-masks").textContent = S.showMasks ? "Hide masks" : "Show masks";
+      draw();
+    }
+
+    function toggleHelp(show) {
+      const h = $("ov-help");
+      h.hidden = show === undefined ? !h.hidden : !show;
+    }
+
+    const label = $("ov-label");
+    label.addEventListener("input", () => { S.labelLocked = true; searchLabels(); });
+    label.addEventListener("focus", () => { if (label.value) searchLabels(); });
+    label.addEventListener("blur", () => { $("ov-label-results").hidden = true; });
+    label.addEventListener("keydown", (e) => {
+      if (e.key === "ArrowDown") { moveActive(1); e.preventDefault(); }
+      else if (e.key === "ArrowUp") { moveActive(-1); e.preventDefault(); }
+      else if (e.key === "Escape") { $("ov-label-results").hidden = true; label.blur(); }
+      else if (e.key === "Enter") {
+        e.preventDefault();
+        const open = !$("ov-label-results").hidden && S.active >= 0 && S.results[S.active];
+        if (open && S.results[S.active].name.toLowerCase() !== label.value.trim().toLowerCase() &&
+            !e.shiftKey) {
+          pickLabel(S.results[S.active].name);  // first Enter takes the highlighted name
+        } else {
+          pickLabel(label.value.trim());         // a name not in the vocabulary is a new category
+          label.blur();
+          if (S.pending) accept(); else if (S.selection.size) relabelSelection();
+        }
+      }
+    });
+    $("ov-filter").addEventListener("input", renderImages);
+    $("ov-done").addEventListener("change", (e) => {
+      if (!S.current) return;
+      const done = e.target.checked;
+      enqueue(async () => { setImages((await call("done", { key: S.current, done })).images); });
+    });
+    $("ov-opacity").addEventListener("input", (e) => { S.opacity = e.target.value / 100; draw(); });
+
+    window.addEventListener("keydown", (e) => {
+      if (!root.isConnected) return;
+      const t = e.target;
+      if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable)) {
+        if (t.type !== "checkbox" && t.type !== "range") return;
+      }
+      if (e.key === " ") { S.space = true; e.preventDefault(); return; }
+      const k = e.key, ctrl = e.ctrlKey || e.metaKey;
+      let handled = true;
+      if (ctrl && (k === "z" || k === "Z")) undo();
+      else if (ctrl || e.altKey) handled = false;
+      else if (k === "?") toggleHelp();
+      else if (k === "Escape") {
+        if (!$("ov-help").hidden) toggleHelp(false);
+        else if (S.pending || S.prompt.points.length || S.prompt.box) clearPrompt();
+        else select(null, false);
+      } else if (k === "Enter") accept();
+      else if (k === "d" || k === "D" || k === "ArrowRight") step(1);
+      else if (k === "a" || k === "A" || k === "ArrowLeft") step(-1);
+      else if (k >= "1" && k <= "5") {
+        const s = S.suggestions[Number(k) - 1];
+        if (s) pickLabel(s.name); else handled = false;
+      } else if (k === "/") label.focus();
+      else if (k === "Delete" || k === "Backspace") deleteSelection();
+      else if (k === "e" || k === "E") everything();
+      else if (k === "h" || k === "H") toggleMasks();
+      else if (k === "m" || k === "M") mergeSelection();
+      else if (k === "n" || k === "N") setTool("segment");
+      else if (k === "v" || k === "V") setTool("select");
+      else if (k === "f" || k === "F") { fit(); draw(); }
+      else handled = false;
+      if (handled) e.preventDefault();
+    });
+    window.addEventListener("keyup", (e) => { if (e.key === " ") S.space = false; });
+
+    // ------------------------------------------------------------ buttons
+    const actions = {
+      prev: () => step(-1), next: () => step(1), "next-todo": nextNotDone,
+      "tool-segment": () => setTool("segment"), "tool-select": () => setTool("select"),
+      undo, clear: clearPrompt, fit: () => { fit(); draw(); }, everything, "toggle-masks": toggleMasks,
+      help: () => toggleHelp(), accept, relabel: relabelSelection, merge: mergeSelection, delete: deleteSelection,
+    };
+    root.querySelectorAll("[data-act]").forEach((b) =>
+      b.addEventListener("click", () => { actions[b.dataset.act](); b.blur(); }));
+    $("ov-help").addEventListener("click", () => toggleHelp(false));
+
+    new ResizeObserver(resize).observe(stage);
+
+    // ------------------------------------------------------------ start
+    (async () => {
+      try {
+        const st = await call("state?session=" + encodeURIComponent(S.session));
+        const sel = $("ov-method");
+        st.methods.forEach((m) => {
+          const o = document.createElement("option");
+          o.value = m.id;
+          o.textContent = m.title.split(":")[0];
+          o.title = m.title;
+          sel.appendChild(o);
+        });
+        label.placeholder = `Label: search ${st.vocab_size.toLocaleString()} classes or type a new one ( / )`;
+        setImages(st.images);
+        if (!st.has_labels) status(`Label suggestions are off: ${st.labels_unavailable}`);
+        await openImage(st.current);
+        if (!st.has_labels) {
+          const s = $("ov-status");
+          s.textContent += `  (Label suggestions are off: ${st.labels_unavailable})`;
+        }
+      } catch (e) {
+        status("⚠ " + e.message);
+      }
+    })();
+  }
+
+  window.OVSAM = { mount, rleCounts, paintRuns, runsContain };
+})();

@@ -12,6 +12,7 @@ Everything the UI does goes through here, so it can be scripted too::
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,6 +28,19 @@ from .images import ImageLoadError, folder_slug, list_images, load_image
 from .store import AnnotationStore
 
 log = logging.getLogger(__name__)
+
+
+PREFETCH_NICE = 19  # background embeddings yield the CPU to clicks
+
+
+def _lower_thread_priority() -> None:
+    """Give the calling thread (and the OpenMP workers it starts later) the lowest CPU priority,
+    so that a click decoded meanwhile is scheduled first. Linux sets nice per thread; elsewhere
+    this does nothing."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PREFETCH_NICE)
+    except (AttributeError, OSError) as exc:
+        log.debug("prefetch thread keeps normal priority: %s", exc)
 
 
 class Workspace:
@@ -61,7 +75,7 @@ class Workspace:
         self._images: OrderedDict[str, np.ndarray] = OrderedDict()
         self._images_lock = threading.Lock()
         self._prefetcher: ThreadPoolExecutor | None = None
-        self._prefetching: dict[str, Future] = {}
+        self._prefetching: list[Future] = []
 
     @classmethod
     def open_folder(cls, engine: Engine, folder: str | Path, out_dir: str | Path, recursive: bool = True) -> Workspace:
@@ -140,31 +154,48 @@ class Workspace:
                 total -= self._images.popitem(last=False)[1].nbytes
         return image
 
-    def prefetch(self, keys: list[str]) -> list[Future]:
-        """Load images and compute their embeddings in one background thread, in order, so that
-        opening them later costs a cache hit. Keys already queued are not queued again; an
-        unreadable image is logged and skipped.
+    def prefetch(self, keys: list[str], limit: int | None = None) -> Future:
+        """Embed images in one background thread, so that opening them later costs a cache hit.
 
+        The keys are taken in order; an unreadable image is logged and skipped (the next one
+        is taken instead), images already cached count as done. Jobs run one after another.
+
+        Args:
+            keys: candidates, most wanted first.
+            limit: stop after this many images are embedded (``None``: all of them).
         Returns:
-            One future per newly queued key (its result: the key, or ``None`` if skipped).
+            A future whose result is the list of keys embedded (or found cached).
         """
         if self._prefetcher is None:
-            self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
-        futures = []
-        for key in keys:
-            if key not in self.keys or (key in self._prefetching and not self._prefetching[key].done()):
-                continue
-            self._prefetching[key] = fut = self._prefetcher.submit(self._prefetch_one, key)
-            futures.append(fut)
-        return futures
+            self._prefetcher = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="prefetch", initializer=_lower_thread_priority
+            )
+        fut = self._prefetcher.submit(self._prefetch_job, [k for k in keys if k in self.keys], limit)
+        self._prefetching = [f for f in self._prefetching if not f.done()] + [fut]
+        return fut
 
-    def _prefetch_one(self, key: str) -> str | None:
-        try:
-            self.engine.prefetch(self.load(key))
-        except ImageLoadError as exc:
-            log.warning("prefetch skipped: %s", exc)
-            return None
-        return key
+    def _prefetch_job(self, keys: list[str], limit: int | None) -> list[str]:
+        done = []
+        for key in keys:
+            if limit is not None and len(done) >= limit:
+                break
+            try:
+                self.engine.prefetch(self.load(key))
+            except ImageLoadError as exc:
+                log.warning("prefetch skipped: %s", exc)
+                continue
+            done.append(key)
+        return done
+
+    def wait_for_prefetch(self, timeout: float | None = None) -> list[str]:
+        """Block until every queued prefetch has finished.
+
+        Returns:
+            The keys whose embeddings were computed (or found cached) by those prefetches.
+        Raises:
+            TimeoutError: not finished within ``timeout`` seconds.
+        """
+        return [k for f in list(self._prefetching) for k in f.result(timeout=timeout)]
 
     def close(self) -> None:
         """Stop the prefetch thread (queued work is dropped)."""

@@ -233,14 +233,15 @@ class PageAPI:
         }
 
     def _prefetch_after(self, key: str) -> None:
+        """Embed, in the background, the images Next and "next not done" would open."""
+        if self.prefetch_count <= 0:
+            return
         keys = self.ws.keys
         i = keys.index(key)
-        following = keys[i + 1 : i + 1 + self.prefetch_count]
+        after = keys[i + 1 :] + keys[:i]
+        self.ws.prefetch(after, limit=self.prefetch_count)
         done = self.ws.store.done
-        not_done = next((k for k in keys[i + 1 :] + keys[:i] if k not in done), None)
-        if not_done is not None and not_done not in following:
-            following.append(not_done)
-        self.ws.prefetch(following)
+        self.ws.prefetch([k for k in after if k not in done], limit=1)
 
     def image_bytes(self, key: str) -> tuple[bytes, str]:
         """The image at its displayed resolution: PNG for lossless sources (PNG, BMP, TIFF,

@@ -199,14 +199,19 @@ class Server:
     Args:
         ws: the workspace to serve.
         host, port: where to listen.
+        prefetch: images embedded in the background ahead of the one opened (0: none).
+        app: serve this app (from :func:`build_app`, e.g. with routes added) instead of a new one.
     Raises:
         RuntimeError: the server did not come up within 60 s.
     """
 
-    def __init__(self, ws: Workspace, host: str = "127.0.0.1", port: int = 7860):
+    def __init__(
+        self, ws: Workspace, host: str = "127.0.0.1", port: int = 7860, prefetch: int = 1, app: FastAPI | None = None
+    ):
         self.ws = ws
         self.url = f"http://{host}:{port}"
-        config = uvicorn.Config(build_app(ws), host=host, port=port, log_level="warning", lifespan="on")
+        app = app if app is not None else build_app(ws, prefetch)
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True, name="uvicorn")
         self._thread.start()

@@ -513,7 +513,7 @@ def test_image_list_done_marks_and_prefetch(browser, app, photos):
     assert picked[0][0]["file_name"] in ws.store.images  # a done image is in the dataset, even empty
     # the next image was embedded in the background while we looked at this one
     nxt = picked[1][0]["file_name"]
-    ws._prefetching[nxt].result(timeout=60)
+    assert nxt in ws.wait_for_prefetch(timeout=60)
     assert ws.engine.is_cached(ws.load(nxt))
     n = page.evaluate("() => OVSAM_PERF.switches.length")
     page.locator("[data-act='next-todo']").click()

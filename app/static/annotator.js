@@ -274,7 +274,7 @@
         li.innerHTML = `<span class="tick">${im.done ? "✔" : ""}</span><span class="name"></span><span class="count">${im.n}</span>`;
         li.querySelector(".name").textContent = im.key;
         li.title = `${im.key}: ${im.n} annotation(s)${im.done ? ", done" : ""}`;
-        li.addEventListener("click", () => openImage(im.key));
+        li.addEventListener("click", (e) => openImage(im.key, e.timeStamp));
         list.appendChild(li);
       }
       $("ov-progress").textContent = `${done} / ${S.images.length}`;
@@ -365,11 +365,11 @@
       }
     }
 
-    function step(delta) {
+    function step(delta, t0) {
       const keys = S.images.map((i) => i.key);
       if (!keys.length) return;
       const i = Math.max(0, keys.indexOf(S.current));
-      openImage(keys[(i + delta + keys.length) % keys.length], performance.now());
+      openImage(keys[(i + delta + keys.length) % keys.length], t0 || performance.now());
     }
 
     function nextNotDone() {
@@ -381,6 +381,7 @@
 
     // ------------------------------------------------------------ prompts
     function showResult(r, t0, kind) {
+      const arrived = performance.now();
       S.prompt = r.prompt;
       setPending(r.mask);
       if (r.mask) {
@@ -391,7 +392,7 @@
       }
       renderSuggestions();
       drawThen((drawn, frame) => {
-        if (kind && t0) PERF.clicks.push({ kind, t0, drawn, frame, engine_ms: r.engine_ms });
+        if (kind && t0) PERF.clicks.push({ kind, t0, arrived, drawn, frame, engine_ms: r.engine_ms });
         if (r.mask) {
           const ms = t0 ? ` ${Math.round(frame - t0)} ms in all (engine ${Math.round(r.engine_ms || 0)} ms)` : "";
           status(`Mask: ${r.area} px, predicted IoU ${r.predicted_iou.toFixed(3)};${ms}. Enter accepts; click to refine.`);
@@ -608,7 +609,7 @@
       const p = S.press;
       S.press = null;
       if (!p || !S.img) return;
-      const t0 = performance.now();
+      const t0 = e.timeStamp || performance.now(); // the mouse event's own time
       if (S.drag) {
         const box = S.drag.box;
         S.drag = null;
@@ -692,6 +693,7 @@
       }
       if (e.key === " ") { S.space = true; e.preventDefault(); return; }
       const k = e.key, ctrl = e.ctrlKey || e.metaKey;
+      const t0 = e.timeStamp || performance.now();
       let handled = true;
       if (ctrl && (k === "z" || k === "Z")) undo();
       else if (ctrl || e.altKey) handled = false;
@@ -701,8 +703,8 @@
         else if (S.pending || S.prompt.points.length || S.prompt.box) clearPrompt();
         else select(null, false);
       } else if (k === "Enter") accept();
-      else if (k === "d" || k === "D" || k === "ArrowRight") step(1);
-      else if (k === "a" || k === "A" || k === "ArrowLeft") step(-1);
+      else if (k === "d" || k === "D" || k === "ArrowRight") step(1, t0);
+      else if (k === "a" || k === "A" || k === "ArrowLeft") step(-1, t0);
       else if (k >= "1" && k <= "5") {
         const s = S.suggestions[Number(k) - 1];
         if (s) pickLabel(s.name); else handled = false;

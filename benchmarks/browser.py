@@ -1,0 +1,215 @@
+"""What a user feels in the browser: click to painted mask, and Next to the new photo shown.
+
+    python benchmarks/browser.py --images ../shared/data/coco_tiny_val/images \\
+        --gt ../shared/data/coco_tiny_val/instances.json --photos 6 --clicks 6 --json OUT
+
+Serves the app (MobileSAM, the default 21,843-name ImageNet-21k vocabulary, CPU) on localhost
+and drives Debian's Chromium through Playwright. Each click is a fresh prompt at the interior
+point of a ground-truth instance farthest from its boundary (Esc first); it is timed by the
+page itself, from the mouse event's timestamp to the first animation frame after the mask is
+drawn (``window.OVSAM_PERF``, performance.now() clock). ``engine_ms`` is the server's own
+decode + label time for the same click.
+
+Switches: ``switch`` opens a photo whose embeddings were never computed (clicked in the image
+list); ``prefetched switch`` presses D after the page had time to embed the next photo in the
+background (we wait for that prefetch to finish, as a user spending a few seconds on a photo
+would), timed from the key event to the frame showing the new photo.
+
+CLIP weights do not reach every machine: ``--clip-weights random`` (the default when the real
+ones are missing) runs RN50's exact architecture with random weights and random unit text
+embeddings of the vocabulary's size, so the label ranking costs what it costs with real
+weights; the labels themselves are then meaningless and not reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from annotator.clip_regions import ClipRegionClassifier, ClipSpec, ClipUnavailable
+from annotator.engine import Engine
+from annotator.evaluation import farthest_interior_point
+from annotator.sam import load_sam
+from annotator.vocabulary import load_vocabulary
+from annotator.workspace import Workspace
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q)) if values else float("nan")
+
+
+def build_engine(vocab_name: str, clip_weights: str) -> tuple[Engine, str]:
+    sam = load_sam("vit_t", device="cpu")
+    vocab = load_vocabulary(vocab_name)
+    if clip_weights == "none":
+        return Engine(sam, vocabulary=vocab), "no CLIP (masks only)"
+    try:
+        if clip_weights == "random":
+            raise ClipUnavailable("random weights asked for")
+        return Engine(sam, ClipRegionClassifier(ClipSpec("RN50", "openai", 672), "cpu"), vocab), "CLIP RN50/openai"
+    except ClipUnavailable:
+        torch.manual_seed(0)
+        clf = ClipRegionClassifier(ClipSpec("RN50", None, 672), "cpu")
+        dim = clf.model.text_projection.shape[1]
+        text = torch.nn.functional.normalize(torch.randn(len(vocab), dim), dim=-1)
+        return Engine(sam, clf, vocab, text_embeddings=text), "CLIP RN50 architecture, random weights (timing only)"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--images", required=True)
+    ap.add_argument("--gt", required=True, help="COCO instances JSON for the click points")
+    ap.add_argument("--photos", type=int, default=6, help="photos to click on")
+    ap.add_argument("--clicks", type=int, default=6, help="clicks per photo")
+    ap.add_argument("--cold", type=int, default=4, help="switches to photos never embedded")
+    ap.add_argument("--prefetch", type=int, default=1, help="images embedded ahead (0 = off, for comparison)")
+    ap.add_argument("--vocab", default="imagenet21k")
+    ap.add_argument("--clip-weights", choices=["auto", "random", "none"], default="auto")
+    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--viewport", default="1600x1000")
+    ap.add_argument("--json", help="write the figures here too")
+    args = ap.parse_args()
+
+    from playwright.sync_api import sync_playwright
+    from pycocotools.coco import COCO
+
+    from app.page import Server
+
+    torch.set_grad_enabled(False)
+    coco = COCO(args.gt)
+    chosen = []  # (file name, click points) for photos with enough instances
+    for img_id in sorted(coco.getImgIds()):
+        anns = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=img_id, iscrowd=False)) if a["area"] > 0]
+        if len(anns) >= args.clicks:
+            points = [farthest_interior_point(coco.annToMask(a).astype(bool)) for a in anns[: args.clicks]]
+            chosen.append((coco.loadImgs(img_id)[0]["file_name"], points))
+        if len(chosen) == args.photos + args.cold:
+            break
+    clicked, cold = chosen[: args.photos], chosen[args.photos :]
+
+    work = Path(tempfile.mkdtemp(prefix="ovsam-browser-bench-"))
+    folder = work / "photos"
+    folder.mkdir()
+    for name, _ in chosen:
+        shutil.copy(Path(args.images) / name, folder / name)
+    t = time.perf_counter()
+    engine, clip_note = build_engine(args.vocab, args.clip_weights)
+    ws = Workspace.open_folder(engine, folder, work / "out")
+    server = Server(ws, port=7861, prefetch=args.prefetch)
+    print(f"app up in {time.perf_counter() - t:.1f} s: {clip_note}; vocabulary {args.vocab} ({len(engine.vocabulary)})")
+    # the image list is sorted by name: the photos we click on first, then the cold ones
+    order = [k for k in ws.keys]
+    clicked.sort(key=lambda c: order.index(c[0]))
+
+    width, height = (int(v) for v in args.viewport.split("x"))
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_FLAGS)
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(server.url)
+            page.wait_for_function("() => (window.OVSAM_PERF?.switches.length || 0) >= 1", timeout=120_000)
+
+            def switches() -> int:
+                return page.evaluate("() => OVSAM_PERF.switches.length")
+
+            def screen_xy(x: float, y: float) -> list[float]:
+                return page.evaluate(
+                    """([x, y]) => { const S = OVSAM_STATE, r = document.querySelector('#ov-canvas').getBoundingClientRect();
+                    return [r.left + x * (S.dw / S.W) * S.z + S.tx, r.top + y * (S.dh / S.H) * S.z + S.ty]; }""",
+                    [x, y],
+                )
+
+            prefetched = []
+            for k, (name, points) in enumerate(clicked):
+                if k > 0:  # D once the next photo's embeddings were computed in the background
+                    n = switches()
+                    page.keyboard.press("d")
+                    page.wait_for_function("n => OVSAM_PERF.switches.length > n", arg=n, timeout=120_000)
+                    prefetched.append(page.evaluate("() => OVSAM_PERF.switches.at(-1)"))
+                assert page.evaluate("() => OVSAM_STATE.current") == name
+                for x, y in points:
+                    page.keyboard.press("Escape")
+                    page.wait_for_function("() => !OVSAM_STATE.pending")
+                    n = page.evaluate("() => OVSAM_PERF.clicks.length")
+                    page.mouse.click(*screen_xy(x, y))
+                    page.wait_for_function("n => OVSAM_PERF.clicks.length > n", arg=n, timeout=60_000)
+                ws.wait_for_prefetch(timeout=120)  # the user spent longer than one embedding here
+            cold_switches = []
+            for name, _ in reversed(cold):  # backwards: no prefetch of "next" embeds the one after
+                if engine.is_cached(ws.load(name)):
+                    continue  # embedded by a prefetch already: not a cold switch
+                n = switches()
+                page.locator(f"#ov-list li[data-key='{name}']").click()
+                page.wait_for_function("n => OVSAM_PERF.switches.length > n", arg=n, timeout=120_000)
+                cold_switches.append(page.evaluate("() => OVSAM_PERF.switches.at(-1)"))
+                ws.wait_for_prefetch(timeout=120)  # background work settles between samples
+            clicks = page.evaluate("() => OVSAM_PERF.clicks")
+            browser.close()
+    finally:
+        server.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+    click_ms = [c["frame"] - c["t0"] for c in clicks]
+    round_trip_ms = [c["arrived"] - c["t0"] for c in clicks]
+    paint_ms = [c["frame"] - c["arrived"] for c in clicks]
+    engine_ms = [c["engine_ms"] for c in clicks]
+    switch_ms = [s["frame"] - s["t0"] for s in cold_switches]
+    pre_ms = [s["frame"] - s["t0"] for s in prefetched if s["cached"]]
+    figures = {
+        "device": "cpu",
+        "threads": torch.get_num_threads(),
+        "browser": f"Chromium ({args.chromium}), headless, viewport {args.viewport}",
+        "labels": clip_note,
+        "vocab_size": len(engine.vocabulary),
+        "photos": len(clicked),
+        "clicks": len(click_ms),
+        "click_p50_ms": pct(click_ms, 50),
+        "click_p95_ms": pct(click_ms, 95),
+        "round_trip_p50_ms": pct(round_trip_ms, 50),
+        "paint_p50_ms": pct(paint_ms, 50),
+        "engine_p50_ms": pct(engine_ms, 50),
+        "engine_p95_ms": pct(engine_ms, 95),
+        "switch_p50_ms": pct(switch_ms, 50),
+        "switches": len(switch_ms),
+        "prefetched_switch_p50_ms": pct(pre_ms, 50),
+        "prefetched_switch_p95_ms": pct(pre_ms, 95),
+        "prefetched_switches": len(pre_ms),
+    }
+    print(f"{len(click_ms)} clicks on {len(clicked)} COCO photos; {clip_note}; {figures['vocab_size']} classes")
+    print(f"{'':34}{'p50 (ms)':>10}{'p95 (ms)':>10}")
+    print(f"{'click → mask painted':34}{figures['click_p50_ms']:>10.1f}{figures['click_p95_ms']:>10.1f}")
+    print(f"{'  of which: request + response':34}{figures['round_trip_p50_ms']:>10.1f}")
+    print(f"{'  of which: decode RLE + draw':34}{figures['paint_p50_ms']:>10.1f}")
+    print(f"{'engine (decode + label)':34}{figures['engine_p50_ms']:>10.1f}{figures['engine_p95_ms']:>10.1f}")
+    print(f"{'switch, not embedded yet':34}{figures['switch_p50_ms']:>10.1f}   (n={len(switch_ms)})")
+    print(
+        f"{'switch, prefetched (D)':34}{figures['prefetched_switch_p50_ms']:>10.1f}"
+        f"{figures['prefetched_switch_p95_ms']:>10.1f}   (n={len(pre_ms)})"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    sys.exit(main())

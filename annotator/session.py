@@ -52,10 +52,12 @@ class PromptSession:
 
     Args:
         image: the image's key (path relative to the folder).
+        max_history: undo steps kept (each holds a full-resolution mask); older ones are dropped.
     """
 
-    def __init__(self, image: str):
+    def __init__(self, image: str, max_history: int = 50):
         self.image = image
+        self.max_history = max_history
         self._history: list[tuple[Prompt, PromptResult]] = []
 
     @property
@@ -74,6 +76,7 @@ class PromptSession:
         box = np.array(prompt.box, dtype=np.float64) if prompt.box is not None else None
         result = engine.predict(point_coords=pts, point_labels=labels, box=box, mask_input=mask_input)
         self._history.append((prompt, result))
+        del self._history[: -self.max_history]
         return result
 
     def add_point(self, engine: Engine, x: float, y: float, positive: bool = True) -> PromptResult:

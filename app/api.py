@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 MAX_DISPLAY_SIDE = 4096  # larger photos travel downscaled; clicks are mapped back exactly
 LABEL_RESULTS = 20
 LOSSLESS = (".png", ".bmp", ".tif", ".tiff", ".webp")
+TAB_IDLE_S = 12 * 3600  # a tab unseen this long is forgotten (its pending prompt with it)
 
 
 class ApiError(Exception):
@@ -121,9 +122,14 @@ class PageAPI:
     def _tab(self, session: str) -> _Tab:
         if not session or not isinstance(session, str) or len(session) > 100:
             raise ApiError(400, "a session id is required")
+        now = time.monotonic()
         with self._tabs_lock:
-            tab = self._tabs.setdefault(session, _Tab())
-            tab.seen = time.monotonic()
+            tab = self._tabs.get(session)
+            if tab is None:
+                for sid in [k for k, t in self._tabs.items() if now - t.seen > TAB_IDLE_S]:
+                    del self._tabs[sid]
+                tab = self._tabs[session] = _Tab()
+            tab.seen = now
             return tab
 
     def _prompt(self, session: str) -> PromptSession:
@@ -316,7 +322,8 @@ class PageAPI:
         if not label:
             raise ApiError(422, "choose a label first")
         score = next((s.score for s in result.labels if s.name == label), None)
-        self.ws.store.meta["last_image"] = tab.image  # saved with the annotation
+        if self.ws.store.meta.get("last_image") != tab.image:  # another tab opened an image since
+            self.ws.store.set_meta(last_image=tab.image)
         ann = self.ws.store.add(
             tab.image,
             result.mask,

@@ -236,3 +236,16 @@ def test_large_photo_travels_downscaled_and_clicks_map_back(engine, tmp_path):
     (ann,) = ws.store.for_image("wide.jpg")
     assert ann.rle["size"] == [h, w]  # the store keeps full resolution
     ws.close()
+
+
+def test_undo_history_is_bounded(engine, coco_image):
+    from annotator.session import PromptSession
+
+    image, _ = coco_image
+    engine.set_image(image)
+    session = PromptSession("k", max_history=2)
+    for x in (100, 120, 140):
+        session.add_point(engine, x, 100)
+    assert len(session.prompt.points) == 3
+    assert session.undo() is not None and len(session.prompt.points) == 2
+    assert session.undo() is None and session.prompt.empty  # older steps were dropped

@@ -750,6 +750,13 @@
         setImages(st.images);
         if (!st.has_labels) status(`Label suggestions are off: ${st.labels_unavailable}`);
         await openImage(st.current);
+        if (!S.current) {  // unreadable: the first image after it that opens
+          const keys = st.images.map((i) => i.key), i = keys.indexOf(st.current);
+          for (const k of keys.slice(i + 1).concat(keys.slice(0, i))) {
+            await openImage(k);
+            if (S.current) break;
+          }
+        }
         if (!st.has_labels) {
           const s = $("ov-status");
           s.textContent += `  (Label suggestions are off: ${st.labels_unavailable})`;

@@ -135,7 +135,7 @@ def build_app(ws: Workspace, prefetch: int = 1) -> FastAPI:
     @route("get", "image")
     def image(key: Annotated[str, Query()]):
         data, media_type = api.image_bytes(key)
-        return Response(data, media_type=media_type, headers={"Cache-Control": "no-cache"})
+        return Response(data, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
 
     @route("post", "click")
     def click(body: Json):

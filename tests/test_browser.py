@@ -442,7 +442,11 @@ def test_select_relabel_delete_merge_by_clicking_and_the_list(browser, app, phot
     assert page.locator(f"#ov-anns li[data-id='{ids[0]}']").get_attribute("class").startswith("selected")
     shift_click(page, *screen_xy(page, *inside[1]))
     assert sorted(state(page)["selection"]) == sorted(ids[:2])
-    # relabel the selection by button
+    # relabel the selection by key (Enter, no mask pending), then by button
+    page.locator("#ov-label").fill("car")
+    page.locator("#ov-label").press("Escape")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => [...OVSAM_STATE.anns.values()].filter(a => a.label === 'car').length === 2")
     page.locator("#ov-label").fill("vehicle")
     page.locator("#ov-label").press("Escape")
     page.locator("#ov-relabel").click()

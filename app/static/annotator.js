@@ -702,7 +702,9 @@
         if (!$("ov-help").hidden) toggleHelp(false);
         else if (S.pending || S.prompt.points.length || S.prompt.box) clearPrompt();
         else select(null, false);
-      } else if (k === "Enter") accept();
+      } else if (k === "Enter") {
+        if (!S.pending && S.selection.size) relabelSelection(); else accept();
+      }
       else if (k === "d" || k === "D" || k === "ArrowRight") step(1, t0);
       else if (k === "a" || k === "A" || k === "ArrowLeft") step(-1, t0);
       else if (k >= "1" && k <= "5") {

@@ -43,14 +43,7 @@ from annotator.evaluation import farthest_interior_point
 from annotator.sam import load_sam
 from annotator.vocabulary import load_vocabulary
 from annotator.workspace import Workspace
-
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from benchmarks.chromium import CHROMIUM, launch
 
 
 def pct(values: list[float], q: float) -> float:
@@ -84,7 +77,7 @@ def main() -> int:
     ap.add_argument("--prefetch", type=int, default=1, help="images embedded ahead (0 = off, for comparison)")
     ap.add_argument("--vocab", default="imagenet21k")
     ap.add_argument("--clip-weights", choices=["auto", "random", "none"], default="auto")
-    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--chromium", default=CHROMIUM)
     ap.add_argument("--viewport", default="1600x1000")
     ap.add_argument("--json", help="write the figures here too")
     args = ap.parse_args()
@@ -123,7 +116,7 @@ def main() -> int:
     width, height = (int(v) for v in args.viewport.split("x"))
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_FLAGS)
+            browser = launch(p, args.chromium)
             page = browser.new_page(viewport={"width": width, "height": height})
             page.goto(server.url)
             page.wait_for_function("() => (window.OVSAM_PERF?.switches.length || 0) >= 1", timeout=120_000)

@@ -42,16 +42,10 @@ from annotator.engine import Engine
 from annotator.evaluation import farthest_interior_point
 from annotator.sam import load_sam
 from annotator.workspace import Workspace
+from benchmarks.chromium import CHROMIUM, launch
 
 ROOT = Path(__file__).resolve().parent.parent
 ORT_VERSION = "1.30.0"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <script src="/ortbench/ort.min.js"></script>
@@ -172,7 +166,7 @@ def main() -> int:
     ap.add_argument("--clicks", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2, help="onnxruntime-web WASM threads")
     ap.add_argument("--ort-dist", help="onnxruntime-web's dist folder")
-    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--chromium", default=CHROMIUM)
     ap.add_argument("--json")
     args = ap.parse_args()
 
@@ -222,7 +216,7 @@ def main() -> int:
     server = Server(ws, port=7862, app=app)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_FLAGS)
+            browser = launch(p, args.chromium)
             page = browser.new_page()
             page.goto(server.url + "/ortbench/index.html")
             page.wait_for_function("() => typeof window.bench === 'function' && typeof ort === 'object'")

@@ -132,10 +132,14 @@ class PageAPI:
             tab.seen = now
             return tab
 
-    def _prompt(self, session: str) -> PromptSession:
+    def _prompt(self, session: str, key: str | None = None) -> PromptSession:
+        """The tab's prompt; with ``key``, only if the tab still shows that image (a click sent
+        just before the user moved on must not land on the next image)."""
         tab = self._tab(session)
         if tab.prompt is None:
             raise ApiError(409, "open an image first")
+        if key is not None and key != tab.image:
+            raise ApiError(409, f"this tab now shows {tab.image!r}, not {key!r}")
         return tab.prompt
 
     def _scale(self, key: str) -> float:
@@ -172,9 +176,9 @@ class PageAPI:
             "prompt": prompt,
         }
 
-    def _decode(self, session: str, step) -> dict:
+    def _decode(self, session: str, key: str | None, step) -> dict:
         tab = self._tab(session)
-        prompt = self._prompt(session)
+        prompt = self._prompt(session, key)
         image = self.ws.load(tab.image)
         with self._engine_lock:
             t0 = time.perf_counter()
@@ -285,15 +289,21 @@ class PageAPI:
             self._encoded.popitem(last=False)
         return out
 
-    def click(self, session: str, x: float, y: float, positive: bool = True) -> dict:
-        """Add a point (original pixels) and decode. Raises ApiError 422 outside the image."""
-        return self._decode(session, lambda p: p.add_point(self.engine, float(x), float(y), bool(positive)))
+    def click(self, session: str, x: float, y: float, positive: bool = True, key: str | None = None) -> dict:
+        """Add a point (original pixels) and decode.
 
-    def box(self, session: str, box: list[float]) -> dict:
-        """Set the box (XYXY original pixels, any corner order) and decode."""
+        Args:
+            key: the image the click was made on; refused (409) if the tab shows another now.
+        Raises:
+            ApiError: 422 outside the image; 409 no image open, or another one.
+        """
+        return self._decode(session, key, lambda p: p.add_point(self.engine, float(x), float(y), bool(positive)))
+
+    def box(self, session: str, box: list[float], key: str | None = None) -> dict:
+        """Set the box (XYXY original pixels, any corner order) and decode (``key`` as for :meth:`click`)."""
         if not isinstance(box, list) or len(box) != 4:
             raise ApiError(400, "box must be [x0, y0, x1, y1]")
-        return self._decode(session, lambda p: p.set_box(self.engine, [float(v) for v in box]))
+        return self._decode(session, key, lambda p: p.set_box(self.engine, [float(v) for v in box]))
 
     def undo(self, session: str) -> dict:
         """Drop the last prompt step; the previous mask comes back without decoding."""
@@ -308,14 +318,16 @@ class PageAPI:
             tab.prompt.clear()
         return self._result(tab, None)
 
-    def accept(self, session: str, label: str) -> dict:
+    def accept(self, session: str, label: str, key: str | None = None) -> dict:
         """Store the pending mask under ``label`` (any text; new names become new categories).
 
+        Args:
+            key: the image the mask was made on; refused (409) if the tab shows another now.
         Raises:
-            ApiError: 409 nothing to accept; 422 empty label.
+            ApiError: 409 nothing to accept, or another image shown; 422 empty label.
         """
         tab = self._tab(session)
-        result = self._prompt(session).result
+        result = self._prompt(session, key).result
         if result is None or not result.mask.any():
             raise ApiError(409, "nothing to accept: click an object first")
         label = str(label or "").strip()

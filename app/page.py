@@ -143,11 +143,11 @@ def build_app(ws: Workspace, prefetch: int = 1) -> FastAPI:
             x, y = float(body["x"]), float(body["y"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ApiError(400, "x and y (original image pixels) are required") from exc
-        return api.click(body.get("session"), x, y, bool(body.get("positive", True)))
+        return api.click(body.get("session"), x, y, bool(body.get("positive", True)), body.get("key"))
 
     @route("post", "box")
     def box(body: Json):
-        return api.box(body.get("session"), body.get("box"))
+        return api.box(body.get("session"), body.get("box"), body.get("key"))
 
     @route("post", "undo")
     def undo(body: Json):
@@ -159,7 +159,7 @@ def build_app(ws: Workspace, prefetch: int = 1) -> FastAPI:
 
     @route("post", "accept")
     def accept(body: Json):
-        return api.accept(body.get("session"), body.get("label"))
+        return api.accept(body.get("session"), body.get("label"), body.get("key"))
 
     @route("get", "labels")
     def labels(q: str = ""):

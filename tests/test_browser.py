@@ -418,7 +418,7 @@ def test_shortcuts(browser, app, photos, coco_gt):
     page.keyboard.press("e")
     page.wait_for_function("() => OVSAM_STATE.anns.size > 3", timeout=120_000)
     wait_status(page, "Everything")
-    assert len(ws.store.for_image(info0["file_name"])) == state(page)["anns"].__len__()
+    assert len(ws.store.for_image(info0["file_name"])) == len(state(page)["anns"])
     assert page.errors == []
     page.close()
 

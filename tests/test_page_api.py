@@ -61,6 +61,12 @@ def test_corrupt_image_is_reported_and_nothing_is_lost(api_on_photos):
         api.delete([999])
     with pytest.raises(ApiError, match="open an image"):
         api.click("fresh-tab", 5, 5)
+    # a click made on a.jpg that arrives after the tab moved on is refused, not put on c.jpg
+    api.open("s", "c.jpg")
+    with pytest.raises(ApiError, match=r"now shows 'c\.jpg'") as err:
+        api.click("s", 5, 5, key="a.jpg")
+    assert err.value.status == 409
+    assert api.click("s", 5, 5, key="c.jpg")["prompt"]["points"] == [[5.0, 5.0]]  # nothing else landed
     assert ws.store.for_image("a.jpg")[0].label == "thing"
 
 
@@ -110,8 +116,8 @@ def test_tabs_do_not_mix_and_store_writes_are_serialised(api_on_photos):
     ra = api.click("tab-a", 100, 100)
     rb = api.click("tab-b", 100, 100)
     assert ra["mask"]["rle"] != rb["mask"]["rle"]  # each decoded on its own image
-    api.click("tab-a", 120, 110)
-    assert len(api._tab("tab-b").prompt.prompt.points) == 1
+    assert len(api.click("tab-a", 120, 110)["prompt"]["points"]) == 2
+    assert len(api.click("tab-b", 130, 110)["prompt"]["points"]) == 2  # its own first point + this one
     # many accepts from two threads at once: every one lands, ids unique, the file is whole
     errors = []
 

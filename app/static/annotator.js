@@ -406,11 +406,21 @@
       if (!S.current) return;
       const [x, y] = toOriginal(dx, dy);
       if (x < 0 || y < 0 || x > S.W || y > S.H) { status("Click inside the image."); return; }
-      enqueue(async () => showResult(await call("click", { x, y, positive }), t0, positive ? "positive" : "negative"));
+      const key = S.current;
+      enqueue(async () => {
+        if (key !== S.current) return; // the user moved to another image meanwhile
+        const r = await call("click", { key, x, y, positive });
+        if (key === S.current) showResult(r, t0, positive ? "positive" : "negative");
+      });
     }
 
     function sendBox(box, t0) {
-      enqueue(async () => showResult(await call("box", { box }), t0, "box"));
+      const key = S.current;
+      enqueue(async () => {
+        if (key !== S.current) return;
+        const r = await call("box", { key, box });
+        if (key === S.current) showResult(r, t0, "box");
+      });
     }
 
     function undo() { enqueue(async () => showResult(await call("undo", {}))); }
@@ -421,7 +431,7 @@
         if (!S.pending) { status("Nothing to accept: click an object first."); return; }
         const label = $("ov-label").value.trim();
         if (!label) { status("Choose a label first: suggestions (1–5) or the label search (/)."); $("ov-label").focus(); return; }
-        const r = await call("accept", { label });
+        const r = await call("accept", { key: S.current, label });
         addAnn(r.annotation);
         setImages(r.images);
         S.pending = null;

@@ -163,12 +163,14 @@ class PageAPI:
             **shown,
         }
 
-    def _result(self, tab: _Tab, result: PromptResult | None, engine_ms: float | None = None) -> dict:
-        prompt = tab.prompt.prompt.as_dict() if tab.prompt is not None else {"points": [], "labels": [], "box": None}
+    def _result(
+        self, session: PromptSession | None, result: PromptResult | None, engine_ms: float | None = None
+    ) -> dict:
+        prompt = session.prompt.as_dict() if session is not None else {"points": [], "labels": [], "box": None}
         if result is None:
             return {"mask": None, "prompt": prompt, "labels": []}
         return {
-            "mask": mask_payload(result.mask, self._scale(tab.image)),
+            "mask": mask_payload(result.mask, self._scale(session.image)),
             "area": result.area,
             "predicted_iou": round(result.predicted_iou, 4),
             "labels": [{"name": s.name, "score": round(s.score, 4)} for s in result.labels],
@@ -177,9 +179,8 @@ class PageAPI:
         }
 
     def _decode(self, session: str, key: str | None, step) -> dict:
-        tab = self._tab(session)
         prompt = self._prompt(session, key)
-        image = self.ws.load(tab.image)
+        image = self.ws.load(prompt.image)  # the prompt's own image, whatever the tab opens meanwhile
         with self._engine_lock:
             t0 = time.perf_counter()
             self.engine.set_image(image)
@@ -188,7 +189,7 @@ class PageAPI:
             except ValueError as exc:
                 raise ApiError(422, str(exc)) from exc
             ms = (time.perf_counter() - t0) * 1000
-        return self._result(tab, result, ms)
+        return self._result(prompt, result, ms)
 
     def images(self) -> list[dict]:
         """Every image: ``key``, annotation count ``n``, ``done`` mark."""
@@ -307,16 +308,15 @@ class PageAPI:
 
     def undo(self, session: str) -> dict:
         """Drop the last prompt step; the previous mask comes back without decoding."""
-        tab = self._tab(session)
-        result = self._prompt(session).undo()
-        return self._result(tab, result)
+        prompt = self._prompt(session)
+        return self._result(prompt, prompt.undo())
 
     def clear(self, session: str) -> dict:
         """Forget the prompt."""
         tab = self._tab(session)
         if tab.prompt is not None:
             tab.prompt.clear()
-        return self._result(tab, None)
+        return self._result(tab.prompt, None)
 
     def accept(self, session: str, label: str, key: str | None = None) -> dict:
         """Store the pending mask under ``label`` (any text; new names become new categories).
@@ -326,25 +326,25 @@ class PageAPI:
         Raises:
             ApiError: 409 nothing to accept, or another image shown; 422 empty label.
         """
-        tab = self._tab(session)
-        result = self._prompt(session, key).result
+        prompt = self._prompt(session, key)
+        result = prompt.result
         if result is None or not result.mask.any():
             raise ApiError(409, "nothing to accept: click an object first")
         label = str(label or "").strip()
         if not label:
             raise ApiError(422, "choose a label first")
         score = next((s.score for s in result.labels if s.name == label), None)
-        if self.ws.store.meta.get("last_image") != tab.image:  # another tab opened an image since
-            self.ws.store.set_meta(last_image=tab.image)
+        if self.ws.store.meta.get("last_image") != prompt.image:  # another tab opened an image since
+            self.ws.store.set_meta(last_image=prompt.image)
         ann = self.ws.store.add(
-            tab.image,
+            prompt.image,
             result.mask,
             label,
             score=score,
             predicted_iou=result.predicted_iou,
-            prompt=tab.prompt.prompt.as_dict(),
+            prompt=prompt.prompt.as_dict(),
         )
-        tab.prompt.clear()
+        prompt.clear()
         return {"annotation": self._annotation(ann), "images": self.images()}
 
     def labels(self, query: str) -> dict:

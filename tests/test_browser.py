@@ -491,13 +491,24 @@ def test_label_search_runs_on_the_server(browser, app):
     assert page.locator("#ov-label-results li").count() == 20  # the best 20 of 21,843
     field.fill("")
     field.type("domestic dog")  # a synonym of ImageNet-21k's "dog"
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('#ov-label-results li')].some(li => li.innerText.startsWith('dog'))"
-    )
+    page.wait_for_function("() => OVSAM_STATE.resultsFor === 'domestic dog'")  # the whole query answered
     first = page.locator("#ov-label-results li").first.inner_text()
     assert first.startswith("dog") and "domestic dog" in first
     field.press("Enter")  # takes the highlighted name
     assert field.input_value() == "dog"
+    # Enter before the search has answered the text typed: it searches first and never takes a
+    # name from an older query's results
+    field.fill("dom")
+    page.wait_for_function("() => OVSAM_STATE.resultsFor === 'dom'")
+    stale = page.evaluate("() => OVSAM_STATE.results[0].name")
+    page.evaluate("() => { document.querySelector('#ov-label').value = 'domestic cat'; }")  # no answer yet
+    field.press("Enter")
+    page.wait_for_function("() => OVSAM_STATE.resultsFor === 'domestic cat'")
+    assert field.input_value() == "domestic cat"
+    fresh = page.evaluate("() => OVSAM_STATE.results[0].name")
+    assert fresh != stale
+    field.press("Enter")  # now the highlighted answer to 'domestic cat'
+    assert field.input_value() == fresh
     # the vocabulary never travels to the page
     html = page.content()
     assert "Canis familiaris" not in html and "andiron" not in html and len(html) < 300_000

@@ -544,16 +544,25 @@
       clearTimeout(searchTimer);
       searchTimer = setTimeout(async () => {
         const q = $("ov-label").value.trim(), seq = ++searchSeq;
-        if (!q) { showResults([]); return; }
+        if (!q) { showResults([], q); return; }
         try {
           const r = await call("labels?q=" + encodeURIComponent(q));
-          if (seq === searchSeq) showResults(r.results);
+          if (seq === searchSeq) showResults(r.results, q);
         } catch (e) { status("⚠ " + e.message); }
       }, 60);
     }
 
-    function showResults(results) {
+    /** Search now (no debounce); resolves once the results for the field's text are shown. */
+    async function searchNow() {
+      clearTimeout(searchTimer);
+      const q = $("ov-label").value.trim(), seq = ++searchSeq;
+      const r = q ? await call("labels?q=" + encodeURIComponent(q)) : { results: [] };
+      if (seq === searchSeq) showResults(r.results, q);
+    }
+
+    function showResults(results, query) {
       S.results = results;
+      S.resultsFor = query;
       S.active = results.length ? 0 : -1;
       const ul = $("ov-label-results");
       ul.textContent = "";
@@ -676,6 +685,10 @@
       else if (e.key === "Escape") { $("ov-label-results").hidden = true; label.blur(); }
       else if (e.key === "Enter") {
         e.preventDefault();
+        if (!e.shiftKey && label.value.trim() && S.resultsFor !== label.value.trim()) {
+          searchNow().catch((err) => status("⚠ " + err.message)); // results of an older query: never pick from them
+          return;
+        }
         const open = !$("ov-label-results").hidden && S.active >= 0 && S.results[S.active];
         if (open && S.results[S.active].name.toLowerCase() !== label.value.trim().toLowerCase() &&
             !e.shiftKey) {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
@@ -160,6 +161,7 @@ class Engine:
         self._cache: OrderedDict[str, _ImageState] = OrderedDict()
         self._cache_lock = threading.Lock()  # guards _cache and _pending, never held while computing
         self._pending: dict[str, threading.Event] = {}  # embeddings being computed, by image key
+        self._keys: dict[int, tuple[weakref.ref, str]] = {}  # id of a read-only array -> its content key
         self._current: _ImageState | None = None
         self._current_image: np.ndarray | None = None
         self.text_embeddings: torch.Tensor | None = None
@@ -225,13 +227,27 @@ class Engine:
 
     def is_cached(self, image: np.ndarray) -> bool:
         """Whether ``image``'s embeddings are held (``set_image`` would cost a hash only)."""
+        key = self._key_of(image)
         with self._cache_lock:
-            return image_key(image) in self._cache
+            return key in self._cache
+
+    def _key_of(self, image: np.ndarray) -> str:
+        """:func:`image_key`, computed once per read-only array (its pixels cannot change; the
+        workspace's images are read-only), so a click does not hash the whole photo again."""
+        if image.flags.writeable:
+            return image_key(image)
+        ident = id(image)
+        hit = self._keys.get(ident)
+        if hit is not None and hit[0]() is image:
+            return hit[1]
+        key = image_key(image)
+        self._keys[ident] = (weakref.ref(image, lambda _ref: self._keys.pop(ident, None)), key)
+        return key
 
     def _embedded(self, image: np.ndarray, keep_current: bool) -> tuple[str, _ImageState]:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
-        key = image_key(image)
+        key = self._key_of(image)
         while True:
             with self._cache_lock:
                 state = self._cache.get(key)

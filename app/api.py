@@ -196,6 +196,11 @@ class PageAPI:
         counts, done = self.ws.store.counts(), self.ws.store.done
         return [{"key": k, "n": counts.get(k, 0), "done": k in done} for k in self.ws.keys]
 
+    def _changed(self, keys) -> list[dict]:
+        """The image-list entries of ``keys`` only (after an edit: the page updates those rows)."""
+        done = self.ws.store.done
+        return [{"key": k, "n": len(self.ws.store.for_image(k)), "done": k in done} for k in dict.fromkeys(keys)]
+
     # ------------------------------------------------------------------ routes
     def state(self, session: str) -> dict:
         """The page's start-up state for a tab (see the module docstring)."""
@@ -345,7 +350,7 @@ class PageAPI:
             prompt=prompt.prompt.as_dict(),
         )
         prompt.clear()
-        return {"annotation": self._annotation(ann), "images": self.images()}
+        return {"annotation": self._annotation(ann), "changed_images": self._changed([prompt.image])}
 
     def labels(self, query: str) -> dict:
         """The best :data:`LABEL_RESULTS` vocabulary names for what was typed."""
@@ -365,9 +370,11 @@ class PageAPI:
 
     def delete(self, ids) -> dict:
         """Delete annotations by id."""
-        for i in self._ids(ids):
+        ids = self._ids(ids)
+        keys = [self.ws.store.annotations[i].image for i in ids]
+        for i in ids:
             self.ws.store.delete(i)
-        return {"deleted": list(ids), "images": self.images()}
+        return {"deleted": ids, "changed_images": self._changed(keys)}
 
     def relabel(self, ids, label: str) -> dict:
         """Give annotations a new label (a new name becomes a new category)."""
@@ -384,7 +391,7 @@ class PageAPI:
             ann = self.ws.store.merge(ids, str(label).strip() if label and str(label).strip() else None)
         except ValueError as exc:
             raise ApiError(422, str(exc)) from exc
-        return {"annotation": self._annotation(ann), "removed": ids, "images": self.images()}
+        return {"annotation": self._annotation(ann), "removed": ids, "changed_images": self._changed([ann.image])}
 
     def set_done(self, key: str, done: bool) -> dict:
         """Mark an image done (or not). A done image is part of the dataset even with no
@@ -444,7 +451,7 @@ class PageAPI:
             "patches": len(result.patches),
             "seconds": round(time.perf_counter() - t0, 2),
             "how": how,
-            "images": self.images(),
+            "changed_images": self._changed([tab.image]),
         }
 
     def progress(self, session: str) -> dict:

@@ -115,7 +115,6 @@ def build_app(ws: Workspace, prefetch: int = 1) -> FastAPI:
     """The whole app: API, static files and the Gradio page, ready for any ASGI server."""
     api = PageAPI(ws, prefetch=prefetch)
     app = FastAPI(title="OV-SAM annotator")
-    app.state.page_api = api
 
     @app.exception_handler(ApiError)
     async def _api_error(_request, exc: ApiError):

@@ -260,26 +260,60 @@
     }
 
     // ------------------------------------------------------------ side panels
+    function fillImageRow(li, im) {
+      li.classList.toggle("current", im.key === S.current);
+      li.querySelector(".tick").textContent = im.done ? "✔" : "";
+      li.querySelector(".count").textContent = im.n;
+      li.title = `${im.key}: ${im.n} annotation(s)${im.done ? ", done" : ""}`;
+    }
+
+    function imageRow(key) {
+      return $("ov-list").querySelector(`li[data-key="${CSS.escape(key)}"]`);
+    }
+
+    function renderProgress() {
+      $("ov-progress").textContent = `${S.images.filter((i) => i.done).length} / ${S.images.length}`;
+      const cur = S.images.find((i) => i.key === S.current);
+      $("ov-done").checked = !!(cur && cur.done);
+    }
+
+    /** The whole list (start, filter, a new list from the server). */
     function renderImages() {
       const f = $("ov-filter").value.trim().toLowerCase();
       const list = $("ov-list");
       list.textContent = "";
-      let done = 0;
       for (const im of S.images) {
-        if (im.done) done++;
         if (f && !im.key.toLowerCase().includes(f)) continue;
         const li = document.createElement("li");
         li.dataset.key = im.key;
-        if (im.key === S.current) li.className = "current";
-        li.innerHTML = `<span class="tick">${im.done ? "✔" : ""}</span><span class="name"></span><span class="count">${im.n}</span>`;
+        li.innerHTML = '<span class="tick"></span><span class="name"></span><span class="count"></span>';
         li.querySelector(".name").textContent = im.key;
-        li.title = `${im.key}: ${im.n} annotation(s)${im.done ? ", done" : ""}`;
+        fillImageRow(li, im);
         li.addEventListener("click", (e) => openImage(im.key, e.timeStamp));
         list.appendChild(li);
       }
-      $("ov-progress").textContent = `${done} / ${S.images.length}`;
-      const cur = S.images.find((i) => i.key === S.current);
-      $("ov-done").checked = !!(cur && cur.done);
+      renderProgress();
+    }
+
+    /** Only the rows of images an edit changed. */
+    function updateImages(entries) {
+      for (const e of entries || []) {
+        const i = S.images.findIndex((im) => im.key === e.key);
+        if (i < 0) continue;
+        S.images[i] = e;
+        const li = imageRow(e.key);
+        if (li) fillImageRow(li, e);
+      }
+      renderProgress();
+    }
+
+    /** Move the "current" mark from the image shown before to ``key``. */
+    function markCurrent(previous) {
+      for (const k of [previous, S.current]) {
+        const im = k && S.images.find((i) => i.key === k), li = k && imageRow(k);
+        if (im && li) fillImageRow(li, im);
+      }
+      renderProgress();
     }
 
     function renderAnns() {
@@ -344,6 +378,7 @@
         const img = new Image();
         img.src = API + "image?key=" + encodeURIComponent(key);
         await img.decode();
+        const previous = S.current;
         Object.assign(S, {
           current: key, img, W: info.width, H: info.height, dw: img.naturalWidth, dh: img.naturalHeight,
           pending: null, prompt: { points: [], labels: [], box: null }, suggestions: [], fitted: false,
@@ -352,7 +387,7 @@
         S.anns.clear();
         info.annotations.forEach(addAnn);
         fit();
-        renderImages();
+        markCurrent(previous);
         renderAnns();
         renderSuggestions();
         drawThen((drawn, frame) => {
@@ -433,7 +468,7 @@
         if (!label) { status("Choose a label first: suggestions (1–5) or the label search (/)."); $("ov-label").focus(); return; }
         const r = await call("accept", { key: S.current, label });
         addAnn(r.annotation);
-        setImages(r.images);
+        updateImages(r.changed_images);
         S.pending = null;
         S.prompt = { points: [], labels: [], box: null };
         S.suggestions = [];
@@ -473,7 +508,7 @@
         ids.forEach((i) => S.anns.delete(i));
         S.selection.clear();
         S.accDirty = true;
-        setImages(r.images);
+        updateImages(r.changed_images);
         renderAnns();
         draw();
         status(`Deleted ${ids.length} annotation(s).`);
@@ -502,7 +537,7 @@
         r.removed.forEach((i) => S.anns.delete(i));
         addAnn(r.annotation);
         S.selection = new Set([r.annotation.id]);
-        setImages(r.images);
+        updateImages(r.changed_images);
         renderAnns();
         draw();
         status(`Merged ${ids.join(", ")} into annotation ${r.annotation.id} ('${r.annotation.label}').`);
@@ -526,7 +561,7 @@
         try {
           const r = await call("everything", { method });
           r.annotations.forEach(addAnn);
-          setImages(r.images);
+          updateImages(r.changed_images);
           renderAnns();
           draw();
           status(`Everything (${method}): ${r.patches} SAM patches → ${r.annotations.length} annotations (${r.how}) in ${r.seconds} s.`);

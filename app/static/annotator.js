@@ -168,9 +168,14 @@
       const L = S.pendLayer;
       if (L.width !== S.dw || L.height !== S.dh) { L.width = S.dw; L.height = S.dh; }
       const lctx = L.getContext("2d");
-      const im = lctx.createImageData(S.dw, S.dh);
-      paintRuns(im.data, S.dw, S.dh, rleCounts(mask.rle.counts), PENDING);
-      lctx.putImageData(im, 0, 0);
+      // one pixel buffer per image size, cleared per click rather than allocated (a click's hot path)
+      if (!S.pendPixels || S.pendPixels.width !== S.dw || S.pendPixels.height !== S.dh) {
+        S.pendPixels = lctx.createImageData(S.dw, S.dh);
+      } else {
+        S.pendPixels.data.fill(0);
+      }
+      paintRuns(S.pendPixels.data, S.dw, S.dh, rleCounts(mask.rle.counts), PENDING);
+      lctx.putImageData(S.pendPixels, 0, 0);
     }
 
     function strokeOutline(outline, css, width) {

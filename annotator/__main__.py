@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .evaluation import TASKS, evaluate_everything, evaluate_prompts
 from .everything.pipeline import METHODS
+from .options import add_engine_arguments, engine_config_from_args
 from .store import AnnotationStore
 
 
@@ -17,7 +18,7 @@ def _eval(args: argparse.Namespace) -> int:
     from .everything.patches import PatchConfig
     from .everything.pipeline import EverythingConfig
 
-    engine = build_engine(_engine_config(args, args.vocab or args.gt))
+    engine = build_engine(engine_config_from_args(args, args.vocab or args.gt))
     if args.task == "everything":
         patches = PatchConfig(points_per_side=args.points_per_side) if args.points_per_side else None
         config = EverythingConfig(method=args.method, patches=patches)
@@ -53,25 +54,12 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _engine_config(args: argparse.Namespace, vocab: str):
-    from .engine import EngineConfig
-
-    return EngineConfig(
-        sam=args.sam,
-        sam_checkpoint=args.sam_checkpoint,
-        clip_model=args.clip,
-        clip_pretrained=args.clip_pretrained,
-        vocab=vocab,
-        device=args.device,
-    )
-
-
 def _annotate(args: argparse.Namespace) -> int:
     from .bulk import BulkConfig, annotate_folder, load_boxes
     from .engine import build_engine, engine_summary
 
     boxes = load_boxes(args.boxes) if args.boxes else None
-    engine_config = _engine_config(args, args.vocab or "imagenet21k")
+    engine_config = engine_config_from_args(args)
     engine = build_engine(engine_config)
     print(f"engine: {engine_summary(engine)}")
     if not engine.has_labels:
@@ -172,16 +160,8 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sam", default="vit_t", choices=["vit_t", "vit_b", "vit_l", "vit_h"])
-    p.add_argument("--sam-checkpoint")
-    p.add_argument("--clip", default="auto", help="open_clip model, 'auto' or 'none'")
-    p.add_argument("--clip-pretrained")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m annotator", description="OV-SAM annotator tools")
+    parser = argparse.ArgumentParser(prog="ovsam", description="OV-SAM annotator tools")
     sub = parser.add_subparsers(dest="cmd", required=True)
     ev = sub.add_parser("eval", help="score the engine against COCO-format ground truth")
     ev.add_argument("--task", choices=TASKS, required=True,
@@ -191,8 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--gt", required=True, help="COCO instances JSON")
     ev.add_argument("--limit", type=int, help="first N images (by id)")
     ev.add_argument("--json", help="also write the figures to this file")
-    _add_model_options(ev)
-    ev.add_argument("--vocab", help="vocabulary for label accuracy (default: the --gt categories)")
+    add_engine_arguments(ev, vocab_default=None)  # --vocab: default the --gt categories
     ev.add_argument("--method", default="samcp", choices=METHODS, help="everything: the pass")
     ev.add_argument("--points-per-side", type=int, help="everything: grid density (default 32 on CUDA, 16 on CPU)")
     ev.add_argument("--panoptic-gt", help="everything: COCO panoptic JSON of the same images, for PQ/SQ/RQ")
@@ -202,12 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     an.add_argument("--out", default="exports", help="journal, annotation store and COCO export go here")
     an.add_argument("--method", default="samcp", choices=METHODS, help="everything pass")
     an.add_argument("--boxes", help="prompt with these boxes instead: COCO JSON, or a folder of <stem>.json lists")
-    an.add_argument("--vocab", help="vocabulary (default imagenet21k)")
     an.add_argument("--score-threshold", type=float, default=0.0, help="drop labelled instances scoring lower")
     an.add_argument("--min-area", type=int, default=0, help="drop instances smaller than this (pixels)")
     an.add_argument("--workers", type=int, default=1,
                     help="worker processes, each with its own models and cores/workers threads (CPU)")  # fmt: skip
-    _add_model_options(an)
+    add_engine_arguments(an)
     ex = sub.add_parser("export", help="export a folder's annotations (from the app or annotate)")
     ex.add_argument("folder", help="the image folder that was annotated")
     ex.add_argument("--format", default="coco", choices=["coco", "coco-panoptic", "yolo", "label-studio"])

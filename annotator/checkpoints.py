@@ -34,8 +34,16 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def checkpoints_dir() -> Path:
-    """The folder holding weights: ``$ANNOTATOR_CHECKPOINTS`` or ``<project>/checkpoints``."""
-    return Path(os.environ.get("ANNOTATOR_CHECKPOINTS", PROJECT_ROOT / "checkpoints"))
+    """The folder holding weights: ``$ANNOTATOR_CHECKPOINTS``; else ``<project>/checkpoints``
+    when running from a checkout (a ``pyproject.toml`` beside the package); else, installed,
+    ``$XDG_CACHE_HOME/ovsam-annotator/checkpoints`` (``~/.cache/...``)."""
+    env = os.environ.get("ANNOTATOR_CHECKPOINTS")
+    if env:
+        return Path(env)
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / "checkpoints"
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "ovsam-annotator" / "checkpoints"
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ DEFAULT_TEMPLATES: tuple[str, ...] = (
     "there is a {} in the scene.",
 )
 MAX_SYNONYMS = 3  # per class, phrases averaged into its text embedding
+LABEL_MODES = ("dense", "crop")  # mask pooling of the dense map; CLIP on the masked crop
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -134,6 +135,8 @@ class ClipRegionClassifier:
         self.spec = spec
         self.device = torch.device(device)
         self.cache_dir = Path(cache_dir or checkpoints_dir() / "open_clip")
+        if mode not in LABEL_MODES:
+            raise ValueError(f"label mode must be one of {LABEL_MODES}, not {mode!r}")
         self.mode = mode
         pretrained, quick_gelu = _resolve_weights(spec, self.cache_dir)
         try:

@@ -40,6 +40,9 @@ CLIP_PRESETS: dict[str, ClipSpec] = {
 }
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
 def resolve_device(device: str = "auto") -> str:
     """``auto`` → ``cuda`` when a CUDA GPU is visible, else ``cpu``; other values pass through.
 

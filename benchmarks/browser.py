@@ -34,8 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from chromium import CHROMIUM, launch  # benchmarks/chromium.py, beside this script
 
 from annotator.clip_regions import ClipRegionClassifier, ClipSpec, ClipUnavailable
 from annotator.engine import Engine
@@ -43,7 +42,6 @@ from annotator.evaluation import farthest_interior_point
 from annotator.sam import load_sam
 from annotator.vocabulary import load_vocabulary
 from annotator.workspace import Workspace
-from benchmarks.chromium import CHROMIUM, launch
 
 
 def pct(values: list[float], q: float) -> float:
@@ -82,10 +80,9 @@ def main() -> int:
     ap.add_argument("--json", help="write the figures here too")
     args = ap.parse_args()
 
+    from ovsam_app.page import Server
     from playwright.sync_api import sync_playwright
     from pycocotools.coco import COCO
-
-    from app.page import Server
 
     torch.set_grad_enabled(False)
     coco = COCO(args.gt)

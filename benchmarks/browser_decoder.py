@@ -35,14 +35,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from chromium import CHROMIUM, launch  # benchmarks/chromium.py, beside this script
 
 from annotator.engine import Engine
 from annotator.evaluation import farthest_interior_point
 from annotator.sam import load_sam
 from annotator.workspace import Workspace
-from benchmarks.chromium import CHROMIUM, launch
 
 ROOT = Path(__file__).resolve().parent.parent
 ORT_VERSION = "1.30.0"
@@ -170,12 +168,11 @@ def main() -> int:
     ap.add_argument("--json")
     args = ap.parse_args()
 
+    from ovsam_app.page import Server, build_app
     from playwright.sync_api import sync_playwright
     from pycocotools.coco import COCO
     from starlette.routing import Mount
     from starlette.staticfiles import StaticFiles
-
-    from app.page import Server, build_app
 
     torch.set_grad_enabled(False)
     coco = COCO(args.gt)

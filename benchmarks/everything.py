@@ -21,8 +21,6 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from annotator.engine import Engine
 from annotator.evaluation import class_agnostic_scores
 from annotator.everything.patches import PatchConfig

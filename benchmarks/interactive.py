@@ -26,8 +26,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from annotator.clip_regions import ClipRegionClassifier, ClipSpec, ClipUnavailable
 from annotator.engine import Engine
 from annotator.evaluation import farthest_interior_point

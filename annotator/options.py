@@ -1,0 +1,58 @@
+"""The model options of the app and the CLI, declared once.
+
+Choices come from the registries (:data:`annotator.sam.SAM_BUILDERS`,
+:data:`annotator.vocabulary.VOCABULARIES`, :data:`annotator.clip_regions.LABEL_MODES`), so a
+model added there is offered everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .clip_regions import LABEL_MODES
+from .engine import DEVICES, EngineConfig
+from .sam import SAM_BUILDERS
+from .vocabulary import VOCABULARIES
+
+DEFAULTS = EngineConfig()
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser, vocab_default: str | None = DEFAULTS.vocab) -> None:
+    """Add ``--sam``, ``--sam-checkpoint``, ``--clip``, ``--clip-pretrained``, ``--vocab``,
+    ``--label-mode`` and ``--device`` to ``parser`` (read back by :func:`engine_config_from_args`).
+
+    Args:
+        vocab_default: the default ``--vocab``; ``None`` leaves it to the command (``eval``
+            takes the ground truth's categories).
+    """
+    g = parser.add_argument_group("models")
+    g.add_argument("--sam", default=DEFAULTS.sam, choices=list(SAM_BUILDERS),
+                   help="SAM model: vit_t = MobileSAM (fast on CPU), vit_b/l/h = SAM")  # fmt: skip
+    g.add_argument(
+        "--sam-checkpoint", help="SAM weights file (default: download into the checkpoints folder and verify)"
+    )
+    g.add_argument("--clip", default=DEFAULTS.clip_model,
+                   help="open_clip model for labels; 'auto' = convnext_large_d_320 on GPU, RN50 on CPU; 'none' = masks only")  # fmt: skip
+    g.add_argument("--clip-pretrained", help="open_clip pretrained tag or weights file (default: the preset's tag)")
+    g.add_argument("--vocab", default=vocab_default,
+                   help=f"vocabulary: {', '.join(VOCABULARIES)}, or a .txt / COCO .json file")  # fmt: skip
+    g.add_argument("--label-mode", default=DEFAULTS.label_mode, choices=list(LABEL_MODES),
+                   help="dense = mask pooling of CLIP features (fast); crop = CLIP on the masked crop")  # fmt: skip
+    g.add_argument("--device", default=DEFAULTS.device, choices=list(DEVICES))
+
+
+def engine_config_from_args(args: argparse.Namespace, vocab: str | None = None) -> EngineConfig:
+    """The :class:`~annotator.engine.EngineConfig` of parsed :func:`add_engine_arguments` options.
+
+    Args:
+        vocab: overrides ``args.vocab`` (e.g. a default the command computed).
+    """
+    return EngineConfig(
+        sam=args.sam,
+        sam_checkpoint=args.sam_checkpoint,
+        clip_model=args.clip,
+        clip_pretrained=args.clip_pretrained,
+        vocab=vocab or args.vocab or DEFAULTS.vocab,
+        device=args.device,
+        label_mode=args.label_mode,
+    )

@@ -1,0 +1,67 @@
+"""The app's launcher: ``ovsam-annotator --help`` (installed) or ``python launch.py --help``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The launcher's options: the folder, where outputs go, the models (declared once in
+    :mod:`annotator.options`) and the address to serve on."""
+    from annotator.options import add_engine_arguments
+
+    p = argparse.ArgumentParser(
+        prog="ovsam-annotator",
+        description="Click or box an object, get its mask and an open-vocabulary label, export COCO JSON.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--images", help="folder of images to annotate (default: bundled sample photos from scikit-image)")
+    p.add_argument("--out", default="exports", help="folder for the annotation store and exports")
+    add_engine_arguments(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0 for the network)")
+    p.add_argument("--port", type=int, default=7860)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load the models, open the folder, serve the page until interrupted.
+
+    Returns:
+        0, or 2 when the models, the vocabulary, the folder or its store cannot be opened
+        (the reason on stderr).
+    """
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from annotator.checkpoints import CheckpointError
+    from annotator.engine import build_engine, engine_summary
+    from annotator.images import write_sample_images
+    from annotator.options import engine_config_from_args
+    from annotator.store import StoreError
+    from annotator.vocabulary import VocabularyError
+    from annotator.workspace import Workspace
+
+    images = args.images
+    if images is None:
+        images = Path(args.out) / "sample_images"
+        write_sample_images(images)
+    try:
+        engine = build_engine(engine_config_from_args(args))
+        ws = Workspace.open_folder(engine, images, args.out)
+    except (CheckpointError, VocabularyError, StoreError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.getLogger("launch").info("%s; %d images in %s", engine_summary(engine), len(ws.keys), ws.root)
+    from .page import serve
+
+    serve(ws, host=args.host, port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -260,12 +260,19 @@ def _ensure_local_storage(client: Any, project_id: int, folder: Path) -> None:
 
 def _upload(client: Any, project_id: int, path: Path) -> int:
     """Upload one image; the server creates its task. Returns the task id."""
-    # The SDK 2.x has no multipart-upload method: its own authenticated HTTP client is used
-    # (same token handling and retries as every SDK call).
+    # Why not a public SDK method: in label-studio-sdk 2.1.2 (checked), `projects.import_tasks`
+    # posts JSON tasks only (the server's multipart "POST with files" is not exposed), and the
+    # `files` client lists, gets, updates and deletes uploads but cannot create one. So the
+    # multipart POST /api/projects/{id}/import goes through the SDK's own authenticated HTTP
+    # client (`_client_wrapper.httpx_client`: the same token refresh, base URL and retries as
+    # every SDK call). Revisit when the SDK exposes a file upload.
+    wrapper = getattr(client, "_client_wrapper", None)
+    if wrapper is None:
+        raise LabelStudioPushError("this label-studio-sdk has no HTTP client wrapper: use --images local-files")
     mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     response = _call(
         f"uploading {path}",
-        client._client_wrapper.httpx_client.request,
+        wrapper.httpx_client.request,
         f"api/projects/{project_id}/import",
         method="POST",
         params={"return_task_ids": True},
@@ -279,6 +286,97 @@ def _upload(client: Any, project_id: int, path: Path) -> int:
     return int(task_ids[0])
 
 
+def _journalled(journal_path: str | Path, base: str, project_id: int, client: Any) -> dict[str, dict]:
+    """The journal's records of this server and project whose task still exists there."""
+    done: dict[str, dict] = {}
+    for _, rec in read_jsonl(journal_path):
+        if isinstance(rec, dict) and rec.get("server") == base and rec.get("project") == project_id:
+            done[rec["key"]] = rec
+    if done:
+        alive = _server_task_ids(client, project_id)
+        done = {k: r for k, r in done.items() if r.get("task") in alive}
+    return done
+
+
+class _Push:
+    """One push in progress: the journal, the summary and the progress callback."""
+
+    def __init__(self, client, project_id, base, journal_path, done, summary, total, progress):
+        self.client, self.project_id, self.base = client, project_id, base
+        self.journal_path, self.done, self.summary = journal_path, done, summary
+        self.total, self.progress = total, progress
+        self.handled = summary.already_pushed + len(summary.skipped)
+        self.tick(0)
+
+    def journal(self, key: str, task: int, prediction: bool) -> None:
+        rec = {"server": self.base, "project": self.project_id, "key": key, "task": task, "prediction": prediction}
+        append_jsonl(self.journal_path, rec)
+        self.done[key] = rec
+
+    def tick(self, n: int) -> None:
+        self.handled += n
+        if self.progress:
+            self.progress(self.handled, self.total)
+
+    def upload(self, store: AnnotationStore, folder: Path, pending: list[str], config: PushConfig) -> None:
+        """Upload mode: each image file uploaded (its task made), then its prediction attached."""
+        for key in pending:
+            pred = prediction_for(store, key, config.region_type, config.model_version)
+            if key not in self.done:
+                self.journal(key, _upload(self.client, self.project_id, folder / key), False)
+                self.summary.tasks_created += 1
+            _call(
+                f"adding the prediction of {key}",
+                self.client.predictions.create,
+                task=self.done[key]["task"],
+                result=pred["result"],
+                score=pred.get("score"),
+                model_version=pred["model_version"],
+            )
+            self.journal(key, self.done[key]["task"], True)
+            self.summary.predictions_created += 1
+            self.summary.regions += len(pred["result"])
+            self.tick(1)
+
+    def local_files(self, store: AnnotationStore, folder: Path, pending: list[str], config: PushConfig, prefix: str):
+        """Local-files mode: tasks with their predictions imported as JSON, in batches."""
+        _ensure_local_storage(self.client, self.project_id, folder)
+        for i in range(0, len(pending), config.batch_size):
+            batch = pending[i : i + config.batch_size]
+            tasks = [
+                {
+                    "data": {TO_NAME: image_url(prefix, key)},
+                    "predictions": [prediction_for(store, key, config.region_type, config.model_version)],
+                }
+                for key in batch
+            ]
+            response = _call(
+                f"importing {len(tasks)} tasks",
+                self.client.projects.import_tasks,
+                id=self.project_id,
+                request=tasks,
+                return_task_ids=True,
+            )
+            task_ids = list(response.task_ids or [])
+            if len(task_ids) != len(batch):
+                raise LabelStudioPushError(f"the server made {len(task_ids)} tasks of {len(batch)}")
+            for key, task_id in zip(batch, task_ids, strict=True):
+                self.journal(key, int(task_id), True)
+            self.summary.tasks_created += len(batch)
+            self.summary.predictions_created += len(batch)
+            self.summary.regions += sum(len(t["predictions"][0]["result"]) for t in tasks)
+            self.tick(len(batch))
+
+
+def _local_files_prefix(folder: Path, config: PushConfig) -> str:
+    """Image URL prefix for local-files mode, checked before anything is made on the server."""
+    root = config.document_root or os.environ.get(ENV_DOCUMENT_ROOT) or folder.parent
+    try:
+        return local_files_prefix(folder, root)
+    except ValueError as exc:
+        raise LabelStudioPushError(f"{exc}: pass the server's document root with --document-root") from exc
+
+
 def push_folder(
     store: AnnotationStore,
     folder: str | Path,
@@ -288,6 +386,9 @@ def push_folder(
 ) -> PushSummary:
     """Push every image of ``store`` (keys relative to ``folder``) with its annotations as a
     prediction (see module doc).
+
+    Steps: connect, find or create the project, read the journal (dropping tasks deleted on the
+    server), then push what is missing by upload or as local-files tasks.
 
     Args:
         store: the folder's annotation store (app or ``annotate``).
@@ -306,32 +407,13 @@ def push_folder(
     keys = sorted(store.images)
     if not keys:
         raise LabelStudioPushError(f"nothing to push: the annotation store {store.path} has no images")
-    prefix = ""
-    if config.images == "local-files":  # checked before anything is made on the server
-        root = config.document_root or os.environ.get(ENV_DOCUMENT_ROOT) or folder.parent
-        try:
-            prefix = local_files_prefix(folder, root)
-        except ValueError as exc:
-            raise LabelStudioPushError(f"{exc}: pass the server's document root with --document-root") from exc
+    prefix = _local_files_prefix(folder, config) if config.images == "local-files" else ""
     client = connect(config.url, config.api_key)
     labels = labels_of(store) or ["object"]  # a config needs a class even when nothing was found
     project, created, added = _project(client, config, labels)
     base = config.url.rstrip("/")
     summary = PushSummary(project.id, f"{base}/projects/{project.id}/data", created, added)
-
-    done: dict[str, dict] = {}
-    for _, rec in read_jsonl(journal_path):
-        if isinstance(rec, dict) and rec.get("server") == base and rec.get("project") == project.id:
-            done[rec["key"]] = rec
-    if done:
-        alive = _server_task_ids(client, project.id)
-        done = {k: r for k, r in done.items() if r.get("task") in alive}
-
-    def journal(key: str, task: int, prediction: bool) -> None:
-        rec = {"server": base, "project": project.id, "key": key, "task": task, "prediction": prediction}
-        append_jsonl(journal_path, rec)
-        done[key] = rec
-
+    done = _journalled(journal_path, base, project.id, client)
     pending = []
     for key in keys:
         if done.get(key, {}).get("prediction"):
@@ -340,58 +422,10 @@ def push_folder(
             summary.skipped[key] = "image file missing"
         else:
             pending.append(key)
-    handled = summary.already_pushed + len(summary.skipped)
-    if progress:
-        progress(handled, len(keys))
-
+    push = _Push(client, project.id, base, journal_path, done, summary, len(keys), progress)
     if config.images == "upload":
-        for key in pending:
-            pred = prediction_for(store, key, config.region_type, config.model_version)
-            if key not in done:
-                journal(key, _upload(client, project.id, folder / key), False)
-                summary.tasks_created += 1
-            _call(
-                f"adding the prediction of {key}",
-                client.predictions.create,
-                task=done[key]["task"],
-                result=pred["result"],
-                score=pred.get("score"),
-                model_version=pred["model_version"],
-            )
-            journal(key, done[key]["task"], True)
-            summary.predictions_created += 1
-            summary.regions += len(pred["result"])
-            handled += 1
-            if progress:
-                progress(handled, len(keys))
+        push.upload(store, folder, pending, config)
     else:
-        _ensure_local_storage(client, project.id, folder)
-        for i in range(0, len(pending), config.batch_size):
-            batch = pending[i : i + config.batch_size]
-            tasks = [
-                {
-                    "data": {TO_NAME: image_url(prefix, key)},
-                    "predictions": [prediction_for(store, key, config.region_type, config.model_version)],
-                }
-                for key in batch
-            ]
-            response = _call(
-                f"importing {len(tasks)} tasks",
-                client.projects.import_tasks,
-                id=project.id,
-                request=tasks,
-                return_task_ids=True,
-            )
-            task_ids = list(response.task_ids or [])
-            if len(task_ids) != len(batch):
-                raise LabelStudioPushError(f"the server made {len(task_ids)} tasks of {len(batch)}")
-            for key, task_id in zip(batch, task_ids, strict=True):
-                journal(key, int(task_id), True)
-            summary.tasks_created += len(batch)
-            summary.predictions_created += len(batch)
-            summary.regions += sum(len(t["predictions"][0]["result"]) for t in tasks)
-            handled += len(batch)
-            if progress:
-                progress(handled, len(keys))
+        push.local_files(store, folder, pending, config, prefix)
     summary.seconds = time.perf_counter() - start
     return summary

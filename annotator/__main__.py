@@ -10,6 +10,7 @@ from pathlib import Path
 from .evaluation import TASKS, evaluate_everything, evaluate_prompts
 from .everything.pipeline import METHODS
 from .options import add_engine_arguments, engine_config_from_args
+from .outputs import EXPORT_FORMATS, FolderOutputs
 from .store import AnnotationStore
 
 
@@ -77,42 +78,34 @@ def _annotate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _folder_store(args: argparse.Namespace) -> tuple[Path, str, AnnotationStore] | None:
-    """``(out dir, folder slug, annotation store)`` of ``args.folder`` in ``args.out``, or
-    ``None`` (reported) when the folder has not been annotated."""
-    from .images import folder_slug
-
-    out = Path(args.out)
-    slug = folder_slug(args.folder)
-    store_path = out / f"{slug}.annotations.json"
-    if not store_path.is_file():
-        print(f"no annotations for {args.folder}: {store_path} does not exist (annotate it first)", file=sys.stderr)
+def _folder_store(args: argparse.Namespace) -> tuple[FolderOutputs, AnnotationStore] | None:
+    """The folder's outputs and annotation store, or ``None`` (reported) when the folder has
+    not been annotated."""
+    outputs = FolderOutputs(args.folder, args.out)
+    if not outputs.store_path.is_file():
+        print(
+            f"no annotations for {args.folder}: {outputs.store_path} does not exist (annotate it first)",
+            file=sys.stderr,
+        )
         return None
-    return out, slug, AnnotationStore(store_path)
+    return outputs, outputs.open_store()
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .exporters.coco import export_coco
-    from .exporters.coco_panoptic import export_coco_panoptic
-    from .exporters.yolo import export_yolo
     from .vocabulary import load_vocabulary
 
     found = _folder_store(args)
     if found is None:
         return 2
-    out, slug, store = found
-    if args.format == "coco":
-        path = export_coco(store, out / f"{slug}_coco.json", args.segmentation)
-    elif args.format == "coco-panoptic":
-        isthing = load_vocabulary(args.vocab).isthing_by_name() if args.vocab else {}
-        path = export_coco_panoptic(store, out / f"{slug}_panoptic.json", isthing)
-    elif args.format == "yolo":
-        path = export_yolo(store, args.folder, out / f"{slug}_yolo")
-    else:
-        from .exporters.label_studio import export_label_studio, local_files_prefix
-
-        prefix = args.image_url_prefix or local_files_prefix(args.folder)
-        path = export_label_studio(store, out / f"{slug}_label_studio.json", prefix, args.regions)
+    outputs, store = found
+    path = outputs.export(
+        store,
+        args.format,
+        segmentation=args.segmentation,
+        isthing=load_vocabulary(args.vocab).isthing_by_name() if args.vocab else {},
+        url_prefix=args.image_url_prefix,
+        region_type=args.regions,
+    )
     print(f"{len(store.annotations)} annotations of {len(store.images)} images → {path}")
     return 0
 
@@ -127,7 +120,7 @@ def _push(args: argparse.Namespace) -> int:
     found = _folder_store(args)
     if found is None:
         return 2
-    out, slug, store = found
+    outputs, store = found
     try:
         config = PushConfig(
             url=args.url or os.environ.get(ENV_URL) or "http://localhost:8080",
@@ -144,7 +137,7 @@ def _push(args: argparse.Namespace) -> int:
                 bar.total = total
                 bar.update(done - bar.n)
 
-            summary = push_folder(store, args.folder, config, out / f"{slug}.label_studio_push.jsonl", progress)
+            summary = push_folder(store, args.folder, config, outputs.push_journal_path, progress)
     except LabelStudioPushError as exc:
         print(f"push failed: {exc}\n(what was pushed is kept; run the same command again to continue)", file=sys.stderr)
         return 1
@@ -188,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     add_engine_arguments(an)
     ex = sub.add_parser("export", help="export a folder's annotations (from the app or annotate)")
     ex.add_argument("folder", help="the image folder that was annotated")
-    ex.add_argument("--format", default="coco", choices=["coco", "coco-panoptic", "yolo", "label-studio"])
+    ex.add_argument("--format", default="coco", choices=EXPORT_FORMATS)
     ex.add_argument("--segmentation", default="rle", choices=["rle", "polygon"], help="coco: mask encoding")
     ex.add_argument("--vocab", help="coco-panoptic: vocabulary giving isthing (e.g. coco_panoptic)")
     ex.add_argument("--regions", default="brush", choices=["brush", "polygon"], help="label-studio: region type")

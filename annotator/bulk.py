@@ -26,13 +26,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .engine import Engine, EngineConfig, build_engine, clip_box
+from .engine import Engine, EngineConfig, ImageEmbedding, build_engine, clip_box
 from .everything.pipeline import EverythingConfig
-from .exporters.coco import export_coco
 from .fileio import append_jsonl, read_jsonl
-from .images import ImageLoadError, folder_slug, list_images, load_image
-from .masks import decode_rle, encode_rle
-from .store import AnnotationStore
+from .images import ImageLoadError, list_images, load_image
+from .instances import Instances, Source
+from .outputs import FolderOutputs
+from .store import AnnotationStore, source_of_prompt
 
 log = logging.getLogger(__name__)
 
@@ -156,54 +156,75 @@ def _boxes_for(boxes: dict[str, list[dict]], key: str) -> list[dict]:
     return boxes.get(key) or boxes.get(Path(key).name) or boxes.get(Path(key).stem) or []
 
 
-def annotate_image(engine: Engine, image: np.ndarray, key: str, config: BulkConfig) -> list[dict]:
-    """Annotations of one image (see :class:`ImageOutcome` for their fields)."""
-    engine.set_image(image)
-    anns = []
+def _box_instances(engine: Engine, emb: ImageEmbedding, key: str, boxes: list[dict]) -> Instances:
+    """The given boxes decoded (batched); their labels where given, else the best suggestion."""
+    h, w = emb.size
+    items, prompts = [], []
+    for i, item in enumerate(boxes):
+        try:
+            x, y, bw, bh = (float(v) for v in item["bbox"])
+            prompts.append(clip_box([x, y, x + bw, y + bh], w, h))
+        except (ValueError, TypeError, KeyError) as exc:  # e.g. a box outside the image: skip that box
+            log.warning("%s: box %d skipped: %s", key, i, exc)
+            continue
+        items.append((i, item.get("label"), [x, y, x + bw, y + bh]))
+    need_labels = any(not label for _, label, _ in items)
+    found = engine.predict_boxes(emb, np.array(prompts).reshape(-1, 4), with_labels=need_labels)
+    for j, (_, label, _) in enumerate(items):
+        if label:  # a given label: the person's, no score
+            found.class_names[j], found.class_ids[j], found.scores[j] = label, -1, np.nan
+    found.data["prompt"] = [{"box": xyxy, "i": i} for i, _, xyxy in items]
+    return found
+
+
+def annotate_image(engine: Engine, image: np.ndarray, key: str, config: BulkConfig) -> Instances:
+    """Annotations of one image: its boxes decoded (``config.boxes``) or the everything pass,
+    without empty masks, masks under ``min_area`` and labelled ones under ``score_threshold``.
+
+    Returns:
+        :class:`~annotator.instances.Instances` with ``data["prompt"]`` (what the journal keeps).
+    """
+    emb = engine.embed(image)
     if config.boxes is not None:
-        h, w = image.shape[:2]
-        items, prompts = [], []
-        for i, item in enumerate(_boxes_for(config.boxes, key)):
-            try:
-                x, y, bw, bh = (float(v) for v in item["bbox"])
-                prompts.append(clip_box([x, y, x + bw, y + bh], w, h))
-            except (ValueError, TypeError, KeyError) as exc:  # e.g. a box outside the image: skip that box
-                log.warning("%s: box %d skipped: %s", key, i, exc)
-                continue
-            items.append((i, item.get("label"), [x, y, x + bw, y + bh]))
-        need_labels = any(not label for _, label, _ in items)
-        results = engine.predict_boxes(np.array(prompts).reshape(-1, 4), with_labels=need_labels)  # batched
-        for (i, label, xyxy), result in zip(items, results, strict=True):
-            score = None
-            if not label:
-                label, score = (result.labels[0].name, result.labels[0].score) if result.labels else ("object", None)
-            anns.append(_ann(result.mask, label, score, result.predicted_iou, {"box": xyxy, "i": i}))
+        found = _box_instances(engine, emb, key, _boxes_for(config.boxes, key))
     else:
-        result = engine.everything(EverythingConfig(method=config.method))
-        for inst in result.instances:
-            score = inst.score if result.labelled else None
-            anns.append(_ann(inst.mask, inst.label, score, inst.predicted_iou, {"everything": config.method}))
+        found = engine.everything(emb, EverythingConfig(method=config.method)).annotations()
+        found.data["prompt"] = [{"everything": config.method} for _ in range(len(found))]
+    scores = np.nan_to_num(found.scores, nan=np.inf)
+    keep = (found.areas >= max(1, config.min_area)) & (scores >= config.score_threshold)
+    return found[np.nonzero(keep)[0]]
+
+
+def to_records(instances: Instances) -> list[dict]:
+    """Instances as journal records ``{"label", "rle", "area", "score", "predicted_iou",
+    "prompt", "source"}`` (JSON-ready; ``score`` / ``predicted_iou`` ``None`` when absent)."""
+    prompts = instances.data.get("prompt") or [{} for _ in range(len(instances))]
+    areas = instances.areas
     return [
-        a
-        for a in anns
-        if a is not None
-        and a["area"] >= max(1, config.min_area)
-        and (a["score"] is None or a["score"] >= config.score_threshold)
+        {
+            "label": str(instances.class_names[i]),
+            "rle": rle,
+            "area": int(areas[i]),
+            "score": instances.score_or_none(i),
+            "predicted_iou": instances.predicted_iou_or_none(i),
+            "prompt": prompts[i],
+            "source": Source(instances.source[i]).value,
+        }
+        for i, rle in enumerate(instances.rles())
     ]
 
 
-def _ann(mask: np.ndarray, label: str, score: float | None, iou: float, prompt: dict) -> dict | None:
-    area = int(mask.sum())
-    if area == 0:
-        return None
-    return {
-        "label": label,
-        "rle": encode_rle(mask),
-        "area": area,
-        "score": score,
-        "predicted_iou": iou,
-        "prompt": prompt,
-    }
+def from_records(records: list[dict], width: int, height: int) -> Instances:
+    """Journal records (see :func:`to_records`; older journals have no ``source``) → Instances."""
+    return Instances(
+        [r["rle"] for r in records],
+        image_size=(height, width),
+        scores=[r.get("score") for r in records],
+        predicted_iou=[r.get("predicted_iou") for r in records],
+        class_names=[r["label"] for r in records],
+        source=[r.get("source") or source_of_prompt(r.get("prompt") or {}) for r in records],
+        data={"prompt": [r.get("prompt") or {} for r in records]},
+    )
 
 
 def _pending(keys: list[str], journal: dict[str, ImageOutcome]) -> Iterator[str]:
@@ -216,7 +237,7 @@ def process_image(engine: Engine, folder: Path, key: str, config: BulkConfig) ->
     t0 = time.perf_counter()
     try:
         image = load_image(folder / key)
-        anns = annotate_image(engine, image, key, config)
+        anns = to_records(annotate_image(engine, image, key, config))
         outcome = ImageOutcome(key, "done", None, image.shape[1], image.shape[0], anns)
     except ImageLoadError as exc:
         outcome = ImageOutcome(key, "skipped", str(exc))
@@ -278,6 +299,46 @@ def _outcomes(
                 submit()
 
 
+def run_pending(
+    engine: Engine,
+    folder: Path,
+    journal: Journal,
+    todo: list[str],
+    config: BulkConfig,
+    progress: bool,
+    workers: int,
+    engine_config: EngineConfig | None,
+) -> dict[str, ImageOutcome]:
+    """Annotate ``todo`` and journal each outcome as it arrives (durable line by line)."""
+    finished: dict[str, ImageOutcome] = {}
+    bar = tqdm(total=len(todo), desc="annotating", unit="img", disable=not progress)
+    for outcome in _outcomes(engine, folder, todo, config, workers, engine_config):
+        journal.append(outcome)
+        finished[outcome.key] = outcome
+        bar.update(1)
+        bar.set_postfix(instances=len(outcome.annotations))
+    bar.close()
+    return finished
+
+
+def import_journal(store: AnnotationStore, keys: list[str], seen: dict[str, ImageOutcome]) -> None:
+    """Add every done image's annotations to the store, once (the images imported are listed in
+    the store's ``meta["bulk_imported"]``); done images without annotations are kept as
+    negatives. Saves the store once."""
+    imported = set(store.meta.get("bulk_imported", []))
+    for key in keys:
+        outcome = seen.get(key)
+        if outcome is None or outcome.status != "done":
+            continue
+        store.add_image(key, outcome.width, outcome.height, save=False)  # negatives too
+        if key in imported:
+            continue
+        store.add_instances(key, from_records(outcome.annotations, outcome.width, outcome.height), save=False)
+        imported.add(key)
+    store.meta["bulk_imported"] = sorted(imported)
+    store.save()
+
+
 def annotate_folder(
     engine: Engine,
     folder: str | Path,
@@ -290,13 +351,16 @@ def annotate_folder(
 ) -> BulkSummary:
     """Annotate every image under ``folder`` (recursively), resumably (see module doc).
 
+    Steps: list the images, read the journal, annotate what it lacks (journalling each),
+    import the journal into the folder's store, export COCO.
+
     Args:
         engine: the loaded models (kept for the whole run).
         workers: with more than one, images are processed by that many worker processes, each
             with its own models (built from ``engine_config``) and ``cores / workers`` threads;
             the journal is written by this process as results arrive.
-        out_dir: journal ``<slug>.journal.jsonl``, store ``<slug>.annotations.json`` and COCO
-            export ``<slug>_coco.json`` go here.
+        out_dir: the journal, the store and the COCO export go here (names:
+            :class:`~annotator.outputs.FolderOutputs`).
         max_images: stop after processing this many new images (for tests and benchmarks).
     Raises:
         FileNotFoundError: ``folder`` is not a folder.
@@ -305,43 +369,21 @@ def annotate_folder(
     if workers > 1 and engine_config is None:
         raise ValueError("worker processes need the engine_config to build their models")
     start = time.perf_counter()
-    folder = Path(folder)
-    keys = [p.relative_to(folder).as_posix() for p in list_images(folder, recursive=True)]
+    outputs = FolderOutputs(folder, out_dir)
+    keys = [p.relative_to(outputs.folder).as_posix() for p in list_images(outputs.folder, recursive=True)]
     if not keys:
         raise ValueError(f"{folder} contains no image files")
-    out_dir = Path(out_dir)
-    slug = folder_slug(folder)
-    journal = Journal(out_dir / f"{slug}.journal.jsonl")
+    journal = Journal(outputs.journal_path)
     seen = journal.read()
     resumed = sum(k in seen and seen[k].status != "failed" for k in keys)
     todo = list(_pending(keys, seen))[:max_images]
-    processed = 0
-    bar = tqdm(total=len(todo), desc="annotating", unit="img", disable=not progress)
-    for outcome in _outcomes(engine, folder, todo, config, workers, engine_config):
-        journal.append(outcome)
-        seen[outcome.key] = outcome
-        processed += 1
-        bar.update(1)
-        bar.set_postfix(instances=len(outcome.annotations))
-    bar.close()
+    finished = run_pending(engine, outputs.folder, journal, todo, config, progress, workers, engine_config)
+    seen.update(finished)
 
     vocab = engine.vocabulary
-    preferred = dict(zip(vocab.names, vocab.ids, strict=True)) if vocab else {}
-    store = AnnotationStore(out_dir / f"{slug}.annotations.json", category_ids=preferred)
-    imported = set(store.meta.get("bulk_imported", []))
-    for key in keys:
-        outcome = seen.get(key)
-        if outcome is None or outcome.status != "done":
-            continue
-        store.add_image(key, outcome.width, outcome.height, save=False)  # negatives too
-        if key in imported:
-            continue
-        for a in outcome.annotations:
-            store.add(key, decode_rle(a["rle"]), a["label"], a["score"], a["predicted_iou"], a["prompt"], save=False)
-        imported.add(key)
-    store.meta["bulk_imported"] = sorted(imported)
-    store.save()
-    coco_path = export_coco(store, out_dir / f"{slug}_coco.json")
+    store = outputs.open_store(category_ids=dict(zip(vocab.names, vocab.ids, strict=True)) if vocab else {})
+    import_journal(store, keys, seen)
+    coco_path = outputs.export(store, "coco")
 
     done = [seen[k] for k in keys if k in seen and seen[k].status == "done"]
     elapsed = time.perf_counter() - start
@@ -351,7 +393,7 @@ def annotate_folder(
         resumed=resumed,
         instances_per_class=dict(Counter(a["label"] for o in done for a in o.annotations).most_common()),
         seconds=elapsed,
-        images_per_minute=60.0 * processed / elapsed if processed else 0.0,
+        images_per_minute=60.0 * len(finished) / elapsed if finished else 0.0,
         coco_path=coco_path,
         store_path=store.path,
     )

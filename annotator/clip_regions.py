@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from .checkpoints import checkpoints_dir
 from .fileio import atomic_write_bytes
+from .masks import masks_to_boxes
 from .vocabulary import Vocabulary, prompt_phrase
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ def _resolve_weights(spec: ClipSpec, cache_dir: Path) -> tuple[str | None, bool]
     return spec.pretrained, quick_gelu
 
 
-class ClipRegionClassifier:
+class ClipRegionEncoder:
     """CLIP visual + text towers for labelling masks (see module doc).
 
     Raises (constructor):
@@ -235,10 +236,9 @@ class ClipRegionClassifier:
 
     def _crop(self, image: np.ndarray, mask: np.ndarray) -> torch.Tensor:
         """(1, 3, S, S) normalised input of a mask's padded bounding-box crop, background greyed."""
-        ys, xs = np.nonzero(mask)
-        if len(ys) == 0:
+        if not mask.any():
             raise ValueError("cannot embed an empty mask")
-        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        x0, y0, x1, y1 = (int(v) for v in masks_to_boxes(mask[None])[0])
         pad_y, pad_x = int(0.1 * (y1 - y0)) + 1, int(0.1 * (x1 - x0)) + 1
         y0, x0 = max(0, y0 - pad_y), max(0, x0 - pad_x)
         y1, x1 = min(mask.shape[0], y1 + pad_y), min(mask.shape[1], x1 + pad_x)

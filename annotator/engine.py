@@ -1,9 +1,13 @@
 """The OV-SAM engine: one image embedding per image, a mask and a label per prompt.
 
-``set_image`` runs SAM's image encoder and CLIP's dense pass once and keeps both (LRU by
-image content, bounded memory) on the model's device; ``predict`` decodes a point / box prompt
-into a mask at the original resolution and ranks the vocabulary for it (the OV-SAM
-feature-crop baseline, see :mod:`annotator.clip_regions`).
+``embed`` runs SAM's image encoder and CLIP's dense pass once per image and keeps both (LRU by
+image content, bounded memory) on the model's device; it returns an :class:`ImageEmbedding`
+handle that the caller passes to every later call (``predict``, ``predict_boxes``,
+``everything``), so the engine keeps no "current image": whoever holds the handle (a page
+session, a bulk worker) says which image a prompt is for.  ``predict`` decodes a point / box
+prompt into a mask at the original resolution and ranks the vocabulary for it (the OV-SAM
+feature-crop baseline: :mod:`annotator.clip_regions` pools the region, :mod:`annotator.classifier`
+names it).
 """
 
 from __future__ import annotations
@@ -19,18 +23,15 @@ import cv2
 import numpy as np
 import torch
 
-from .clip_regions import DEFAULT_TEMPLATES, ClipRegionClassifier, ClipSpec, ClipUnavailable
-from .everything.patches import PatchConfig, Patches, generate_patches
+from .classifier import LabelScore, RegionClassifier
+from .clip_regions import DEFAULT_TEMPLATES, ClipRegionEncoder, ClipSpec, ClipUnavailable
+from .everything.patches import PatchConfig, generate_patches
 from .everything.pipeline import EverythingConfig, EverythingResult, run_everything
+from .instances import UNLABELLED, Instances, Source
 from .sam import DecodedMasks, SamImageEmbedding, SamPromptDecoder, load_sam, upsample_logits
 from .vocabulary import Vocabulary, load_vocabulary
 
 log = logging.getLogger(__name__)
-
-# Large vocabularies are scanned in float16 (half the memory traffic per click), then the best
-# RESCORE candidates are scored again in float32, so the top-k and their scores are exact.
-HALF_SCAN_MIN_CLASSES = 2048
-RESCORE = 32
 
 # CLIP defaults: convolutional CLIPs pool region features far better than ViTs.
 # On a GPU the ConvNeXt-L of FC-CLIP / OV-SAM; on a CPU the much lighter RN50.
@@ -56,16 +57,6 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-@dataclass(frozen=True)
-class LabelScore:
-    """One label suggestion: ``name`` of the vocabulary, its ``category_id``, ``score`` in [0, 1]
-    (softmax over the whole vocabulary of CLIP cosine similarities × 100)."""
-
-    name: str
-    category_id: int
-    score: float
-
-
 def clip_box(box: np.ndarray, width: int, height: int) -> np.ndarray:
     """A box prompt, ordered and clipped to the image.
 
@@ -85,7 +76,7 @@ def clip_box(box: np.ndarray, width: int, height: int) -> np.ndarray:
 
 @dataclass
 class PromptResult:
-    """A decoded prompt.
+    """A decoded prompt: the mask, and what a person's next click refines it with.
 
     Attributes:
         mask: (H, W) bool at the original resolution, the chosen candidate.
@@ -108,9 +99,37 @@ class PromptResult:
         """Mask pixel count."""
         return int(self.mask.sum())
 
+    def to_instances(
+        self, source: Source = Source.CLICK, label: str | None = None, prompt: dict | None = None
+    ) -> Instances:
+        """The mask as one :class:`~annotator.instances.Instances`.
+
+        Args:
+            source: how it was prompted (``CLICK`` or ``BOX``).
+            label: the class name; ``None`` = the best suggestion (or ``object`` without one).
+                Its score is the suggestion's probability of that name, none for a name the
+                suggestions do not hold.
+            prompt: the prompt, kept in ``data["prompt"]``.
+        """
+        if label is None:
+            label = self.labels[0].name if self.labels else UNLABELLED
+        score = next((s.score for s in self.labels if s.name == label), None)
+        cid = next((s.category_id for s in self.labels if s.name == label), -1)
+        return Instances(
+            self.mask[None],
+            scores=[score],
+            predicted_iou=[self.predicted_iou],
+            class_names=[label],
+            class_ids=[cid],
+            source=source,
+            data={"prompt": [prompt or {}]},
+        )
+
 
 @dataclass
-class _ImageState:
+class _Embeddings:
+    """What the cache holds per image."""
+
     sam: SamImageEmbedding
     clip_dense: torch.Tensor | None
 
@@ -118,6 +137,28 @@ class _ImageState:
     def nbytes(self) -> int:
         dense = 0 if self.clip_dense is None else self.clip_dense.numel() * self.clip_dense.element_size()
         return self.sam.nbytes + dense
+
+
+@dataclass(frozen=True)
+class ImageEmbedding:
+    """One image's embeddings, the handle every prompt and pass of :class:`Engine` takes.
+
+    Attributes:
+        key: the image's content key (:func:`image_key`).
+        image: (H, W, 3) uint8 RGB pixels (the crop classifier and everything mode need them).
+        sam: SAM's image embedding and the decoder's image-only terms.
+        clip_dense: (C, Hf, Wf) CLIP dense map on the model's device (dense label mode), else ``None``.
+    """
+
+    key: str
+    image: np.ndarray
+    sam: SamImageEmbedding
+    clip_dense: torch.Tensor | None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) of the image in pixels."""
+        return self.sam.original_size
 
 
 def image_key(image: np.ndarray) -> str:
@@ -129,26 +170,26 @@ def image_key(image: np.ndarray) -> str:
 
 
 class Engine:
-    """Interactive OV-SAM: ``set_image`` once, ``predict`` per click.
+    """Interactive OV-SAM: ``embed`` once per image, ``predict`` per click.
 
     Args:
         sam_model: a loaded SAM (see :func:`annotator.sam.load_sam`).
-        classifier: CLIP region classifier, or ``None`` (masks only).
-        vocabulary: class names for suggestions (needed with a classifier).
+        clip: CLIP region encoder, or ``None`` (masks only).
+        vocabulary: class names for suggestions (needed with a CLIP).
         topk: number of suggestions per mask.
         cache_bytes: memory bound of the per-image cache (embeddings of recent images).
         templates: prompt templates for the text embeddings.
-        labels_unavailable: why there is no classifier, shown to the user.
+        labels_unavailable: why there is no CLIP, shown to the user.
         text_embeddings: (K, D) unit-norm class embeddings to use instead of encoding the
-            vocabulary with the classifier (e.g. precomputed elsewhere).
+            vocabulary with CLIP's text tower (e.g. precomputed elsewhere).
     Raises:
-        ValueError: a classifier without a vocabulary, or embeddings of the wrong length.
+        ValueError: a CLIP without a vocabulary, or embeddings of the wrong length.
     """
 
     def __init__(
         self,
         sam_model: torch.nn.Module,
-        classifier: ClipRegionClassifier | None = None,
+        clip: ClipRegionEncoder | None = None,
         vocabulary: Vocabulary | None = None,
         topk: int = 5,
         cache_bytes: int = 1 << 30,
@@ -157,30 +198,24 @@ class Engine:
         text_embeddings: torch.Tensor | None = None,
     ):
         self.decoder = SamPromptDecoder(sam_model)
-        self.classifier = classifier
+        self.clip = clip
         self.vocabulary = vocabulary
         self.topk = topk
         self.cache_bytes = cache_bytes
-        self._cache: OrderedDict[str, _ImageState] = OrderedDict()
+        self._cache: OrderedDict[str, _Embeddings] = OrderedDict()
         self._cache_lock = threading.Lock()  # guards _cache and _pending, never held while computing
         self._pending: dict[str, threading.Event] = {}  # embeddings being computed, by image key
         self._keys: dict[int, tuple[weakref.ref, str]] = {}  # id of a read-only array -> its content key
-        self._current: _ImageState | None = None
-        self._current_image: np.ndarray | None = None
-        self.text_embeddings: torch.Tensor | None = None
-        self._text_half: torch.Tensor | None = None
+        self._in_use: str | None = None  # the key last asked for by embed(): a prefetch never evicts it
+        self.classifier: RegionClassifier | None = None
         self.labels_unavailable = labels_unavailable
-        if classifier is not None:
+        if clip is not None:
             if vocabulary is None:
-                raise ValueError("a classifier needs a vocabulary")
+                raise ValueError("a CLIP needs a vocabulary")
             if text_embeddings is None:
-                text_embeddings = classifier.class_embeddings(vocabulary, templates)
-            if len(text_embeddings) != len(vocabulary):
-                raise ValueError(f"{len(text_embeddings)} text embeddings for {len(vocabulary)} classes")
-            self.text_embeddings = text_embeddings.to(classifier.device).float().contiguous()
-            if len(vocabulary) > HALF_SCAN_MIN_CLASSES:
-                self._text_half = self.text_embeddings.half()
-            if classifier.random_weights:
+                text_embeddings = clip.class_embeddings(vocabulary, templates)
+            self.classifier = RegionClassifier(text_embeddings.to(clip.device), vocabulary)
+            if clip.random_weights:
                 self.labels_unavailable = "CLIP has random weights (test mode): suggestions are meaningless"
         elif self.labels_unavailable is None:
             self.labels_unavailable = "no CLIP model loaded"
@@ -193,32 +228,38 @@ class Engine:
     @property
     def has_labels(self) -> bool:
         """Whether ``predict`` returns label suggestions."""
-        return self.text_embeddings is not None
+        return self.classifier is not None
 
-    def set_image(self, image: np.ndarray) -> str:
-        """Make ``image`` current, computing its embeddings unless cached.
+    @property
+    def text_embeddings(self) -> torch.Tensor | None:
+        """(K, D) unit-norm float32 class embeddings of the vocabulary, or ``None`` without CLIP."""
+        return None if self.classifier is None else self.classifier.text
+
+    # ------------------------------------------------------------------ embeddings
+    def embed(self, image: np.ndarray) -> ImageEmbedding:
+        """The image's embeddings, computed unless cached.
 
         If another thread is computing the same image's embeddings (a :meth:`prefetch`), this
         waits for that result instead of computing it twice.
 
         Args:
-            image: (H, W, 3) uint8 RGB.
+            image: (H, W, 3) uint8 RGB. A read-only array is hashed once (its key is
+                remembered), so later calls with it cost a dictionary lookup.
         Returns:
-            The image's content key.
+            :class:`ImageEmbedding`, the handle to pass to :meth:`predict` and the passes.
         Raises:
             ValueError: not an (H, W, 3) uint8 array.
         """
-        key, state = self._embedded(image, keep_current=False)
-        self._current = state
-        self._current_image = image
-        return key
+        key, state = self._embedded(image, keep_in_use=False)
+        self._in_use = key
+        return ImageEmbedding(key, image, state.sam, state.clip_dense)
 
     def prefetch(self, image: np.ndarray) -> str:
-        """Compute and cache ``image``'s embeddings without making it current (for a background
-        thread: the image the user will open next). The cache bound holds as for
-        :meth:`set_image`, and the current image is never the one evicted for it.
+        """Compute and cache ``image``'s embeddings for later (for a background thread: the
+        image the user will open next). The cache bound holds as for :meth:`embed`, and the
+        image last embedded is never the one evicted for it.
 
-        Thread safety: may run beside :meth:`set_image` / :meth:`predict` of another thread;
+        Thread safety: may run beside :meth:`embed` / :meth:`predict` of another thread;
         the cache is locked only to look up and to insert, never while computing.
 
         Returns:
@@ -226,13 +267,24 @@ class Engine:
         Raises:
             ValueError: not an (H, W, 3) uint8 array.
         """
-        return self._embedded(image, keep_current=True)[0]
+        return self._embedded(image, keep_in_use=True)[0]
 
     def is_cached(self, image: np.ndarray) -> bool:
-        """Whether ``image``'s embeddings are held (``set_image`` would cost a hash only)."""
+        """Whether ``image``'s embeddings are held (``embed`` would cost a hash at most)."""
         key = self._key_of(image)
         with self._cache_lock:
             return key in self._cache
+
+    @property
+    def cached_images(self) -> int:
+        """How many images' embeddings are held."""
+        with self._cache_lock:
+            return len(self._cache)
+
+    def clear_cache(self) -> None:
+        """Drop every cached embedding (benchmarks time the encoders this way)."""
+        with self._cache_lock:
+            self._cache.clear()
 
     def _key_of(self, image: np.ndarray) -> str:
         """:func:`image_key`, computed once per read-only array (its pixels cannot change; the
@@ -247,7 +299,7 @@ class Engine:
         self._keys[ident] = (weakref.ref(image, lambda _ref: self._keys.pop(ident, None)), key)
         return key
 
-    def _embedded(self, image: np.ndarray, keep_current: bool) -> tuple[str, _ImageState]:
+    def _embedded(self, image: np.ndarray, keep_in_use: bool) -> tuple[str, _Embeddings]:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
         key = self._key_of(image)
@@ -266,56 +318,42 @@ class Engine:
                 continue
             try:
                 dense = None
-                if self.classifier is not None and self.classifier.mode == "dense":
-                    dense = self.classifier.dense_features(image)
-                state = _ImageState(self.decoder.encode(image), dense)
+                if self.clip is not None and self.clip.mode == "dense":
+                    dense = self.clip.dense_features(image)
+                state = _Embeddings(self.decoder.encode(image), dense)
                 with self._cache_lock:
                     self._cache[key] = state
-                    self._evict(keep_current)
+                    self._evict(keep_in_use)
             finally:
                 with self._cache_lock:
                     self._pending.pop(key).set()
             return key, state
 
-    def _evict(self, keep_current: bool) -> None:
+    def _evict(self, keep_in_use: bool) -> None:
         """Drop least recently used embeddings beyond ``cache_bytes`` (caller holds the lock);
-        the newest entry is kept, and the current image's with ``keep_current``."""
+        the newest entry is kept, and with ``keep_in_use`` the image last embedded."""
         total = sum(s.nbytes for s in self._cache.values())
         for key in list(self._cache)[:-1]:
             if total <= self.cache_bytes:
                 break
-            if keep_current and self._cache[key] is self._current:
+            if keep_in_use and key == self._in_use:
                 continue
             total -= self._cache.pop(key).nbytes
 
-    @property
-    def current_size(self) -> tuple[int, int]:
-        """(H, W) of the current image in pixels.
-
-        Raises:
-            RuntimeError: ``set_image`` was not called.
-        """
-        if self._current is None:
-            raise RuntimeError("call set_image first")
-        return self._current.sam.original_size
-
-    @property
-    def cached_images(self) -> int:
-        """How many images' embeddings are held."""
-        with self._cache_lock:
-            return len(self._cache)
-
+    # ------------------------------------------------------------------ prompts
     def predict(
         self,
+        emb: ImageEmbedding,
         point_coords: np.ndarray | None = None,
         point_labels: np.ndarray | None = None,
         box: np.ndarray | None = None,
         mask_input: np.ndarray | None = None,
         multimask_output: bool | None = None,
     ) -> PromptResult:
-        """Decode a prompt on the current image into a mask and label suggestions.
+        """Decode a prompt on an image into a mask and label suggestions.
 
         Args:
+            emb: the image, from :meth:`embed`.
             point_coords: (N, 2) float (X, Y) pixels of the original image.
             point_labels: (N,) int, 1 = positive, 0 = negative.
             box: (4,) float XYXY pixels of the original image.
@@ -325,13 +363,9 @@ class Engine:
         Returns:
             :class:`PromptResult`.
         Raises:
-            RuntimeError: ``set_image`` was not called.
             ValueError: no prompt, mismatched points, or a point / box outside the image.
         """
-        state = self._current
-        if state is None:
-            raise RuntimeError("call set_image before predict")
-        h, w = state.sam.original_size
+        h, w = emb.size
         if point_coords is not None:
             pc = np.asarray(point_coords, dtype=np.float64).reshape(-1, 2)
             if ((pc < 0) | (pc[:, :1] > w) | (pc[:, 1:] > h)).any():
@@ -341,102 +375,88 @@ class Engine:
         if multimask_output is None:
             n_points = 0 if point_coords is None else len(np.asarray(point_coords).reshape(-1, 2))
             multimask_output = box is None and mask_input is None and n_points == 1
-        decoded = self.decoder.decode(state.sam, point_coords, point_labels, box, mask_input, multimask_output)
+        decoded = self.decoder.decode(emb.sam, point_coords, point_labels, box, mask_input, multimask_output)
         chosen = int(decoded.iou_predictions.argmax())
         logits = decoded.low_res_logits[chosen]
-        mask = upsample_logits(logits, state.sam.input_size, state.sam.original_size)
-        labels = self._labels_from_low_res(state, logits, mask) if self.has_labels else []
+        mask = upsample_logits(logits, emb.sam.input_size, emb.sam.original_size)
+        labels = self._labels_from_low_res(emb, logits, mask) if self.has_labels else []
         return PromptResult(mask, float(decoded.iou_predictions[chosen]), logits[None], decoded, chosen, labels)
 
-    def predict_boxes(self, boxes: np.ndarray, with_labels: bool = True) -> list[PromptResult]:
-        """Decode many box prompts on the current image in batched decoder passes (one mask
-        each, as :meth:`predict` gives for a lone box); for bulk work, where a GPU pays off.
+    def predict_boxes(self, emb: ImageEmbedding, boxes: np.ndarray, with_labels: bool = True) -> Instances:
+        """Decode many box prompts on an image in batched decoder passes (one mask each, as
+        :meth:`predict` gives for a lone box); for bulk work, where a GPU pays off.
 
         Args:
+            emb: the image, from :meth:`embed`.
             boxes: (B, 4) float XYXY pixels of the original image.
-            with_labels: compute label suggestions (skip them when labels are given).
+            with_labels: name each mask by its best suggestion (skip when labels are given).
         Returns:
-            One :class:`PromptResult` per box, in order.
+            B instances in box order (source ``BOX``): class name and score of the best
+            suggestion (``object``, no score without labels), predicted IoU, the box prompt in
+            ``data["prompt"]``.
         Raises:
-            RuntimeError: ``set_image`` was not called.
             ValueError: a box lies outside the image (check first with :func:`clip_box`).
         """
-        state = self._current
-        if state is None:
-            raise RuntimeError("call set_image before predict_boxes")
-        h, w = state.sam.original_size
+        h, w = emb.size
         b = (
             np.stack([clip_box(x, w, h) for x in np.asarray(boxes, dtype=np.float64).reshape(-1, 4)])
             if len(boxes)
             else np.zeros((0, 4))
         )
-        decoded = self.decoder.decode_boxes(state.sam, b)
-        results = []
+        decoded = self.decoder.decode_boxes(emb.sam, b)
+        masks = np.zeros((len(b), h, w), bool)
+        names, scores, ids = [], [], []
         for i, logits in enumerate(decoded.low_res_logits):
-            mask = upsample_logits(logits, state.sam.input_size, state.sam.original_size)
-            labels = self._labels_from_low_res(state, logits, mask) if with_labels and self.has_labels else []
-            one = DecodedMasks(logits[None], decoded.iou_predictions[i : i + 1])
-            results.append(PromptResult(mask, float(decoded.iou_predictions[i]), logits[None], one, 0, labels))
-        return results
+            masks[i] = upsample_logits(logits, emb.sam.input_size, emb.sam.original_size)
+            best = self._labels_from_low_res(emb, logits, masks[i])[:1] if with_labels and self.has_labels else []
+            names.append(best[0].name if best else UNLABELLED)
+            scores.append(best[0].score if best else None)
+            ids.append(best[0].category_id if best else -1)
+        return Instances(
+            masks,
+            scores=scores,
+            predicted_iou=decoded.iou_predictions,
+            class_names=names,
+            class_ids=ids,
+            source=Source.BOX,
+            data={"prompt": [{"box": [float(v) for v in x]} for x in b]},
+        )
 
-    def _rank(self, embedding: torch.Tensor) -> list[LabelScore]:
-        """(1, D) unit-norm region embedding → top-k suggestions."""
-        if float(embedding.norm()) == 0:
-            return []
-        e = embedding[0].float()
-        k = min(self.topk, len(self.text_embeddings))
-        if self._text_half is None:
-            sims = torch.mv(self.text_embeddings, e) * 100.0
-            log_z = torch.logsumexp(sims, dim=0)
-            top = torch.topk(sims, k)
-            values, indices = top.values, top.indices
-        else:
-            sims = torch.mv(self._text_half, e.half()).float() * 100.0
-            cand = torch.topk(sims, min(RESCORE, len(sims))).indices
-            exact = torch.mv(self.text_embeddings[cand], e) * 100.0
-            sims[cand] = exact  # the terms that dominate the normaliser are now exact
-            log_z = torch.logsumexp(sims, dim=0)
-            order = torch.topk(exact, k)
-            values, indices = order.values, cand[order.indices]
-        probs = torch.exp(values - log_z)
-        vocab = self.vocabulary
-        return [
-            LabelScore(vocab.names[i], vocab.ids[i], float(p))
-            for p, i in zip(probs.tolist(), indices.tolist(), strict=True)
-        ]
-
-    def _labels_from_low_res(self, state: _ImageState, logits: np.ndarray, mask: np.ndarray) -> list[LabelScore]:
-        if state.clip_dense is None:  # crop mode needs the full-resolution mask
-            return self._labels_from_mask(state, mask)
-        hv, wv = state.sam.valid_low_res
+    # ------------------------------------------------------------------ labels
+    def _labels_from_low_res(self, emb: ImageEmbedding, logits: np.ndarray, mask: np.ndarray) -> list[LabelScore]:
+        if emb.clip_dense is None:  # crop mode needs the full-resolution mask
+            return self._labels_from_mask(emb, mask)
+        hv, wv = emb.sam.valid_low_res
         coverage = (logits[:hv, :wv] > 0).astype(np.float32)
-        return self._rank(self._pool(state, coverage))
+        return self.classifier.suggestions(self._pool(emb, coverage), self.topk)
 
-    def _pool(self, state: _ImageState, coverage: np.ndarray) -> torch.Tensor:
+    def _pool(self, emb: ImageEmbedding, coverage: np.ndarray) -> torch.Tensor:
         """Mask coverage at any resolution over the image → pooled region embedding (1, D)."""
-        hf, wf = state.clip_dense.shape[1:]
+        hf, wf = emb.clip_dense.shape[1:]
         weights = cv2.resize(coverage, (wf, hf), interpolation=cv2.INTER_AREA)
-        return self.classifier.mask_embeddings(state.clip_dense, weights[None])
+        return self.clip.mask_embeddings(emb.clip_dense, weights[None])
 
-    def _labels_from_mask(self, state: _ImageState, mask: np.ndarray) -> list[LabelScore]:
+    def _labels_from_mask(self, emb: ImageEmbedding, mask: np.ndarray) -> list[LabelScore]:
         if not mask.any():
             return []
-        if state.clip_dense is None:
-            return self._rank(self.classifier.crop_embedding(self._current_image, mask))
-        return self._rank(self._pool(state, mask.astype(np.float32)))
+        if emb.clip_dense is None:
+            return self.classifier.suggestions(self.clip.crop_embedding(emb.image, mask), self.topk)
+        return self.classifier.suggestions(self._pool(emb, mask.astype(np.float32)), self.topk)
 
-    def segment_everything(self, config: PatchConfig | None = None, progress=None) -> Patches:
-        """Automatic SAM patches of the current image (see :mod:`annotator.everything.patches`).
+    def suggest_labels(self, emb: ImageEmbedding, mask: np.ndarray) -> list[LabelScore]:
+        """Top-k labels for any (H, W) bool mask of an image (e.g. an edited one); empty
+        without CLIP or for an empty mask."""
+        return self._labels_from_mask(emb, mask) if self.has_labels else []
+
+    # ------------------------------------------------------------------ everything
+    def segment_everything(self, emb: ImageEmbedding, config: PatchConfig | None = None, progress=None) -> Instances:
+        """Automatic SAM patches of an image (see :mod:`annotator.everything.patches`).
 
         Args:
-            config: grid and thresholds; ``None`` = a 32×32 grid on CUDA, 16×16 on a CPU.
+            config: grid and thresholds; ``None`` = :meth:`default_patch_config`.
             progress: optional callable taking the fraction done.
-        Raises:
-            RuntimeError: ``set_image`` was not called.
         """
-        if self._current is None:
-            raise RuntimeError("call set_image before segment_everything")
-        return generate_patches(self.decoder, self._current.sam, config or self.default_patch_config(), progress)
+        return generate_patches(self.decoder, emb.sam, config or self.default_patch_config(), progress)
 
     def default_patch_config(self) -> PatchConfig:
         """SAM's 32×32 grid on CUDA; 16×16 on a CPU (a quarter of the prompts: ~8 s per COCO
@@ -444,46 +464,34 @@ class Engine:
         islands under 100 px removed."""
         return PatchConfig(points_per_side=32 if self.device.type == "cuda" else 16, min_mask_region_area=100)
 
-    def everything(self, config: EverythingConfig | None = None, progress=None) -> EverythingResult:
-        """Segment and label the whole current image (see :mod:`annotator.everything`).
+    def everything(
+        self, emb: ImageEmbedding, config: EverythingConfig | None = None, progress=None
+    ) -> EverythingResult:
+        """Segment and label a whole image (see :mod:`annotator.everything`).
 
         Args:
+            emb: the image, from :meth:`embed`.
             config: method (``samcp``, ``possam``, ``patches``) and thresholds; ``None`` = SAM-CP
                 with the device's default grid.
             progress: optional callable taking the fraction done.
         Returns:
             :class:`~annotator.everything.pipeline.EverythingResult`; its ``note`` says why the
             instances are unlabelled or their labels meaningless.
-        Raises:
-            RuntimeError: ``set_image`` was not called.
         """
-        if self._current is None:
-            raise RuntimeError("call set_image before everything")
         config = config or EverythingConfig()
         if config.patches is None:
             config = replace(config, patches=self.default_patch_config())
         return run_everything(
-            self._current_image,
+            emb.image,
             self.decoder,
-            self._current.sam,
+            emb.sam,
             config,
-            classifier=self.classifier if self.has_labels else None,
-            clip_dense=self._current.clip_dense,
-            text_embeddings=self.text_embeddings,
-            vocabulary=self.vocabulary,
+            clip=self.clip if self.has_labels else None,
+            clip_dense=emb.clip_dense,
+            classifier=self.classifier,
             note=self.labels_unavailable,
             progress=progress,
         )
-
-    def suggest_labels(self, mask: np.ndarray) -> list[LabelScore]:
-        """Top-k labels for any (H, W) bool mask of the current image (e.g. an edited one).
-
-        Raises:
-            RuntimeError: ``set_image`` was not called.
-        """
-        if self._current is None:
-            raise RuntimeError("call set_image before suggest_labels")
-        return self._labels_from_mask(self._current, mask) if self.has_labels else []
 
 
 @dataclass(frozen=True)
@@ -538,19 +546,19 @@ def build_engine(config: EngineConfig) -> Engine:
     vocabulary = load_vocabulary(config.vocab)  # cheap checks first
     sam_model = load_sam(config.sam, config.sam_checkpoint, device)
     spec = clip_spec_for(config, device)
-    classifier, reason = None, None
+    clip, reason = None, None
     if spec is None:
         reason = "CLIP is switched off (--clip none)"
     else:
         try:
-            classifier = ClipRegionClassifier(spec, device, mode=config.label_mode)
+            clip = ClipRegionEncoder(spec, device, mode=config.label_mode)
         except ClipUnavailable as exc:
             reason = str(exc)
     if reason:
         log.warning("label suggestions are off: %s", reason)
     return Engine(
         sam_model,
-        classifier,
+        clip,
         vocabulary,
         cache_bytes=config.cache_mb << 20,
         labels_unavailable=reason,
@@ -560,8 +568,8 @@ def build_engine(config: EngineConfig) -> Engine:
 def engine_summary(engine: Engine) -> str:
     """One line describing the loaded engine, for logs and the UI."""
     parts = [f"device {engine.device}"]
-    if engine.classifier is not None:
-        parts.append(f"CLIP {engine.classifier.spec.model}/{engine.classifier.spec.pretrained or 'random'}")
+    if engine.clip is not None:
+        parts.append(f"CLIP {engine.clip.spec.model}/{engine.clip.spec.pretrained or 'random'}")
     if engine.vocabulary is not None:
         parts.append(f"vocabulary {engine.vocabulary.name} ({len(engine.vocabulary)} classes)")
     return ", ".join(parts)
@@ -570,6 +578,7 @@ def engine_summary(engine: Engine) -> str:
 __all__ = [
     "Engine",
     "EngineConfig",
+    "ImageEmbedding",
     "LabelScore",
     "PromptResult",
     "build_engine",

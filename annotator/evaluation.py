@@ -19,7 +19,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -34,7 +34,6 @@ from .everything.pipeline import EverythingConfig
 from .exporters.coco_panoptic import from_result, write_coco_panoptic
 from .fileio import atomic_write_json
 from .images import ImageLoadError, load_image
-from .masks import encode_rle
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +109,7 @@ def iter_prompted(
     names = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
     vocab = engine.vocabulary
     for img_id, image in _gt_images(coco, images_dir, limit, progress):
-        engine.set_image(image)
+        emb = engine.embed(image)
         for ann in coco.loadAnns(coco.getAnnIds(imgIds=img_id, iscrowd=None)):
             gt = coco.annToMask(ann).astype(bool)
             if not gt.any():
@@ -118,10 +117,10 @@ def iter_prompted(
             for task in tasks:
                 if task == "prompt-box":
                     x, y, w, h = ann["bbox"]
-                    result = engine.predict(box=np.array([x, y, x + w, y + h]))
+                    result = engine.predict(emb, box=np.array([x, y, x + w, y + h]))
                 else:
                     px, py = farthest_interior_point(gt)
-                    result = engine.predict(point_coords=np.array([[px, py]]), point_labels=np.array([1]))
+                    result = engine.predict(emb, point_coords=np.array([[px, py]]), point_labels=np.array([1]))
                 cat = names[ann["category_id"]]
                 correct = None
                 if engine.has_labels and vocab is not None and cat in vocab.names:
@@ -222,6 +221,63 @@ def _category_ids(coco: COCO) -> dict[str, int]:
     return {c["name"]: c["id"] for c in coco.loadCats(coco.getCatIds())}
 
 
+@dataclass
+class _EverythingRun:
+    """What the everything mode produced over the ground-truth images."""
+
+    img_ids: list[int] = field(default_factory=list)
+    agnostic: list[dict] = field(default_factory=list)  # COCO results, category 1
+    labelled: list[dict] = field(default_factory=list)  # COCO results with the ground truth's categories
+    panoptic: list = field(default_factory=list)  # PanopticImage per image, for PQ
+    seconds: list[float] = field(default_factory=list)
+    patches: int = 0
+    is_labelled: bool = False
+    note: str | None = None
+
+
+def _run_everything(
+    engine: Engine,
+    coco: COCO,
+    images_dir: str | Path,
+    limit: int | None,
+    config: EverythingConfig | None,
+    progress: bool,
+    with_panoptic: bool,
+) -> _EverythingRun:
+    """Run the everything mode on each ground-truth image and collect its instances in COCO
+    terms (results for COCOeval, panoptic images restricted to the ground truth's categories)."""
+    gt_cats = _category_ids(coco)
+    run = _EverythingRun()
+    for img_id, image in _gt_images(coco, images_dir, limit, progress):
+        start = time.perf_counter()
+        result = engine.everything(engine.embed(image), config)
+        run.seconds.append(time.perf_counter() - start)
+        run.img_ids.append(img_id)
+        run.patches += len(result.patches)
+        run.is_labelled, run.note = result.labelled, result.note
+        run.agnostic += result.instances.to_coco_results(img_id)
+        if result.labelled:
+            run.labelled += result.instances.to_coco_results(img_id, gt_cats)
+        if with_panoptic and result.labelled:
+            segments = [seg for seg in result.panoptic.segments if seg.label in gt_cats]
+            seg_map = np.where(
+                np.isin(result.panoptic.segment_map, [seg.id for seg in segments]), result.panoptic.segment_map, 0
+            )
+            keep = PanopticResult(seg_map.astype(np.int32), segments)
+            run.panoptic.append(from_result(img_id, coco.loadImgs(img_id)[0]["file_name"], keep, gt_cats))
+    return run
+
+
+def _mask_ap(coco: COCO, detections: list[dict], img_ids: list[int]) -> float:
+    """COCO mask AP (``useCats=1``), percent."""
+    ev = COCOeval(coco, coco.loadRes(detections), "segm")
+    ev.params.imgIds = img_ids
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    return 100.0 * ev.stats[0]
+
+
 def evaluate_everything(
     engine: Engine,
     images_dir: str | Path,
@@ -250,50 +306,18 @@ def evaluate_everything(
         "note", "mask_AP" (or None), "PQ" (``{"All", "Things", "Stuff"}`` or None)}``.
     """
     coco = COCO(str(gt_json))
-    gt_cats = _category_ids(coco)
-    img_ids, agnostic, labelled_dets, seconds, pan_images = [], [], [], [], []
-    n_patches = 0
-    labelled, note = False, None
-    for img_id, image in _gt_images(coco, images_dir, limit, progress):
-        start = time.perf_counter()
-        engine.set_image(image)
-        result = engine.everything(config)
-        seconds.append(time.perf_counter() - start)
-        img_ids.append(img_id)
-        n_patches += len(result.patches)
-        labelled, note = result.labelled, result.note
-        for inst in result.instances:
-            det = {"image_id": img_id, "segmentation": encode_rle(inst.mask), "score": float(inst.score)}
-            agnostic.append(det)
-            if result.labelled and inst.label in gt_cats:
-                labelled_dets.append({**det, "category_id": gt_cats[inst.label]})
-        if panoptic_gt is not None and result.labelled:
-            segments = [s for s in result.panoptic.segments if s.label in gt_cats]
-            seg_map = np.where(
-                np.isin(result.panoptic.segment_map, [s.id for s in segments]), result.panoptic.segment_map, 0
-            )
-            keep = PanopticResult(seg_map.astype(np.int32), segments)
-            pan_images.append(from_result(img_id, coco.loadImgs(img_id)[0]["file_name"], keep, gt_cats))
-    out = class_agnostic_scores(coco, agnostic, img_ids)
+    run = _run_everything(engine, coco, images_dir, limit, config, progress, panoptic_gt is not None)
+    out = class_agnostic_scores(coco, run.agnostic, run.img_ids)
     out.update(
-        images=len(img_ids),
-        patches=n_patches,
-        instances=len(agnostic),
-        seconds_per_image=float(np.mean(seconds)) if seconds else 0.0,
-        labelled=labelled,
-        note=note,
-        mask_AP=None,
-        PQ=None,
+        images=len(run.img_ids),
+        patches=run.patches,
+        instances=len(run.agnostic),
+        seconds_per_image=float(np.mean(run.seconds)) if run.seconds else 0.0,
+        labelled=run.is_labelled,
+        note=run.note,
+        mask_AP=_mask_ap(coco, run.labelled, run.img_ids) if run.labelled else None,
+        PQ=_panoptic_against(run.panoptic, panoptic_gt, panoptic_dir, work_dir) if run.panoptic else None,
     )
-    if labelled_dets:
-        ev = COCOeval(coco, coco.loadRes(labelled_dets), "segm")
-        ev.params.imgIds = img_ids
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-        out["mask_AP"] = 100.0 * ev.stats[0]
-    if pan_images:
-        out["PQ"] = _panoptic_against(pan_images, panoptic_gt, panoptic_dir, work_dir)
     return out
 
 

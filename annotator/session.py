@@ -6,8 +6,9 @@ point added to an existing mask is decoded with that mask's low-res logits as ``
 (SAM's interactive refinement, as in its predictor example); a new box starts from the points
 alone. Undo restores the previous result without decoding again.
 
-The caller makes the session's image current on the engine first (``engine.set_image``) and
-serialises engine calls when several sessions share one engine.
+The session holds its image's embedding (from ``engine.embed``): it is the only place that
+knows which image a prompt is for. Callers that share one engine between sessions may
+serialise decodes (the CPU is shared), nothing else.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine import Engine, PromptResult, clip_box
+from .engine import Engine, ImageEmbedding, PromptResult, clip_box
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,13 @@ class PromptSession:
 
     Args:
         image: the image's key (path relative to the folder).
+        embedding: its embeddings, from :meth:`~annotator.engine.Engine.embed`.
         max_history: undo steps kept (each holds a full-resolution mask); older ones are dropped.
     """
 
-    def __init__(self, image: str, max_history: int = 50):
+    def __init__(self, image: str, embedding: ImageEmbedding, max_history: int = 50):
         self.image = image
+        self.embedding = embedding
         self.max_history = max_history
         self._history: list[tuple[Prompt, PromptResult]] = []
 
@@ -74,7 +77,7 @@ class PromptSession:
         pts = np.array(prompt.points, dtype=np.float64) if prompt.points else None
         labels = np.array(prompt.labels, dtype=np.int64) if prompt.points else None
         box = np.array(prompt.box, dtype=np.float64) if prompt.box is not None else None
-        result = engine.predict(point_coords=pts, point_labels=labels, box=box, mask_input=mask_input)
+        result = engine.predict(self.embedding, point_coords=pts, point_labels=labels, box=box, mask_input=mask_input)
         self._history.append((prompt, result))
         del self._history[: -self.max_history]
         return result
@@ -83,7 +86,7 @@ class PromptSession:
         """Add a point and decode, refining the current mask (its low-res logits as ``mask_input``).
 
         Args:
-            engine: with this session's image current.
+            engine: the engine that made the session's embedding.
             x, y: original image pixels.
             positive: ``True`` adds to the object, ``False`` cuts away.
         Raises:
@@ -102,7 +105,7 @@ class PromptSession:
         Raises:
             ValueError: the box lies wholly outside the image.
         """
-        h, w = engine.current_size
+        h, w = self.embedding.size
         b = clip_box(np.asarray(box, dtype=np.float64), w, h)
         p = self.prompt
         return self._decode(engine, Prompt(p.points, p.labels, tuple(float(v) for v in b)), None)

@@ -1,12 +1,16 @@
-"""A folder of images being annotated: the image list, the engine and the annotation store.
+"""A folder of images being annotated: the image list, the engine, the annotation store and
+the folder's outputs.
 
 Everything the UI does goes through here, so it can be scripted too::
 
     ws = Workspace.open_folder(engine, "photos/", "exports/")
-    image = ws.activate(ws.keys[0])
-    result = ws.engine.predict(point_coords=[[320, 240]], point_labels=[1])
-    ws.store.add(ws.keys[0], result.mask, result.labels[0].name)
-    ws.export("exports/photos_coco.json")
+    key = ws.keys[0]
+    emb = ws.engine.embed(ws.load(key))
+    result = ws.engine.predict(emb, point_coords=[[320, 240]], point_labels=[1])
+    ws.store.add_instances(key, result.to_instances())
+    ws.export("coco")  # exports/photos_coco.json
+
+The workspace keeps no current image: each page session holds the embedding of its own.
 """
 
 from __future__ import annotations
@@ -21,10 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from .engine import Engine
-from .exporters.coco import export_coco
-from .exporters.coco_panoptic import export_coco_panoptic
-from .exporters.yolo import export_yolo
-from .images import ImageLoadError, folder_slug, list_images, load_image
+from .images import ImageLoadError, list_images, load_image
+from .outputs import FolderOutputs
 from .store import AnnotationStore
 
 log = logging.getLogger(__name__)
@@ -48,30 +50,27 @@ class Workspace:
 
     Args:
         engine: the loaded engine.
-        root: the image folder.
+        outputs: the folder and where its store and exports go.
         keys: image keys, in display order.
         store: where accepted annotations are kept.
-        out_dir: default folder for exports.
         image_cache_bytes: memory bound of the decoded-image cache (pixels of recent images).
     """
 
     def __init__(
         self,
         engine: Engine,
-        root: Path,
+        outputs: FolderOutputs,
         keys: list[str],
         store: AnnotationStore,
-        out_dir: Path,
         image_cache_bytes: int = 512 << 20,
     ):
         self.engine = engine
-        self.root = Path(root)
+        self.outputs = outputs
+        self.root = outputs.folder
+        self.out_dir = outputs.out_dir
         self.keys = keys
         self.store = store
-        self.out_dir = Path(out_dir)
         self.image_cache_bytes = image_cache_bytes
-        self._active: str | None = None
-        self._image: np.ndarray | None = None
         self._images: OrderedDict[str, np.ndarray] = OrderedDict()
         self._images_lock = threading.Lock()
         self._prefetcher: ThreadPoolExecutor | None = None
@@ -86,48 +85,19 @@ class Workspace:
             ValueError: ``folder`` holds no image files.
             annotator.store.StoreError: the existing store file is unreadable.
         """
-        root = Path(folder).resolve()
-        paths = list_images(root, recursive=recursive)
+        outputs = FolderOutputs(folder, out_dir)
+        paths = list_images(outputs.folder, recursive=recursive)
         if not paths:
-            raise ValueError(f"{root} contains no image files")
-        keys = [p.relative_to(root).as_posix() for p in paths]
-        slug = folder_slug(root)
+            raise ValueError(f"{outputs.folder} contains no image files")
+        keys = [p.relative_to(outputs.folder).as_posix() for p in paths]
         vocab = engine.vocabulary
         preferred = dict(zip(vocab.names, vocab.ids, strict=True)) if vocab else {}
-        store = AnnotationStore(Path(out_dir) / f"{slug}.annotations.json", category_ids=preferred)
-        return cls(engine, root, keys, store, Path(out_dir))
+        return cls(engine, outputs, keys, outputs.open_store(category_ids=preferred))
 
     @property
     def slug(self) -> str:
         """Short name of the folder, used in file names."""
-        return self.store.path.name.removesuffix(".annotations.json")
-
-    @property
-    def active(self) -> str | None:
-        """Key of the image the engine currently holds."""
-        return self._active
-
-    @property
-    def image(self) -> np.ndarray | None:
-        """(H, W, 3) uint8 RGB of the active image."""
-        return self._image
-
-    def activate(self, key: str) -> np.ndarray:
-        """Load an image and make it the engine's current one (embeddings cached).
-
-        Returns:
-            (H, W, 3) uint8 RGB.
-        Raises:
-            KeyError: unknown key.
-            annotator.images.ImageLoadError: the file cannot be read (nothing else changes).
-        """
-        image = self.load(key)
-        if key == self._active and self._image is not None:
-            return self._image
-        self.engine.set_image(image)
-        self._active, self._image = key, image
-        self.store.set_meta(last_image=key)
-        return image
+        return self.outputs.slug
 
     def load(self, key: str) -> np.ndarray:
         """Decoded pixels of an image, from a small LRU cache (bounded by ``image_cache_bytes``).
@@ -204,35 +174,22 @@ class Workspace:
             self._prefetcher = None
 
     def last_image(self) -> str:
-        """The image worked on last (from the store), else the first one."""
-        key = self.store.meta.get("last_image")
+        """The image worked on last (from the store's session file), else the first one."""
+        key = self.store.last_image
         return key if key in self.keys else self.keys[0]
 
-    def export(self, out_path: str | Path | None = None, segmentation: str = "rle") -> Path:
-        """Write the COCO instances JSON of all accepted annotations (atomically)."""
-        out = Path(out_path) if out_path else self.out_dir / f"{self.slug}_coco.json"
-        return export_coco(self.store, out, segmentation)
+    def export(self, fmt: str = "coco", **options) -> Path:
+        """Write all accepted annotations in one of
+        :data:`~annotator.outputs.EXPORT_FORMATS` to the folder's output place (see
+        :meth:`annotator.outputs.FolderOutputs.export` for ``options``); panoptic ``isthing``
+        comes from the vocabulary unless given.
 
-    def export_panoptic(self, out_path: str | Path | None = None) -> Path:
-        """Write all accepted annotations as COCO panoptic: ``<slug>_panoptic.json`` and a PNG
-        folder beside it (``<slug>_panoptic/``); ``isthing`` from the vocabulary (unknown
-        labels are things). Returns the JSON path."""
-        out = Path(out_path) if out_path else self.out_dir / f"{self.slug}_panoptic.json"
-        vocab = self.engine.vocabulary
-        return export_coco_panoptic(self.store, out, vocab.isthing_by_name() if vocab else {})
-
-    def export_label_studio(self, url_prefix: str | None = None, region_type: str = "brush") -> Path:
-        """Write Label Studio tasks with predictions to ``<slug>_label_studio.json`` (config
-        beside it as ``.xml``); image URLs default to local-files serving of this folder."""
-        from .exporters.label_studio import export_label_studio, local_files_prefix
-
-        prefix = url_prefix if url_prefix is not None else local_files_prefix(self.root)
-        return export_label_studio(self.store, self.out_dir / f"{self.slug}_label_studio.json", prefix, region_type)
-
-    def export_yolo(self, out_dir: str | Path | None = None) -> Path:
-        """Write all accepted annotations as a YOLO segmentation dataset in ``<slug>_yolo/``
-        (images linked, labels, ``data.yaml``); returns the ``data.yaml`` path."""
-        return export_yolo(self.store, self.root, Path(out_dir) if out_dir else self.out_dir / f"{self.slug}_yolo")
+        Returns:
+            The JSON written (``data.yaml`` for YOLO).
+        """
+        if fmt == "coco-panoptic" and "isthing" not in options and self.engine.vocabulary is not None:
+            options["isthing"] = self.engine.vocabulary.isthing_by_name()
+        return self.outputs.export(self.store, fmt, **options)
 
 
 __all__ = ["Workspace"]

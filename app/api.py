@@ -20,9 +20,9 @@ Routes (mounted under ``/ovsam/api`` by :func:`app.page.build_app`), JSON in and
 - ``POST delete {ids}``, ``POST relabel {ids, label}``, ``POST merge {ids, label?}``,
   ``POST done {key, done}``, ``POST everything {session, method}``, ``GET progress?session=S``.
 
-Each browser tab is a session (an id it makes itself); sessions never share prompts. The
-engine holds one current image, so engine calls are serialised; the store serialises its own
-writes.
+Each browser tab is a session (an id it makes itself); sessions never share prompts, and each
+holds the embedding of its own image (the engine keeps no current image). Decodes are
+serialised (they share the CPU); the store serialises its own writes.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import numpy as np
 from annotator.engine import PromptResult
 from annotator.everything.pipeline import METHOD_TITLES, METHODS, EverythingConfig
 from annotator.images import ImageLoadError
+from annotator.instances import Source
 from annotator.masks import decode_rle, encode_rle
 from annotator.session import PromptSession
 from annotator.store import Annotation
@@ -179,11 +180,9 @@ class PageAPI:
         }
 
     def _decode(self, session: str, key: str | None, step) -> dict:
-        prompt = self._prompt(session, key)
-        image = self.ws.load(prompt.image)  # the prompt's own image, whatever the tab opens meanwhile
+        prompt = self._prompt(session, key)  # holds its own image's embedding, whatever the tab opens meanwhile
         with self._engine_lock:
             t0 = time.perf_counter()
-            self.engine.set_image(image)
             try:
                 result = step(prompt)
             except ValueError as exc:
@@ -198,8 +197,8 @@ class PageAPI:
 
     def _changed(self, keys) -> list[dict]:
         """The image-list entries of ``keys`` only (after an edit: the page updates those rows)."""
-        done = self.ws.store.done
-        return [{"key": k, "n": len(self.ws.store.for_image(k)), "done": k in done} for k in dict.fromkeys(keys)]
+        counts, done = self.ws.store.counts(), self.ws.store.done
+        return [{"key": k, "n": counts.get(k, 0), "done": k in done} for k in dict.fromkeys(keys)]
 
     # ------------------------------------------------------------------ routes
     def state(self, session: str) -> dict:
@@ -231,12 +230,11 @@ class PageAPI:
             raise ApiError(422, str(exc)) from exc
         cached = self.engine.is_cached(image)
         with self._engine_lock:
-            self.engine.set_image(image)
+            embedding = self.engine.embed(image)
         ms = (time.perf_counter() - t0) * 1000
         h, w = image.shape[:2]
-        tab.image, tab.prompt = key, PromptSession(key)
-        if self.ws.store.meta.get("last_image") != key:
-            self.ws.store.set_meta(last_image=key)
+        tab.image, tab.prompt = key, PromptSession(key, embedding)
+        self.ws.store.set_last_image(key)
         self._prefetch_after(key)
         return {
             "key": key,
@@ -338,17 +336,9 @@ class PageAPI:
         label = str(label or "").strip()
         if not label:
             raise ApiError(422, "choose a label first")
-        score = next((s.score for s in result.labels if s.name == label), None)
-        if self.ws.store.meta.get("last_image") != prompt.image:  # another tab opened an image since
-            self.ws.store.set_meta(last_image=prompt.image)
-        ann = self.ws.store.add(
-            prompt.image,
-            result.mask,
-            label,
-            score=score,
-            predicted_iou=result.predicted_iou,
-            prompt=prompt.prompt.as_dict(),
-        )
+        self.ws.store.set_last_image(prompt.image)  # another tab may have opened an image since
+        source = Source.CLICK if prompt.prompt.points else Source.BOX
+        (ann,) = self.ws.store.add_instances(prompt.image, result.to_instances(source, label, prompt.prompt.as_dict()))
         prompt.clear()
         return {"annotation": self._annotation(ann), "changed_images": self._changed([prompt.image])}
 
@@ -415,34 +405,21 @@ class PageAPI:
         """Segment the tab's whole image with a pass of the everything mode; each instance
         becomes an annotation. Progress is readable meanwhile through :meth:`progress`."""
         tab = self._tab(session)
-        if tab.image is None:
+        if tab.image is None or tab.prompt is None:
             raise ApiError(409, "open an image first")
         if method not in METHODS:
             raise ApiError(400, f"unknown everything pass {method!r}: one of {', '.join(METHODS)}")
-        image = self.ws.load(tab.image)
+        key, embedding = tab.image, tab.prompt.embedding
         t0 = time.perf_counter()
         tab.progress = 0.0
         try:
             with self._engine_lock:
-                self.engine.set_image(image)
                 result = self.engine.everything(
-                    EverythingConfig(method=method), progress=lambda f: setattr(tab, "progress", float(f))
+                    embedding, EverythingConfig(method=method), progress=lambda f: setattr(tab, "progress", float(f))
                 )
         finally:
             tab.progress = None
-        added = [
-            self.ws.store.add(
-                tab.image,
-                inst.mask,
-                inst.label,
-                score=inst.score if result.labelled else None,
-                predicted_iou=inst.predicted_iou,
-                prompt={"everything": method, "patches": list(inst.patches)},
-                save=False,
-            )
-            for inst in result.instances
-        ]
-        self.ws.store.save()
+        added = self.ws.store.add_instances(key, result.annotations())
         how = "labelled by CLIP" if result.labelled else "labelled 'object'"
         if result.note:
             how += f": {result.note}"
@@ -451,7 +428,7 @@ class PageAPI:
             "patches": len(result.patches),
             "seconds": round(time.perf_counter() - t0, 2),
             "how": how,
-            "changed_images": self._changed([tab.image]),
+            "changed_images": self._changed([key]),
         }
 
     def progress(self, session: str) -> dict:

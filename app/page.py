@@ -59,22 +59,22 @@ def export(ws: Workspace, kind: str, fmt: str = "rle") -> tuple[str | None, str]
     if n == 0:
         return None, "Nothing to export yet."
     if kind == EXPORT_PANOPTIC:
-        path = ws.export_panoptic()
+        path = ws.export("coco-panoptic")
         archive = _zip(path.with_suffix(".zip"), [path], path.with_suffix(""), path.stem)
         return str(archive), f"Exported {n} annotations as COCO panoptic to `{path}` (+ PNG folder); zip below."
     if kind == EXPORT_YOLO:
-        yaml_path = ws.export_yolo()
+        yaml_path = ws.export("yolo")
         root = yaml_path.parent
         archive = _zip(root.with_suffix(".zip"), [yaml_path], root / "labels", "labels")
         return str(archive), f"Exported {n} annotations as YOLO segmentation to `{root}` (labels zipped below)."
     if kind == EXPORT_LABEL_STUDIO:
-        path = ws.export_label_studio()
+        path = ws.export("label-studio")
         archive = _zip(path.with_suffix(".zip"), [path, path.with_suffix(".xml")])
         return str(archive), (
             f"Exported {n} annotations as Label Studio tasks with predictions to `{path}` "
             f"(labelling config: `{path.with_suffix('.xml')}`); zip below."
         )
-    path = ws.export(segmentation=fmt)
+    path = ws.export("coco", segmentation=fmt)
     return str(path), f"Exported {n} annotations to `{path}`."
 
 

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from chromium import CHROMIUM, launch  # benchmarks/chromium.py, beside this script
 
-from annotator.clip_regions import ClipRegionClassifier, ClipSpec, ClipUnavailable
+from annotator.clip_regions import ClipRegionEncoder, ClipSpec, ClipUnavailable
 from annotator.engine import Engine
 from annotator.evaluation import farthest_interior_point
 from annotator.sam import load_sam
@@ -56,10 +56,10 @@ def build_engine(vocab_name: str, clip_weights: str) -> tuple[Engine, str]:
     try:
         if clip_weights == "random":
             raise ClipUnavailable("random weights asked for")
-        return Engine(sam, ClipRegionClassifier(ClipSpec("RN50", "openai", 672), "cpu"), vocab), "CLIP RN50/openai"
+        return Engine(sam, ClipRegionEncoder(ClipSpec("RN50", "openai", 672), "cpu"), vocab), "CLIP RN50/openai"
     except ClipUnavailable:
         torch.manual_seed(0)
-        clf = ClipRegionClassifier(ClipSpec("RN50", None, 672), "cpu")
+        clf = ClipRegionEncoder(ClipSpec("RN50", None, 672), "cpu")
         dim = clf.model.text_projection.shape[1]
         text = torch.nn.functional.normalize(torch.randn(len(vocab), dim), dim=-1)
         return Engine(sam, clf, vocab, text_embeddings=text), "CLIP RN50 architecture, random weights (timing only)"

@@ -60,18 +60,20 @@ def main() -> int:
         name = coco.loadImgs(img_id)[0]["file_name"]
         image = load_image(Path(args.images) / name)
         for grid in args.grids:
-            engine._cache.clear()  # time the image encoder every time
+            engine.clear_cache()  # time the image encoder every time
             start = time.perf_counter()
-            engine.set_image(image)
+            emb = engine.embed(image)
             encode = time.perf_counter() - start
             for method in args.methods:
-                result = engine.everything(EverythingConfig(method=method, patches=PatchConfig(points_per_side=grid)))
+                config = EverythingConfig(method=method, patches=PatchConfig(points_per_side=grid))
+                result = engine.everything(emb, config)
                 total = encode + sum(result.seconds.values())
                 if method == "patches":
                     record(f"ours {grid}x{grid} patches", img_id, encode + result.seconds["patches"],
                            zip(result.patches.masks, result.patches.predicted_iou, strict=True))  # fmt: skip
+                found = result.instances
                 record(f"ours {grid}x{grid} {method} instances", img_id, total,
-                       ((i.mask, i.score) for i in result.instances))  # fmt: skip
+                       ((found.mask(i), found.scores[i]) for i in range(len(found))))  # fmt: skip
                 if method != "patches":
                     pan = result.panoptic
                     record(f"ours {grid}x{grid} {method} panoptic", img_id, total,

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from annotator.clip_regions import ClipRegionClassifier, ClipSpec, ClipUnavailable
+from annotator.clip_regions import ClipRegionEncoder, ClipSpec, ClipUnavailable
 from annotator.engine import Engine
 from annotator.evaluation import farthest_interior_point
 from annotator.images import load_image
@@ -60,12 +60,12 @@ def main() -> int:
         try:
             if args.clip_weights == "random":
                 raise ClipUnavailable("random weights asked for")
-            clf = ClipRegionClassifier(ClipSpec("RN50", "openai", 672), "cpu")
+            clf = ClipRegionEncoder(ClipSpec("RN50", "openai", 672), "cpu")
             engine = Engine(sam, clf, vocab)
             clip_note = "CLIP RN50/openai"
         except ClipUnavailable:
             torch.manual_seed(0)
-            clf = ClipRegionClassifier(ClipSpec("RN50", None, 672), "cpu")
+            clf = ClipRegionEncoder(ClipSpec("RN50", None, 672), "cpu")
             dim = clf.model.text_projection.shape[1]
             text = torch.nn.functional.normalize(torch.randn(len(vocab), dim), dim=-1)
             engine = Engine(sam, clf, vocab, text_embeddings=text)
@@ -84,7 +84,7 @@ def main() -> int:
         points = [farthest_interior_point(coco.annToMask(a).astype(bool)) for a in anns[: args.clicks]]
         images.append(image)
         t = time.perf_counter()
-        engine.set_image(image)
+        emb = engine.embed(image)
         ours_set.append(time.perf_counter() - t)
         t = time.perf_counter()
         plain.set_image(image)
@@ -92,14 +92,14 @@ def main() -> int:
         for px, py in points:
             pc, pl = np.array([[px, py]]), np.array([1])
             t = time.perf_counter()
-            engine.predict(point_coords=pc, point_labels=pl)
+            engine.predict(emb, point_coords=pc, point_labels=pl)
             ours_click.append(time.perf_counter() - t)
             t = time.perf_counter()
             plain.predict(point_coords=pc, point_labels=pl, multimask_output=True)
             plain_click.append(time.perf_counter() - t)
     for image in images:  # switching back to an image seen before
         t = time.perf_counter()
-        engine.set_image(image)
+        engine.embed(image)
         ours_switch.append(time.perf_counter() - t)
 
     figures = {

@@ -73,14 +73,14 @@ def tiny_clip_factory(tmp_path_factory):
     """Build a tiny random-weight CLIP classifier (seeded, so two calls give the same model)."""
     import torch
 
-    from annotator.clip_regions import ClipRegionClassifier, ClipSpec
+    from annotator.clip_regions import ClipRegionEncoder, ClipSpec
 
     register_tiny_clips()
     cache = tmp_path_factory.mktemp("clip_cache")
 
     def make(name: str = "tiny_rn_clip", dense_size: int = 256, mode: str = "dense", cache_dir: Path | None = None):
         torch.manual_seed(0)
-        return ClipRegionClassifier(ClipSpec(name, None, dense_size), "cpu", cache_dir=cache_dir or cache, mode=mode)
+        return ClipRegionEncoder(ClipSpec(name, None, dense_size), "cpu", cache_dir=cache_dir or cache, mode=mode)
 
     return make
 

@@ -242,9 +242,10 @@ def test_points_box_refine_accept_and_export(browser, app, photos, coco_gt, tmp_
     assert ann1.label == name1 and ann1.prompt["labels"] == [1, 0]
     clicked = decode_rle(ann1.rle)
     # the same prompt through the engine directly: the browser's clicks mapped exactly
-    ws.engine.set_image(ws.load(info["file_name"]))
-    direct = ws.engine.predict(point_coords=np.array(ann1.prompt["points"][:1]), point_labels=np.array([1]))
+    emb = ws.engine.embed(ws.load(info["file_name"]))
+    direct = ws.engine.predict(emb, point_coords=np.array(ann1.prompt["points"][:1]), point_labels=np.array([1]))
     refined = ws.engine.predict(
+        emb,
         point_coords=np.array(ann1.prompt["points"]),
         point_labels=np.array(ann1.prompt["labels"]),
         mask_input=direct.low_res_logits,
@@ -582,8 +583,8 @@ def test_two_tabs_do_not_mix_and_reload_and_restart_keep_everything(
         s = state(c)
         assert s["current"] == info1["file_name"] and len(s["anns"]) == 1  # tab b opened it last
         assert c.locator("#ov-progress").inner_text() == "1 / 4"
-        stored = json.loads((out / f"{again.ws.slug}.annotations.json").read_text())
-        assert stored["meta"]["done"] == [info1["file_name"]]
+        session = json.loads(again.ws.outputs.session_path.read_text())
+        assert session["done"] == [info1["file_name"]]
         c.close()
     finally:
         again.close()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from annotator.checkpoints import ensure_checkpoint
-from annotator.clip_regions import ClipRegionClassifier, ClipSpec, ClipUnavailable
+from annotator.clip_regions import ClipRegionEncoder, ClipSpec, ClipUnavailable
 from annotator.engine import EngineConfig, build_engine
 
 from .conftest import register_tiny_clips
@@ -55,18 +55,18 @@ def test_cached_weights_load_without_network(tmp_path, monkeypatch):
 
     monkeypatch.setattr(open_clip, "get_pretrained_cfg", fake_cfg)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    clf = ClipRegionClassifier(ClipSpec("tiny_rn_clip", "sometag"), cache_dir=tmp_path)
+    clf = ClipRegionEncoder(ClipSpec("tiny_rn_clip", "sometag"), cache_dir=tmp_path)
     assert not clf.random_weights and clf.weights_id == "tiny_rn_clip/sometag"
     loaded = clf.model.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in state.items())
 
     with pytest.raises(ClipUnavailable, match="cannot be reached"):
-        ClipRegionClassifier(ClipSpec("tiny_rn_clip", "sometag"), cache_dir=tmp_path / "empty")
+        ClipRegionEncoder(ClipSpec("tiny_rn_clip", "sometag"), cache_dir=tmp_path / "empty")
 
 
 def test_local_weights_file(tmp_path):
     path = tmp_path / "weights.bin"
     state = _save_tiny_weights(path)
-    clf = ClipRegionClassifier(ClipSpec("tiny_rn_clip", str(path)), cache_dir=tmp_path)
+    clf = ClipRegionEncoder(ClipSpec("tiny_rn_clip", str(path)), cache_dir=tmp_path)
     assert not clf.random_weights
     assert torch.equal(clf.model.state_dict()["text_projection"], state["text_projection"])

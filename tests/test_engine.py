@@ -13,43 +13,39 @@ import torch.nn.functional as F
 from annotator.clip_regions import DEFAULT_TEMPLATES, MAX_SYNONYMS
 from annotator.engine import Engine
 from annotator.evaluation import farthest_interior_point, mask_iou
+from annotator.instances import Source
 from annotator.vocabulary import load_vocabulary, prompt_phrase
 
 from .conftest import instance_mask
 
 
-def test_predict_before_set_image_is_an_error(sam_model):
-    with pytest.raises(RuntimeError, match="set_image"):
-        Engine(sam_model).predict(point_coords=np.array([[1, 1]]), point_labels=np.array([1]))
-
-
 def test_prompts_outside_the_image_are_rejected(engine, coco_image):
     image, _ = coco_image
     h, w = image.shape[:2]
-    engine.set_image(image)
+    emb = engine.embed(image)
     with pytest.raises(ValueError, match="outside"):
-        engine.predict(point_coords=np.array([[w + 10, 5]]), point_labels=np.array([1]))
+        engine.predict(emb, point_coords=np.array([[w + 10, 5]]), point_labels=np.array([1]))
     with pytest.raises(ValueError, match="outside"):
-        engine.predict(box=np.array([w + 1, h + 1, w + 50, h + 50]))
+        engine.predict(emb, box=np.array([w + 1, h + 1, w + 50, h + 50]))
     with pytest.raises(ValueError):
-        engine.predict()
+        engine.predict(emb)
 
 
 def test_point_box_and_negative_points(engine, coco_image, coco_gt):
     image, anns = coco_image
-    engine.set_image(image)
+    emb = engine.embed(image)
     ann = max(anns, key=lambda a: a["area"])
     gt = instance_mask(coco_gt, ann)
     x, y, bw, bh = ann["bbox"]
     px, py = farthest_interior_point(gt)
 
-    one = engine.predict(point_coords=np.array([[px, py]]), point_labels=np.array([1]))
+    one = engine.predict(emb, point_coords=np.array([[px, py]]), point_labels=np.array([1]))
     assert one.mask.shape == image.shape[:2] and one.mask.dtype == bool
     assert len(one.candidates.iou_predictions) == 3  # a lone point is ambiguous
     assert one.chosen == int(np.argmax(one.candidates.iou_predictions))
     assert one.mask[int(py), int(px)]
 
-    boxed = engine.predict(box=np.array([x, y, x + bw, y + bh]))
+    boxed = engine.predict(emb, box=np.array([x, y, x + bw, y + bh]))
     assert len(boxed.candidates.iou_predictions) == 1
     assert mask_iou(boxed.mask, gt) > 0.6
     ys, xs = np.nonzero(boxed.mask)  # the mask stays (nearly) inside its box
@@ -59,51 +55,50 @@ def test_point_box_and_negative_points(engine, coco_image, coco_gt):
     inside = np.argwhere(one.mask & ~gt)
     if len(inside):
         ny, nx = inside[len(inside) // 2]
-        neg = engine.predict(point_coords=np.array([[px, py], [nx, ny]]), point_labels=np.array([1, 0]))
+        neg = engine.predict(emb, point_coords=np.array([[px, py], [nx, ny]]), point_labels=np.array([1, 0]))
         assert not neg.mask[ny, nx] or neg.mask.sum() < one.mask.sum()
 
     refined = engine.predict(
-        point_coords=np.array([[px, py]]), point_labels=np.array([1]), mask_input=one.low_res_logits
+        emb, point_coords=np.array([[px, py]]), point_labels=np.array([1]), mask_input=one.low_res_logits
     )
     assert refined.mask.shape == gt.shape and refined.low_res_logits.shape == (1, 256, 256)
 
 
 def test_batched_boxes_equal_one_by_one(engine, coco_image):
     image, anns = coco_image
-    engine.set_image(image)
+    emb = engine.embed(image)
     boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)])
     assert len(boxes) > 3
-    batched = engine.predict_boxes(boxes)
-    assert len(batched) == len(boxes)
-    for box, got in zip(boxes, batched, strict=True):
-        one = engine.predict(box=box)
-        assert abs(got.predicted_iou - one.predicted_iou) < 1e-3
-        assert np.abs(got.low_res_logits - one.low_res_logits).max() < 1e-2
-        assert mask_iou(got.mask, one.mask) > 0.995
-    # batches of several prompts per decoder pass (the CUDA default) decode the same masks
-    several = engine.decoder.decode_boxes(engine._current.sam, boxes, batch_size=4)
-    for k, got in enumerate(batched):
-        assert abs(float(several.iou_predictions[k]) - got.predicted_iou) < 1e-3
-        assert np.abs(several.low_res_logits[k] - got.low_res_logits[0]).max() < 1e-2
+    batched = engine.predict_boxes(emb, boxes)
+    assert len(batched) == len(boxes) and set(batched.source) == {Source.BOX}
+    ones = [engine.predict(emb, box=box) for box in boxes]
+    for k, one in enumerate(ones):
+        assert abs(batched.predicted_iou[k] - one.predicted_iou) < 1e-3
+        assert mask_iou(batched.mask(k), one.mask) > 0.995
+        assert batched.data["prompt"][k]["box"] == pytest.approx(list(boxes[k]))
+    # batches of several prompts per decoder pass (the CUDA default) decode the same logits
+    several = engine.decoder.decode_boxes(emb.sam, boxes, batch_size=4)
+    for k, one in enumerate(ones):
+        assert abs(float(several.iou_predictions[k]) - one.predicted_iou) < 1e-3
+        assert np.abs(several.low_res_logits[k] - one.low_res_logits[0]).max() < 1e-2
     h, w = image.shape[:2]
     with pytest.raises(ValueError, match="outside"):
-        engine.predict_boxes(np.array([boxes[0], [w + 1, h + 1, w + 50, h + 50]]))
-    assert engine.predict_boxes(np.zeros((0, 4))) == []
+        engine.predict_boxes(emb, np.array([boxes[0], [w + 1, h + 1, w + 50, h + 50]]))
+    assert len(engine.predict_boxes(emb, np.zeros((0, 4)))) == 0
 
 
 def test_image_cache_is_keyed_by_content_and_bounded(sam_model, coco_image):
     image, _ = coco_image
     eng = Engine(sam_model)
-    k1 = eng.set_image(image)
-    state = eng._current
-    assert eng.set_image(image.copy()) == k1 and eng._current is state  # same pixels: no recompute
+    first = eng.embed(image)
+    again = eng.embed(image.copy())
+    assert again.key == first.key and again.sam is first.sam  # same pixels: no recompute
     flipped = np.ascontiguousarray(image[:, ::-1])
-    assert eng.set_image(flipped) != k1 and eng.cached_images == 2
-    eng.set_image(image)
-    assert eng._current is state  # switching back is a cache hit
-    small = Engine(sam_model, cache_bytes=1)  # bound below one image: keeps only the current
-    small.set_image(image)
-    small.set_image(flipped)
+    assert eng.embed(flipped).key != first.key and eng.cached_images == 2
+    assert eng.embed(image).sam is first.sam  # switching back is a cache hit
+    small = Engine(sam_model, cache_bytes=1)  # bound below one image: keeps only the last
+    small.embed(image)
+    small.embed(flipped)
     assert small.cached_images == 1
 
 
@@ -140,17 +135,17 @@ def test_labels_equal_an_independent_argmax(sam_model, tiny_clip_factory, coco_i
     clf = tiny_clip_factory("tiny_rn_clip")
     eng = Engine(sam_model, clf, vocab, topk=5)
     assert eng.has_labels and "random weights" in eng.labels_unavailable
-    eng.set_image(image)
-    grid = tuple(eng._current.clip_dense.shape[1:])
+    emb = eng.embed(image)
+    grid = tuple(emb.clip_dense.shape[1:])
     for ann in anns[:4]:
         x, y, bw, bh = ann["bbox"]
-        result = eng.predict(box=np.array([x, y, x + bw, y + bh]))
+        result = eng.predict(emb, box=np.array([x, y, x + bw, y + bh]))
         assert len(result.labels) == 5
         scores = [s.score for s in result.labels]
         assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0 + 1e-6
         assert all(vocab.ids[vocab.index_of(s.name)] == s.category_id for s in result.labels)
         # the same mask through an independent computation gives the same top label
-        suggested = eng.suggest_labels(result.mask)
+        suggested = eng.suggest_labels(emb, result.mask)
         ranking = _independent_ranking(clf, vocab, image, grid, result.mask)
         assert suggested[0].name == vocab.names[ranking[0]]
         assert [s.name for s in suggested] == [vocab.names[i] for i in ranking[:5]]
@@ -158,7 +153,7 @@ def test_labels_equal_an_independent_argmax(sam_model, tiny_clip_factory, coco_i
 
 def test_large_vocabulary_half_precision_scan_is_exact(sam_model, tiny_clip_factory, coco_image):
     """Over 2048 classes the scan runs in float16, then rescoring makes the top-k exact."""
-    from annotator.engine import HALF_SCAN_MIN_CLASSES
+    from annotator.classifier import HALF_SCAN_MIN_CLASSES
 
     image, anns = coco_image
     vocab = load_vocabulary("imagenet21k")
@@ -166,15 +161,15 @@ def test_large_vocabulary_half_precision_scan_is_exact(sam_model, tiny_clip_fact
     torch.manual_seed(1)
     text = F.normalize(torch.randn(len(vocab), 32), dim=-1)
     eng = Engine(sam_model, tiny_clip_factory("tiny_rn_clip"), vocab, topk=5, text_embeddings=text)
-    assert eng._text_half is not None
-    eng.set_image(image)
+    assert eng.classifier.text_half is not None
+    emb = eng.embed(image)
     for ann in anns[:4]:
         x, y, bw, bh = ann["bbox"]
-        mask = eng.predict(box=np.array([x, y, x + bw, y + bh])).mask
-        got = eng.suggest_labels(mask)
-        hf, wf = eng._current.clip_dense.shape[1:]
+        mask = eng.predict(emb, box=np.array([x, y, x + bw, y + bh])).mask
+        got = eng.suggest_labels(emb, mask)
+        hf, wf = emb.clip_dense.shape[1:]
         weights = cv2.resize(mask.astype(np.float32), (wf, hf), interpolation=cv2.INTER_AREA)
-        region = eng.classifier.mask_embeddings(eng._current.clip_dense, weights[None])[0]
+        region = eng.clip.mask_embeddings(emb.clip_dense, weights[None])[0]
         probs = torch.softmax(text @ region * 100.0, dim=0)
         top = torch.topk(probs, 5)
         assert [s.name for s in got] == [vocab.names[i] for i in top.indices.tolist()]
@@ -224,9 +219,9 @@ def test_crop_mode_labels(sam_model, tiny_clip_factory, coco_image):
     image, anns = coco_image
     vocab = load_vocabulary("coco")
     eng = Engine(sam_model, tiny_clip_factory("tiny_rn_clip", mode="crop"), vocab)
-    eng.set_image(image)
+    emb = eng.embed(image)
     x, y, bw, bh = anns[0]["bbox"]
-    result = eng.predict(box=np.array([x, y, x + bw, y + bh]))
+    result = eng.predict(emb, box=np.array([x, y, x + bw, y + bh]))
     assert len(result.labels) == 5 and result.labels[0].name in vocab.names
 
 
@@ -234,8 +229,7 @@ def test_huge_photo(engine):
     rng = np.random.default_rng(1)
     image = np.full((6000, 8000, 3), 90, np.uint8)
     image[2000:4000, 3000:5000] = rng.integers(200, 255, (2000, 2000, 3), dtype=np.uint8)
-    engine.set_image(image)
-    result = engine.predict(box=np.array([2900, 1900, 5100, 4100]))
+    result = engine.predict(engine.embed(image), box=np.array([2900, 1900, 5100, 4100]))
     assert result.mask.shape == (6000, 8000)
     square = np.zeros((6000, 8000), bool)
     square[2000:4000, 3000:5000] = True
@@ -249,8 +243,8 @@ def test_prefetch_fills_the_cache_beside_clicks_and_is_never_computed_twice(sam_
     other = np.ascontiguousarray(image[::-1])
     third = np.ascontiguousarray(image[:, ::-1])
     eng = Engine(sam_model)
-    eng.set_image(image)
-    before = eng.predict(point_coords=np.array([[100, 100]]), point_labels=np.array([1]))
+    emb = eng.embed(image)
+    before = eng.predict(emb, point_coords=np.array([[100, 100]]), point_labels=np.array([1]))
 
     encodes, release = [], threading.Event()
     real_encode = eng.decoder.encode
@@ -265,23 +259,24 @@ def test_prefetch_fills_the_cache_beside_clicks_and_is_never_computed_twice(sam_
     worker.start()
     while not encodes:
         time.sleep(0.01)
-    # a click on the current image does not wait behind the prefetch
-    during = eng.predict(point_coords=np.array([[100, 100]]), point_labels=np.array([1]))
+    # a click on the image in use does not wait behind the prefetch
+    during = eng.predict(emb, point_coords=np.array([[100, 100]]), point_labels=np.array([1]))
     assert np.array_equal(during.mask, before.mask) and worker.is_alive()
     # opening the image being prefetched waits for that pass instead of encoding again
-    opener = threading.Thread(target=eng.set_image, args=(other,))
+    opened = []
+    opener = threading.Thread(target=lambda: opened.append(eng.embed(other)))
     opener.start()
     time.sleep(0.2)
     assert opener.is_alive()
     release.set()
     worker.join(60)
     opener.join(60)
-    assert len(encodes) == 1 and eng.current_size == other.shape[:2]
+    assert len(encodes) == 1 and opened[0].size == other.shape[:2]
     eng.decoder.encode = real_encode
 
-    # prefetched entries respect the cache bound and never evict the current image
+    # prefetched entries respect the cache bound and never evict the image in use
     small = Engine(sam_model, cache_bytes=1)
-    small.set_image(image)
+    small.embed(image)
     small.prefetch(other)
     assert small.cached_images == 2 and small.is_cached(image) and small.is_cached(other)
     small.prefetch(third)

@@ -14,6 +14,7 @@ from torchvision.ops import box_iou
 from annotator.evaluation import class_agnostic_scores
 from annotator.everything.patches import PatchConfig
 from annotator.images import load_image
+from annotator.instances import Source
 from annotator.masks import encode_rle
 
 from .conftest import ROOT
@@ -31,8 +32,7 @@ def patches_and_reference(engine, sam_model, coco_tiny, coco_gt):
     ours, theirs, patches = [], [], {}
     for img_id in ids:
         image = load_image(coco_tiny / "images" / coco_gt.loadImgs(img_id)[0]["file_name"])
-        engine.set_image(image)
-        p = engine.segment_everything(CONFIG)
+        p = engine.segment_everything(engine.embed(image), CONFIG)
         patches[img_id] = p
         ours += [
             {"image_id": img_id, "segmentation": encode_rle(m), "score": float(s)}
@@ -62,7 +62,8 @@ def test_patch_invariants(patches_and_reference):
         assert len(p) > 5
         assert np.all(np.diff(p.predicted_iou) <= 0)  # best first
         assert p.predicted_iou.min() >= CONFIG.pred_iou_thresh
-        assert p.stability.min() >= CONFIG.stability_score_thresh
+        assert p.data["stability"].min() >= CONFIG.stability_score_thresh
+        assert set(p.source) == {Source.PATCHES} and np.array_equal(p.scores, p.predicted_iou)
         for mask, box in zip(p.masks, p.boxes, strict=True):
             ys, xs = np.nonzero(mask)
             assert list(box) == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]

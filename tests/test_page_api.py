@@ -82,10 +82,10 @@ def test_prompt_refines_with_low_res_logits_and_undo_restores(api_on_photos, coc
     r2 = api.click("s", nx, ny, positive=False)
     assert r2["prompt"]["labels"] == [1, 0] and r2["engine_ms"] > 0
     # the second decode used the first mask's logits as mask_input (SAM's refinement)
-    ws.engine.set_image(ws.load("a.jpg"))
-    first = ws.engine.predict(point_coords=np.array([[px, py]]), point_labels=np.array([1]))
+    emb = ws.engine.embed(ws.load("a.jpg"))
+    first = ws.engine.predict(emb, point_coords=np.array([[px, py]]), point_labels=np.array([1]))
     refined = ws.engine.predict(
-        point_coords=np.array([[px, py], [nx, ny]]), point_labels=np.array([1, 0]), mask_input=first.low_res_logits
+        emb, point_coords=np.array([[px, py], [nx, ny]]), point_labels=np.array([1, 0]), mask_input=first.low_res_logits
     )
     shown = decode_rle(r2["mask"]["rle"])
     assert np.array_equal(shown, refined.mask)
@@ -248,8 +248,7 @@ def test_undo_history_is_bounded(engine, coco_image):
     from annotator.session import PromptSession
 
     image, _ = coco_image
-    engine.set_image(image)
-    session = PromptSession("k", max_history=2)
+    session = PromptSession("k", engine.embed(image), max_history=2)
     for x in (100, 120, 140):
         session.add_point(engine, x, 100)
     assert len(session.prompt.points) == 3

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -16,9 +17,9 @@ import torch
 
 from annotator.engine import Engine
 from annotator.evaluation import class_agnostic_scores, evaluate_everything, panoptic_quality
-from annotator.everything.panoptic import UNLABELLED, Instance, assemble_panoptic
+from annotator.everything.panoptic import assemble_panoptic
 from annotator.everything.patches import PatchConfig
-from annotator.everything.pipeline import EverythingConfig
+from annotator.everything.pipeline import EverythingConfig, region_embeddings
 from annotator.everything.possam import MaseConfig, mase
 from annotator.exporters.coco_panoptic import (
     PanopticFormatError,
@@ -28,7 +29,7 @@ from annotator.exporters.coco_panoptic import (
     write_coco_panoptic,
 )
 from annotator.images import load_image
-from annotator.masks import encode_rle
+from annotator.instances import UNLABELLED, Instances, Source
 from annotator.store import AnnotationStore
 from annotator.vocabulary import load_vocabulary
 
@@ -44,8 +45,8 @@ def agnostic_runs(engine, coco_tiny, coco_gt):
     """SAM-CP without CLIP on the first 3 COCO photos: {image id: EverythingResult}."""
     runs = {}
     for img_id in sorted(coco_gt.getImgIds())[:3]:
-        engine.set_image(load_image(coco_tiny / "images" / coco_gt.loadImgs(img_id)[0]["file_name"]))
-        runs[img_id] = engine.everything(EverythingConfig(method="samcp", patches=GRID16))
+        emb = engine.embed(load_image(coco_tiny / "images" / coco_gt.loadImgs(img_id)[0]["file_name"]))
+        runs[img_id] = engine.everything(emb, EverythingConfig(method="samcp", patches=GRID16))
     return runs
 
 
@@ -64,22 +65,22 @@ def test_class_agnostic_samcp_merges_patches_into_instances(agnostic_runs, coco_
     merged_any = False
     for result in agnostic_runs.values():
         assert not result.labelled and result.note  # says why there are no labels
-        used = [i for inst in result.instances for i in inst.patches]
+        found = result.instances
+        groups = found.data["patches"]
+        used = [i for group in groups for i in group]
         assert sorted(used) == list(range(len(result.patches)))  # every patch in exactly one instance
-        for inst in result.instances:
-            assert inst.label == UNLABELLED and inst.category_id is None
-            assert np.array_equal(inst.mask, np.logical_or.reduce(result.patches.masks[list(inst.patches)]))
-            merged_any |= len(inst.patches) > 1
-        assert len(result.instances) <= len(result.patches)
+        assert set(found.source) == {Source.SAMCP} and set(found.class_ids) == {-1}
+        for i, group in enumerate(groups):
+            assert found.class_names[i] == UNLABELLED
+            assert np.array_equal(found.mask(i), np.logical_or.reduce(result.patches.masks[list(group)]))
+            merged_any |= len(group) > 1
+        assert len(found) <= len(result.patches)
     assert merged_any
     ids = list(agnostic_runs)
     merged_dets, patch_dets = [], []
     for img_id, r in agnostic_runs.items():
-        merged_dets += [{"image_id": img_id, "segmentation": encode_rle(x.mask), "score": x.score} for x in r.instances]
-        patch_dets += [
-            {"image_id": img_id, "segmentation": encode_rle(m), "score": float(s)}
-            for m, s in zip(r.patches.masks, r.patches.predicted_iou, strict=True)
-        ]
+        merged_dets += r.instances.to_coco_results(img_id)
+        patch_dets += r.patches.to_coco_results(img_id)
     with contextlib.redirect_stdout(io.StringIO()):
         merged = class_agnostic_scores(coco_gt, merged_dets, ids)
         patches = class_agnostic_scores(coco_gt, patch_dets, ids)
@@ -97,7 +98,7 @@ def test_panoptic_map_has_no_overlap_and_matches_segments(agnostic_runs):
         for seg in pan.segments:
             pixels = pan.mask(seg.id)
             assert pixels.sum() == seg.area >= 16
-            union = np.logical_or.reduce([result.instances[i].mask for i in seg.instances])
+            union = np.logical_or.reduce([result.instances.mask(i) for i in seg.instances])
             assert not (pixels & ~union).any()  # a segment only covers its own instances
             x, y, w, h = seg.bbox
             ys, xs = np.nonzero(pixels)
@@ -130,11 +131,17 @@ def test_coco_panoptic_sample_reads_writes_and_scores_100(tmp_path):
         assert np.array_equal(a.segment_map, b.segment_map)
     pq = panoptic_quality(gt_json, out)
     assert pq["All"]["PQ"] == pytest.approx(100.0) and pq["Stuff"]["n"] > 0
-    # a dropped segment is a false negative: PQ falls below 100
-    images[0].segment_map[images[0].segment_map == images[0].segments_info[0]["id"]] = 0
-    images[0].segments_info = images[0].segments_info[1:]
+    # a dropped segment is one false negative of its category, c: PQ_c = RQ_c = (n - 1) / (n - 0.5)
+    # for its n segments (SQ stays 1), every other category keeps PQ 100; PQ is their mean
+    dropped = next(seg for seg in images[0].segments_info if not seg["iscrowd"])
+    counts = Counter(seg["category_id"] for im in images for seg in im.segments_info if not seg["iscrowd"])
+    n = counts[dropped["category_id"]]
+    expected = 100.0 * (len(counts) - 1 + (n - 1) / (n - 0.5)) / len(counts)
+    images[0].segment_map[images[0].segment_map == dropped["id"]] = 0
+    images[0].segments_info = [seg for seg in images[0].segments_info if seg is not dropped]
     worse = write_coco_panoptic(images, data["categories"], tmp_path / "worse.json")
-    assert panoptic_quality(gt_json, worse)["All"]["PQ"] < 100.0
+    assert expected < 100.0
+    assert panoptic_quality(gt_json, worse)["All"]["PQ"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_writer_rejects_inconsistent_segments(tmp_path):
@@ -150,28 +157,36 @@ def test_writer_rejects_inconsistent_segments(tmp_path):
 
 def test_samcp_labels_patches_and_merges_stuff_per_class(panoptic_engine, panoptic_photo):
     vocab = panoptic_engine.vocabulary
-    panoptic_engine.set_image(panoptic_photo)
-    result = panoptic_engine.everything(EverythingConfig(method="samcp", patches=GRID8))
+    emb = panoptic_engine.embed(panoptic_photo)
+    result = panoptic_engine.everything(emb, EverythingConfig(method="samcp", patches=GRID8))
     assert result.labelled and "random" in result.note
-    stuff = [inst.category_id for inst in result.instances if not inst.isthing]
-    assert len(stuff) == len(set(stuff))  # one instance per stuff class
-    for inst in result.instances:
-        k = vocab.index_of(inst.label)
-        assert inst.category_id == vocab.ids[k] and inst.isthing == vocab.isthing[k]
-        labels = {vocab.index_of(inst.label)}
-        assert len(labels) == 1 and 0 < inst.score <= 1
+    found = result.instances
+    stuff = [int(c) for c, thing in zip(found.class_ids, found.isthing, strict=True) if not thing]
+    assert stuff and len(stuff) == len(set(stuff))  # one instance per stuff class
+    # Prompt I recomputed for every patch: each instance's patches all carry its label
+    dense, _ = region_embeddings(panoptic_photo, result.patches, panoptic_engine.clip, emb.clip_dense, "samcp")
+    prompt_one = panoptic_engine.classifier.probs(dense).argmax(dim=1).tolist()
+    covered = []
+    for i, group in enumerate(found.data["patches"]):
+        k = vocab.index_of(found.class_names[i])
+        assert found.class_ids[i] == vocab.ids[k] and found.isthing[i] == vocab.isthing[k]
+        assert 0 < found.scores[i] <= 1
+        assert [prompt_one[j] for j in group] == [k] * len(group)
+        covered += group
+    assert sorted(covered) == list(range(len(result.patches)))
     seg_stuff = [s.category_id for s in result.panoptic.segments if not s.isthing]
     assert len(seg_stuff) == len(set(seg_stuff))
 
 
 def test_possam_scores_are_label_probability_times_mask_quality(panoptic_engine, panoptic_photo):
-    panoptic_engine.set_image(panoptic_photo)
-    result = panoptic_engine.everything(EverythingConfig(method="possam", patches=GRID8))
-    assert result.labelled and len(result.instances) == len(result.patches)
-    for inst in result.instances:
-        (i,) = inst.patches
-        assert inst.predicted_iou == pytest.approx(float(result.patches.predicted_iou[i]))
-        assert 0 < inst.score <= inst.predicted_iou
+    result = panoptic_engine.everything(
+        panoptic_engine.embed(panoptic_photo), EverythingConfig(method="possam", patches=GRID8)
+    )
+    found = result.instances
+    assert result.labelled and len(found) == len(result.patches) and set(found.source) == {Source.POSSAM}
+    for k, (i,) in enumerate(found.data["patches"]):
+        assert found.predicted_iou[k] == pytest.approx(float(result.patches.predicted_iou[i]))
+        assert 0 < found.scores[k] <= found.predicted_iou[k]
 
 
 def test_mase_weights():
@@ -203,12 +218,14 @@ def test_assembly_paints_best_thing_first_and_merges_stuff():
     sky1[15:, :] = True
     sky2 = np.zeros((20, 20), bool)
     sky2[:, 16:] = True
-    insts = [
-        Instance(a, "cat", 1, True, 0.5, 0.9),
-        Instance(b, "dog", 2, True, 0.9, 0.9),
-        Instance(sky1, "sky", 3, False, 0.4, 0.9),
-        Instance(sky2, "sky", 3, False, 0.6, 0.9),
-    ]
+    insts = Instances(
+        np.stack([a, b, sky1, sky2]),
+        scores=[0.5, 0.9, 0.4, 0.6],
+        predicted_iou=[0.9] * 4,
+        class_names=["cat", "dog", "sky", "sky"],
+        class_ids=[1, 2, 3, 3],
+        isthing=[True, True, False, False],
+    )
     pan = assemble_panoptic(insts, overlap_threshold=0.5, min_area=1)
     labels = [s.label for s in pan.segments]
     assert labels == ["dog", "cat", "sky"]

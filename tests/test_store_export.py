@@ -144,3 +144,65 @@ def test_done_marks_and_counts_persist(tmp_path):
     store.set_done("a.jpg", False)
     again = AnnotationStore(path)
     assert again.done == {"b.jpg"} and again.counts() == {"a.jpg": 2}
+
+
+def test_switching_images_writes_the_session_file_only(tmp_path):
+    path = tmp_path / "s.annotations.json"
+    store = AnnotationStore(path)
+    mask = np.zeros((20, 30), bool)
+    mask[2:8, 3:9] = True
+    store.add("a.jpg", mask, "cat")
+    before = path.read_bytes()
+    store.set_last_image("b.jpg")
+    store.set_done("a.jpg")
+    assert path.read_bytes() == before  # the annotations were not rewritten
+    session = json.loads(store.session_path.read_text())
+    assert store.session_path.name == "s.session.json"
+    assert session["last_image"] == "b.jpg" and session["done"] == ["a.jpg"]
+    again = AnnotationStore(path)
+    assert again.last_image == "b.jpg" and again.done == {"a.jpg"}
+
+
+def test_store_written_before_the_session_file_keeps_its_marks(tmp_path):
+    path = tmp_path / "old.annotations.json"
+    mask = np.zeros((20, 30), bool)
+    mask[2:8, 3:9] = True
+    store = AnnotationStore(path)
+    store.add("a.jpg", mask, "cat", prompt={"everything": "samcp"})
+    data = json.loads(path.read_text())
+    for ann in data["annotations"]:
+        del ann["source"]  # as written before provenance was recorded
+    data["meta"] = {"last_image": "a.jpg", "done": ["a.jpg"], "bulk_imported": ["a.jpg"]}
+    path.write_text(json.dumps(data))
+    old = AnnotationStore(path)
+    assert old.last_image == "a.jpg" and old.done == {"a.jpg"} and old.meta == {"bulk_imported": ["a.jpg"]}
+    assert old.session_path.exists()  # moved out at once: a later store save cannot lose them
+    assert old.annotations[1].source == "samcp"  # provenance read from the prompt
+
+
+def test_instances_round_trip_through_the_store(tmp_path):
+    from annotator.instances import Instances, Source
+
+    masks = np.zeros((3, 20, 30), bool)
+    masks[0, 2:8, 3:9] = masks[1, 10:15, 10:20] = masks[2, 0:2, 0:2] = True
+    made = Instances(
+        masks,
+        scores=[0.7, None, 0.2],
+        predicted_iou=[0.9, 0.8, None],
+        class_names=["cat", "dog", "cat"],
+        source=[Source.SAMCP, Source.CLICK, Source.BOX],
+        data={"prompt": [{"everything": "samcp"}, {"points": [[12, 12]], "labels": [1]}, {"box": [0, 0, 2, 2]}]},
+    )
+    store = AnnotationStore(tmp_path / "s.annotations.json", category_ids={"cat": 17})
+    anns = store.add_instances("a.jpg", made)
+    back = AnnotationStore(tmp_path / "s.annotations.json").instances("a.jpg")
+    assert [a.id for a in anns] == list(back.data["annotation_id"])
+    assert np.array_equal(back.dense_masks(), masks) and np.array_equal(back.boxes, made.boxes)
+    np.testing.assert_array_equal(back.scores, [0.7, np.nan, 0.2])
+    np.testing.assert_array_equal(back.predicted_iou, [0.9, 0.8, np.nan])
+    assert list(back.class_names) == ["cat", "dog", "cat"] and list(back.class_ids) == [17, 18, 17]
+    assert list(back.source) == [Source.SAMCP, Source.CLICK, Source.BOX]
+    assert back.data["prompt"] == made.data["prompt"]
+    merged = store.merge([anns[0].id, anns[2].id])
+    assert merged.source == "merge" and store.counts() == {"a.jpg": 2}
+    assert [a.id for a in store.for_image("a.jpg")] == [anns[1].id, merged.id]

@@ -9,8 +9,8 @@ that maps queries × patches to an affinity matrix:
   instances under construction (each a set of member patches); the answer is a (Q, N) matrix.
 
 :class:`AffinityDecoder` is that interface; :class:`TrainingFreeAffinity` answers it with no
-training: Prompt I by CLIP mask-pooled region features against text embeddings (softmax over the
-vocabulary), Prompt II by cosine similarity of mask-pooled SAM features (and CLIP features when
+training: Prompt I by the project's one region classifier (CLIP region features against the
+vocabulary's text embeddings, :class:`~annotator.classifier.RegionClassifier`), Prompt II by cosine similarity of mask-pooled SAM features (and CLIP features when
 present) gated by adjacency, plus containment (a patch mostly inside an instance and similar
 enough is a part of it).
 A trained decoder with the same two methods can replace it.
@@ -24,15 +24,17 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from ..classifier import RegionClassifier
 from .regions import RegionFeatures
 
 
 class AffinityDecoder(Protocol):
     """Queries × patches → affinity, SAM-CP's unified affinity decoder interface."""
 
-    def semantic(self, text_queries: torch.Tensor, regions: RegionFeatures) -> torch.Tensor:
-        """Prompt I. ``text_queries``: (K, D) unit-norm text embeddings → (N, K) float32 in [0, 1],
-        rows summing to 1 (probability of each label for each patch)."""
+    def semantic(self, classifier: RegionClassifier, regions: RegionFeatures) -> torch.Tensor:
+        """Prompt I. ``classifier`` holds the text queries (K classes) → (N, K) float32 in
+        [0, 1] on the classifier's device, rows summing to 1 (probability of each label for
+        each patch), zero rows for empty patches."""
         ...
 
     def instance(self, members: np.ndarray, regions: RegionFeatures) -> np.ndarray:
@@ -46,7 +48,6 @@ class TrainingFreeAffinity:
     """Training-free answers to SAM-CP's two prompts.
 
     Attributes:
-        logit_scale: CLIP's temperature for Prompt I (softmax of 100 × cosine similarity).
         sam_low, sam_high: SAM-feature cosine similarities mapped to affinity 0 and 1 (linear
             in between) for adjacent patches.  Calibrated on 8 COCO photos with MobileSAM: of
             adjacent patch pairs of one ground-truth object 14 % reach 0.95, of two objects 1 %.
@@ -57,7 +58,6 @@ class TrainingFreeAffinity:
             (lower than for mere neighbours: a part is rarely a separate object).
     """
 
-    logit_scale: float = 100.0
     sam_low: float = 0.95
     sam_high: float = 0.99
     clip_low: float = 0.95
@@ -66,17 +66,15 @@ class TrainingFreeAffinity:
     part_low: float = 0.5
     part_high: float = 0.6
 
-    def semantic(self, text_queries: torch.Tensor, regions: RegionFeatures) -> torch.Tensor:
-        """Prompt I; see :class:`AffinityDecoder`.
+    def semantic(self, classifier: RegionClassifier, regions: RegionFeatures) -> torch.Tensor:
+        """Prompt I; see :class:`AffinityDecoder`: the region classifier's probabilities.
 
         Raises:
             ValueError: the regions have no CLIP features.
         """
         if regions.clip is None:
             raise ValueError("Prompt I needs CLIP region features")
-        logits = self.logit_scale * regions.clip @ text_queries.float().cpu().T
-        probs = logits.softmax(dim=-1)
-        return probs * (regions.clip.norm(dim=-1, keepdim=True) > 0)  # empty patches match nothing
+        return classifier.probs(regions.clip)
 
     def instance(self, members: np.ndarray, regions: RegionFeatures) -> np.ndarray:
         """Prompt II; see :class:`AffinityDecoder`."""

@@ -1,8 +1,9 @@
 """Instances and panoptic segmentation of one image (Kirillov et al., 2019).
 
-An everything pass yields :class:`Instance` s (masks may overlap); :func:`assemble_panoptic`
-turns them into a :class:`PanopticResult`: a segment map where every pixel belongs to at most
-one segment, as in the COCO panoptic format.
+An everything pass yields :class:`~annotator.instances.Instances` (masks may overlap);
+:func:`assemble_panoptic` turns them into a :class:`PanopticResult`: a segment map where every
+pixel belongs to at most one segment, and one :class:`PanopticSegment` (a COCO panoptic
+``segments_info`` entry) per segment.
 """
 
 from __future__ import annotations
@@ -11,36 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-UNLABELLED = "object"  # label of masks when no CLIP can name them
-
-
-@dataclass
-class Instance:
-    """One segmented and (maybe) labelled region.
-
-    Attributes:
-        mask: (H, W) bool at the original resolution.
-        label: class name, or :data:`UNLABELLED`.
-        category_id: the vocabulary's id of ``label``; ``None`` when unlabelled.
-        isthing: countable object (``True``) or amorphous stuff (sky, road, wall: ``False``).
-        score: confidence in [0, 1]: label probability (× mask quality for PosSAM), or SAM's
-            predicted IoU when unlabelled.
-        predicted_iou: SAM's predicted IoU (the best of the merged patches).
-        patches: indices of the SAM patches it is made of.
-    """
-
-    mask: np.ndarray
-    label: str
-    category_id: int | None
-    isthing: bool
-    score: float
-    predicted_iou: float
-    patches: tuple[int, ...] = ()
-
-    @property
-    def area(self) -> int:
-        """Pixel count."""
-        return int(self.mask.sum())
+from ..instances import Instances
+from ..masks import masks_to_boxes
 
 
 @dataclass
@@ -52,7 +25,7 @@ class PanopticSegment:
         label: class name; category_id: vocabulary id or ``None`` when unlabelled.
         isthing: thing or stuff; score: from the instance(s) it came from.
         area: pixel count in the segment map; bbox: ``[x, y, width, height]`` pixels.
-        instances: indices of the :class:`Instance` s painted into it (several for merged stuff).
+        instances: indices of the instances painted into it (several for merged stuff).
     """
 
     id: int
@@ -83,12 +56,13 @@ class PanopticResult:
 
 
 def _bbox(mask: np.ndarray) -> list[int]:
-    ys, xs = np.nonzero(mask)
-    return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+    """COCO ``[x, y, width, height]`` of a non-empty mask (from the one box-from-mask)."""
+    x0, y0, x1, y1 = (int(v) for v in masks_to_boxes(mask[None])[0])
+    return [x0, y0, x1 - x0, y1 - y0]
 
 
 def assemble_panoptic(
-    instances: list[Instance],
+    instances: Instances,
     overlap_threshold: float = 0.5,
     min_area: int = 16,
 ) -> PanopticResult:
@@ -100,42 +74,45 @@ def assemble_panoptic(
     one segment.
 
     Args:
-        instances: masks all of the same (H, W) image.
+        instances: of one image; their ``scores`` rank them (NaN ranks last).
         overlap_threshold: fraction of its own area an instance must keep.
         min_area: smallest segment kept, in pixels.
     Returns:
-        :class:`PanopticResult`.
-    Raises:
-        ValueError: no instances and so no image size, or masks of different sizes.
+        :class:`PanopticResult`; all void when there is no instance.
     """
-    if not instances:
-        raise ValueError("no instances: the image size is unknown (use an empty segment map instead)")
-    shape = instances[0].mask.shape
-    if any(inst.mask.shape != shape for inst in instances):
-        raise ValueError("instances of different image sizes")
-    seg_map = np.zeros(shape, np.int32)
+    seg_map = np.zeros(instances.image_size, np.int32)
     segments: list[PanopticSegment] = []
-    things = sorted((i for i, inst in enumerate(instances) if inst.isthing), key=lambda i: -instances[i].score)
+    scores = np.where(np.isnan(instances.scores), -np.inf, instances.scores)
+    things = sorted((i for i in range(len(instances)) if instances.isthing[i]), key=lambda i: -scores[i])
     stuff: dict[object, list[int]] = {}
-    for i, inst in enumerate(instances):
-        if not inst.isthing:
-            stuff.setdefault(inst.category_id if inst.category_id is not None else inst.label, []).append(i)
-    groups = [[i] for i in things] + sorted(stuff.values(), key=lambda g: -max(instances[i].score for i in g))
+    for i in range(len(instances)):
+        if not instances.isthing[i]:
+            cid = int(instances.class_ids[i])
+            stuff.setdefault(cid if cid >= 0 else instances.class_names[i], []).append(i)
+    groups = [[i] for i in things] + sorted(stuff.values(), key=lambda g: -max(scores[i] for i in g))
+    areas = instances.areas
     for group in groups:
-        mask = np.logical_or.reduce([instances[i].mask for i in group])
+        mask = np.logical_or.reduce([instances.mask(i) for i in group])
         area = int(mask.sum())
         free = mask & (seg_map == 0)
         kept = int(free.sum())
         if area == 0 or kept < min_area or kept < overlap_threshold * area:
             continue
-        first = instances[group[0]]
+        first = group[0]
         seg_id = len(segments) + 1
         seg_map[free] = seg_id
-        areas = np.array([instances[i].area for i in group], np.float64)
-        score = float(np.average([instances[i].score for i in group], weights=areas))
+        score = float(np.average([instances.scores[i] for i in group], weights=areas[group].astype(np.float64)))
+        cid = int(instances.class_ids[first])
         segments.append(
             PanopticSegment(
-                seg_id, first.label, first.category_id, first.isthing, score, kept, _bbox(free), tuple(group)
+                seg_id,
+                str(instances.class_names[first]),
+                cid if cid >= 0 else None,
+                bool(instances.isthing[first]),
+                score,
+                kept,
+                _bbox(free),
+                tuple(group),
             )
         )
     return PanopticResult(seg_map, segments)

@@ -1,6 +1,7 @@
 """SAM patches over a whole image: a point grid, decoded in small batches, filtered early.
 
-Follows ``segment_anything.SamAutomaticMaskGenerator`` (Kirillov et al., 2023): grid point
+Follows ``segment_anything.SamAutomaticMaskGenerator`` (Kirillov et al., 2023), with its
+``utils/amg`` helpers (point grid, stability score, mask boxes, ``MaskData``): grid point
 prompts, three candidates each, predicted-IoU and stability-score filtering, box NMS. Faster:
 
 - candidates under the predicted-IoU threshold are dropped before the mask upscaler runs;
@@ -17,9 +18,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from segment_anything.utils.amg import (
+    MaskData,
+    batched_mask_to_box,
+    build_point_grid,
+    calculate_stability_score,
+)
 from segment_anything.utils.amg import remove_small_regions as sam_remove_small_regions
 from torchvision.ops import nms
 
+from ..instances import Instances, Source
 from ..sam import LOW_RES, PAD_LOGIT, SamImageEmbedding, SamPromptDecoder, upsample_logits
 
 
@@ -48,55 +56,18 @@ class PatchConfig:
     min_mask_region_area: int = 0
 
 
-@dataclass
-class Patches:
-    """SAM patches of one image, best first.
-
-    Attributes:
-        masks: (N, H, W) bool at the original resolution.
-        predicted_iou: (N,) float32 SAM predicted IoU (the score).
-        stability: (N,) float32 stability score.
-        boxes: (N, 4) float32 XYXY pixels of the original image.
-        points: (N, 2) float32 (X, Y) grid point that produced each patch.
-    """
-
-    masks: np.ndarray
-    predicted_iou: np.ndarray
-    stability: np.ndarray
-    boxes: np.ndarray
-    points: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.masks)
-
-
 def grid_points(height: int, width: int, points_per_side: int) -> np.ndarray:
-    """(n², 2) float (X, Y) points at the centres of an n×n grid over the image."""
-    offset = 1.0 / (2 * points_per_side)
-    side = np.linspace(offset, 1 - offset, points_per_side)
-    xs, ys = np.meshgrid(side * width, side * height)
-    return np.stack([xs.reshape(-1), ys.reshape(-1)], axis=1)
-
-
-def stability_scores(logits: torch.Tensor, offset: float) -> torch.Tensor:
-    """(M, h, w) logits → (M,) IoU of the masks thresholded at +offset and -offset."""
-    flat = logits.flatten(1)
-    inter = (flat > offset).sum(1).float()
-    union = (flat > -offset).sum(1).float()
-    return torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(union))
+    """(n², 2) float (X, Y) pixels at the centres of an n×n grid over the image
+    (segment-anything's ``amg.build_point_grid``, scaled to the image)."""
+    return build_point_grid(points_per_side) * np.array([width, height], dtype=np.float64)
 
 
 def _low_res_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """(M, h, w) bool → (M, 4) XYXY in low-res cells (exclusive max); zeros for empty masks."""
-    rows, cols = masks.any(2), masks.any(1)
-    h, w = masks.shape[1:]
-    r_idx = torch.arange(h, device=masks.device)
-    c_idx = torch.arange(w, device=masks.device)
-    y0 = torch.where(rows, r_idx, h).min(1).values
-    y1 = torch.where(rows, r_idx + 1, 0).max(1).values
-    x0 = torch.where(cols, c_idx, w).min(1).values
-    x1 = torch.where(cols, c_idx + 1, 0).max(1).values
-    return torch.stack([x0, y0, x1, y1], dim=1).float()
+    """(M, h, w) bool → (M, 4) XYXY in low-res cells, exclusive max (amg's
+    ``batched_mask_to_box``, whose max is inclusive, + 1); zeros for empty masks."""
+    boxes = batched_mask_to_box(masks).float()
+    boxes[:, 2:] += (masks.flatten(1).any(1))[:, None].float()
+    return boxes
 
 
 def _input_scale_boxes(logits: torch.Tensor, emb: SamImageEmbedding, chunk: int = 32) -> torch.Tensor:
@@ -126,12 +97,46 @@ def remove_small_regions(mask: np.ndarray, min_area: int) -> np.ndarray:
     return mask
 
 
+def _decode_grid(
+    decoder: SamPromptDecoder,
+    emb: SamImageEmbedding,
+    config: PatchConfig,
+    progress: Callable[[float], None] | None,
+) -> MaskData | None:
+    """Decode the grid in small batches, keeping candidates that pass the predicted-IoU and
+    stability filters: ``MaskData`` of ``logits`` (M, rows, cols) over the unpadded low-res
+    grid, ``iou``, ``stability``, ``points``; ``None`` when none passes."""
+    height, width = emb.original_size
+    points = grid_points(height, width, config.points_per_side)
+    rows, cols = emb.valid_low_res
+    kept = None
+    for start in range(0, len(points), config.points_per_batch):
+        if progress is not None:
+            progress(start / len(points))
+        batch = points[start : start + config.points_per_batch]
+        logits, iou, prompt = decoder.decode_points(emb, batch, min_iou=config.pred_iou_thresh)
+        if len(iou) == 0:
+            continue
+        data = MaskData(
+            logits=logits[:, :rows, :cols],
+            iou=iou,
+            points=torch.as_tensor(batch, dtype=torch.float32)[prompt.cpu()],
+        )
+        data["stability"] = calculate_stability_score(data["logits"], 0.0, config.stability_score_offset)
+        data.filter((data["iou"] >= config.pred_iou_thresh) & (data["stability"] >= config.stability_score_thresh))
+        if kept is None:
+            kept = data
+        else:
+            kept.cat(data)
+    return kept
+
+
 def generate_patches(
     decoder: SamPromptDecoder,
     emb: SamImageEmbedding,
     config: PatchConfig = PatchConfig(),
     progress: Callable[[float], None] | None = None,
-) -> Patches:
+) -> Instances:
     """Automatic SAM patches for one encoded image (see module doc).
 
     Args:
@@ -140,60 +145,37 @@ def generate_patches(
         config: thresholds and grid.
         progress: called with the fraction of grid points decoded, after each batch.
     Returns:
-        :class:`Patches`, sorted by predicted IoU, highest first.
+        :class:`~annotator.instances.Instances` (source ``PATCHES``, unlabelled), sorted by
+        predicted IoU, highest first; their score is the predicted IoU; ``data["stability"]``
+        (N,) float32 stability score and ``data["points"]`` (N, 2) float32 (X, Y) of the grid
+        point that produced each.
     """
     height, width = emb.original_size
-    points = grid_points(height, width, config.points_per_side)
-    rows, cols = emb.valid_low_res
-    kept_logits, kept_iou, kept_stab, kept_pts = [], [], [], []
-    for start in range(0, len(points), config.points_per_batch):
-        if progress is not None:
-            progress(start / len(points))
-        batch = points[start : start + config.points_per_batch]
-        logits, iou, prompt = decoder.decode_points(emb, batch, min_iou=config.pred_iou_thresh)
-        if len(iou) == 0:
-            continue
-        logits = logits[:, :rows, :cols]
-        stab = stability_scores(logits, config.stability_score_offset)
-        ok = (iou >= config.pred_iou_thresh) & (stab >= config.stability_score_thresh)
-        if ok.any():
-            kept_logits.append(logits[ok])
-            kept_iou.append(iou[ok])
-            kept_stab.append(stab[ok])
-            kept_pts.append(torch.as_tensor(batch, dtype=torch.float32)[prompt[ok].cpu()])
-    if not kept_logits:
-        return Patches(
+    kept = _decode_grid(decoder, emb, config, progress)
+    if kept is None or len(kept["iou"]) == 0:
+        return Instances(
             np.zeros((0, height, width), bool),
-            np.zeros(0, np.float32),
-            np.zeros(0, np.float32),
-            np.zeros((0, 4), np.float32),
-            np.zeros((0, 2), np.float32),
+            source=[],
+            data={"stability": np.zeros(0, np.float32), "points": np.zeros((0, 2), np.float32)},
         )
-    logits = torch.cat(kept_logits)
-    iou, stab, pts = torch.cat(kept_iou), torch.cat(kept_stab), torch.cat(kept_pts)
-    boxes = _input_scale_boxes(logits, emb)
-    keep = torch.nonzero(boxes[:, 2] > boxes[:, 0])[:, 0]
-    keep = keep[nms(boxes[keep], iou[keep], config.box_nms_thresh)]  # best first
-    masks, out_boxes = [], []
-    logits_np = logits.cpu().numpy()
-    for i in keep.tolist():
+    rows, cols = emb.valid_low_res
+    kept["boxes"] = _input_scale_boxes(kept["logits"], emb)
+    kept.filter(kept["boxes"][:, 2] > kept["boxes"][:, 0])
+    kept.filter(nms(kept["boxes"], kept["iou"], config.box_nms_thresh))  # best first
+    kept.to_numpy()
+    masks = np.zeros((len(kept["iou"]), height, width), bool)
+    for i, logits in enumerate(kept["logits"]):
         full = np.full((LOW_RES, LOW_RES), PAD_LOGIT, np.float32)
-        full[:rows, :cols] = logits_np[i]
-        masks.append(upsample_logits(full, emb.input_size, emb.original_size))
-    masks_np = np.stack(masks) if masks else np.zeros((0, height, width), bool)
-    if config.min_mask_region_area > 0:
-        for i, m in enumerate(masks_np):
-            masks_np[i] = remove_small_regions(m, config.min_mask_region_area)
-    good = masks_np.reshape(len(masks_np), -1).any(1)
-    masks_np = masks_np[good]
-    final = keep.cpu().numpy()[good]
-    for m in masks_np:
-        ys, xs = np.nonzero(m)
-        out_boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-    return Patches(
-        masks=masks_np,
-        predicted_iou=iou.cpu().numpy()[final].astype(np.float32),
-        stability=stab.cpu().numpy()[final].astype(np.float32),
-        boxes=np.asarray(out_boxes, dtype=np.float32).reshape(-1, 4),
-        points=pts.cpu().numpy()[final],
+        full[:rows, :cols] = logits
+        masks[i] = upsample_logits(full, emb.input_size, emb.original_size)
+        if config.min_mask_region_area > 0:
+            masks[i] = remove_small_regions(masks[i], config.min_mask_region_area)
+    good = masks.any(axis=(1, 2))
+    iou = kept["iou"][good].astype(np.float32)
+    return Instances(
+        masks[good],
+        scores=iou,
+        predicted_iou=iou,
+        source=Source.PATCHES,
+        data={"stability": kept["stability"][good].astype(np.float32), "points": kept["points"][good]},
     )

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..clip_regions import ClipRegionClassifier
+from ..classifier import RegionClassifier
+from ..clip_regions import ClipRegionEncoder
+from ..instances import Instances, Source
 from ..sam import SamImageEmbedding, SamPromptDecoder
-from ..vocabulary import Vocabulary
-from .panoptic import Instance, PanopticResult, assemble_panoptic, empty_panoptic
-from .patches import PatchConfig, Patches, generate_patches
+from .panoptic import PanopticResult, assemble_panoptic
+from .patches import PatchConfig, generate_patches
 from .possam import MaseConfig, possam_pass
 from .regions import coverage, region_features
 from .samcp import SamCpConfig, samcp_pass
@@ -58,7 +59,7 @@ class EverythingResult:
 
     Attributes:
         method: the pass that ran.
-        patches: the SAM patches it started from.
+        patches: the SAM patches it started from (source ``PATCHES``).
         instances: labelled (or ``object``) instances, best first; masks may overlap.
         panoptic: the non-overlapping segmentation assembled from ``instances``.
         labelled: whether CLIP named the instances.
@@ -67,12 +68,40 @@ class EverythingResult:
     """
 
     method: str
-    patches: Patches
-    instances: list[Instance]
+    patches: Instances
+    instances: Instances
     panoptic: PanopticResult
     labelled: bool
     note: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+
+    def annotations(self) -> Instances:
+        """The instances as annotations to keep: unlabelled ones carry no score (their score
+        ranks mask quality, it is no label's confidence)."""
+        if self.labelled:
+            return self.instances
+        out = self.instances[np.arange(len(self.instances))]
+        out.scores[:] = np.nan
+        return out
+
+
+def region_embeddings(
+    image: np.ndarray,
+    patches: Instances,
+    clip: ClipRegionEncoder,
+    clip_dense: torch.Tensor | None,
+    method: str,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """CLIP embeddings of the patches: ``(dense, crop)``, each (N, D) unit-norm on the model's
+    device or ``None``. Dense (mask pooling) whenever the image has a dense map; crop (the
+    masked crop through the whole tower) for PosSAM's second classifier and when there is no
+    dense map."""
+    dense = crop = None
+    if clip_dense is not None:
+        dense = clip.mask_embeddings(clip_dense, coverage(patches.masks, tuple(clip_dense.shape[1:])))
+    if method == "possam" or clip_dense is None:
+        crop = clip.crop_embeddings(image, patches.masks)
+    return dense, crop
 
 
 def run_everything(
@@ -80,10 +109,9 @@ def run_everything(
     decoder: SamPromptDecoder,
     emb: SamImageEmbedding,
     config: EverythingConfig,
-    classifier: ClipRegionClassifier | None = None,
+    clip: ClipRegionEncoder | None = None,
     clip_dense: torch.Tensor | None = None,
-    text_embeddings: torch.Tensor | None = None,
-    vocabulary: Vocabulary | None = None,
+    classifier: RegionClassifier | None = None,
     note: str | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> EverythingResult:
@@ -93,18 +121,18 @@ def run_everything(
         image: (H, W, 3) uint8 RGB, the image ``emb`` encodes.
         decoder, emb: SAM's prompt decoder and the image's embedding.
         config: method and thresholds; ``config.patches`` must be set.
-        classifier: CLIP, or ``None`` for class-agnostic results labelled ``object``.
+        clip: CLIP region encoder, or ``None`` for class-agnostic results labelled ``object``.
         clip_dense: (C, Hf, Wf) CLIP dense map of the image (dense mode), or ``None``.
-        text_embeddings: (K, D) unit-norm embeddings of ``vocabulary``; needed with a classifier.
+        classifier: the vocabulary's region classifier; needed with ``clip``.
         note: shown with the result (e.g. why there is no CLIP).
         progress: called with the fraction done.
     Raises:
-        ValueError: ``config.patches`` is ``None``, or a classifier without text embeddings.
+        ValueError: ``config.patches`` is ``None``, or a CLIP without a classifier.
     """
     if config.patches is None:
         raise ValueError("config.patches must be set")
-    if classifier is not None and (text_embeddings is None or vocabulary is None):
-        raise ValueError("a classifier needs text embeddings and their vocabulary")
+    if clip is not None and classifier is None:
+        raise ValueError("a CLIP needs the vocabulary's region classifier")
     seconds = {}
     t0 = time.perf_counter()
     patch_progress = None if progress is None else (lambda f: progress(0.9 * f))
@@ -112,39 +140,30 @@ def run_everything(
     seconds["patches"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    labelled = classifier is not None and len(patches) > 0
+    labelled = clip is not None and len(patches) > 0
     dense = crop = None
     if labelled:
-        if clip_dense is not None:
-            weights = coverage(patches.masks, tuple(clip_dense.shape[1:]))
-            dense = classifier.mask_embeddings(clip_dense, weights).cpu()
-        if config.method == "possam" or clip_dense is None:
-            crop = classifier.crop_embeddings(image, patches.masks).cpu()
-    text = text_embeddings if labelled else None
+        dense, crop = region_embeddings(image, patches, clip, clip_dense, config.method)
+    labels = classifier if labelled else None
     seconds["features"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     if config.method == "samcp":
         regions = region_features(patches.masks, emb, dense if dense is not None else crop)
-        instances = samcp_pass(patches, regions, text, vocabulary, config=config.samcp)
+        instances = samcp_pass(patches, regions, labels, config=config.samcp)
     elif config.method == "possam":
-        instances = possam_pass(patches, dense, crop, text, vocabulary, config.mase)
+        instances = possam_pass(patches, dense, crop, labels, config.mase)
     else:
         pooled = dense if dense is not None else crop
-        instances = possam_pass(patches, pooled, None, text, vocabulary, config.mase)
+        instances = possam_pass(patches, pooled, None, labels, config.mase, source=Source.PATCHES)
     seconds["pass"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    height, width = emb.original_size
-    panoptic = (
-        assemble_panoptic(instances, config.overlap_threshold, config.min_area)
-        if instances
-        else empty_panoptic(height, width)
-    )
+    panoptic = assemble_panoptic(instances, config.overlap_threshold, config.min_area)
     seconds["panoptic"] = time.perf_counter() - t0
     if progress is not None:
         progress(1.0)
-    if not labelled and note is None and classifier is None:
+    if not labelled and note is None and clip is None:
         note = "no CLIP model loaded"
     return EverythingResult(config.method, patches, instances, panoptic, labelled, note, seconds)
 
@@ -154,6 +173,5 @@ __all__ = [
     "METHOD_TITLES",
     "EverythingConfig",
     "EverythingResult",
-    "Instance",
     "run_everything",
 ]

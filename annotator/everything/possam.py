@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from ..vocabulary import Vocabulary
-from .panoptic import UNLABELLED, Instance
-from .patches import Patches
+from ..classifier import RegionClassifier
+from ..instances import Instances, Source
 
 
 @dataclass(frozen=True)
@@ -35,13 +35,11 @@ class MaseConfig:
     Attributes:
         alpha: weight of the crop classifier when the classifiers are equally confident.
         beta: how strongly relative confidence, scaled by predicted IoU, moves the weight.
-        logit_scale: CLIP temperature for both classifiers' softmax.
         label_threshold: masks whose ensembled top probability is below this are background.
     """
 
     alpha: float = 0.5
     beta: float = 1.0
-    logit_scale: float = 100.0
     label_threshold: float = 0.0
 
 
@@ -70,66 +68,61 @@ def mase(
 
 
 def possam_pass(
-    patches: Patches,
+    patches: Instances,
     dense_embeddings: torch.Tensor | None = None,
     crop_embeddings: torch.Tensor | None = None,
-    text_embeddings: torch.Tensor | None = None,
-    vocabulary: Vocabulary | None = None,
+    classifier: RegionClassifier | None = None,
     config: MaseConfig = MaseConfig(),
-) -> list[Instance]:
+    source: Source = Source.POSSAM,
+) -> Instances:
     """Classify each SAM mask by MASE (see module doc).
 
     Args:
         patches: from :func:`~.patches.generate_patches` (N masks with predicted IoU).
         dense_embeddings: (N, D) unit-norm mask-pooled CLIP embeddings, or ``None``.
         crop_embeddings: (N, D) unit-norm crop CLIP embeddings, or ``None``.
-        text_embeddings: (K, D) unit-norm class embeddings; ``None`` = unlabelled masks scored
-            by predicted IoU.
-        vocabulary: names, ids and ``isthing`` of the K classes.
+        classifier: the vocabulary's region classifier (both classifiers' probabilities come
+            from it); ``None`` = unlabelled masks scored by predicted IoU.
+        source: the provenance to record (``PATCHES`` when the everything mode's raw-patches
+            method uses this pass with one classifier).
     Returns:
-        Instances, best score first (masks may overlap; see
-        :func:`~.panoptic.assemble_panoptic`).
+        Instances, best score first, ``data["patches"]`` the patch each came from (masks may
+        overlap; see :func:`~.panoptic.assemble_panoptic`).
     Raises:
-        ValueError: text embeddings without a matching vocabulary or without any region embedding.
+        ValueError: a classifier without any region embedding.
     """
     n = len(patches)
-    iou = torch.as_tensor(patches.predicted_iou, dtype=torch.float32)
-    if text_embeddings is None or n == 0:
-        return [
-            Instance(m, UNLABELLED, None, True, float(s), float(s), (i,))
-            for i, (m, s) in enumerate(zip(patches.masks, patches.predicted_iou, strict=True))
-        ]
-    if vocabulary is None or len(vocabulary) != len(text_embeddings):
-        raise ValueError("text embeddings need the vocabulary they were computed from")
-    text = text_embeddings.float().cpu()
-
-    def probs(emb: torch.Tensor | None) -> torch.Tensor | None:
-        return None if emb is None else (config.logit_scale * emb.float().cpu() @ text.T).softmax(dim=1)
-
-    p_in, p_out = probs(dense_embeddings), probs(crop_embeddings)
+    patch_index = [(i,) for i in range(n)]
+    if classifier is None or n == 0:
+        return Instances(
+            patches.masks,
+            scores=patches.predicted_iou,
+            predicted_iou=patches.predicted_iou,
+            source=source,
+            data={"patches": patch_index},
+        )
+    p_in = None if dense_embeddings is None else classifier.probs(dense_embeddings)
+    p_out = None if crop_embeddings is None else classifier.probs(crop_embeddings)
     if p_in is None and p_out is None:
         raise ValueError("labelling needs dense or crop embeddings")
+    iou = torch.as_tensor(patches.predicted_iou, dtype=torch.float32, device=classifier.device)
     if p_in is None or p_out is None:
         p = p_in if p_out is None else p_out
     else:
         p, _ = mase(p_in, p_out, iou, config)
     top_p, top_k = p.max(dim=1)
-    instances = []
-    for i in range(n):
-        if float(top_p[i]) < config.label_threshold:
-            continue
-        k = int(top_k[i])
-        thing = True if vocabulary.isthing is None else bool(vocabulary.isthing[k])
-        instances.append(
-            Instance(
-                mask=patches.masks[i],
-                label=vocabulary.names[k],
-                category_id=vocabulary.ids[k],
-                isthing=thing,
-                score=float(top_p[i] * iou[i]),
-                predicted_iou=float(iou[i]),
-                patches=(i,),
-            )
-        )
-    instances.sort(key=lambda inst: -inst.score)
-    return instances
+    score = (top_p * iou).cpu().numpy()
+    keep = np.nonzero(top_p.cpu().numpy() >= config.label_threshold)[0]
+    k = top_k.cpu().numpy()
+    vocab = classifier.vocabulary
+    out = Instances(
+        patches.masks[keep],
+        scores=score[keep],
+        predicted_iou=patches.predicted_iou[keep],
+        class_names=[vocab.names[k[i]] for i in keep],
+        class_ids=[vocab.ids[k[i]] for i in keep],
+        isthing=[classifier.isthing(int(k[i])) for i in keep],
+        source=source,
+        data={"patches": [patch_index[i] for i in keep]},
+    )
+    return out.sorted_by_score()

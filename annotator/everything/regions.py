@@ -139,5 +139,5 @@ def region_features(
         clip=None if clip is None else F.normalize(clip.float().cpu(), dim=-1),
         adjacency=adjacency,
         cover=cover,
-        areas=masks.reshape(len(masks), -1).sum(1).astype(np.int64),
+        areas=masks.sum(axis=(1, 2), dtype=np.int64),
     )

@@ -17,9 +17,9 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from ..everything.panoptic import Instance, PanopticResult, assemble_panoptic, empty_panoptic
+from ..everything.panoptic import PanopticResult, assemble_panoptic
 from ..fileio import atomic_write_bytes, atomic_write_json
-from ..masks import decode_rle
+from ..instances import Instances, Source
 from ..store import AnnotationStore
 
 
@@ -165,21 +165,21 @@ def read_coco_panoptic(json_path: str | Path, png_dir: str | Path | None = None)
     return out, data
 
 
-def _priority(ann) -> float:
-    if ann.score is not None:
-        return float(ann.score)
-    if ann.prompt.get("everything"):
-        return float(ann.predicted_iou or 0.0)
-    return 1.0 + float(ann.predicted_iou or 0.0)  # the user's own: above every prediction
+def paint_priority(instances: Instances) -> np.ndarray:
+    """(N,) paint order of stored annotations, higher first: a predicted label's score; the
+    everything mode's unlabelled masks by predicted IoU; a person's own (clicked, boxed,
+    merged, given a label) above every prediction, by predicted IoU."""
+    iou = np.nan_to_num(instances.predicted_iou, nan=0.0)
+    automatic = np.array([Source(s).automatic for s in instances.source], dtype=bool)
+    own = np.where(automatic, iou, 1.0 + iou)
+    return np.where(np.isnan(instances.scores), own, instances.scores)
 
 
 def store_panoptic(
     store: AnnotationStore, isthing: dict[str, bool] | None = None, overlap_threshold: float = 0.5
 ) -> tuple[list[PanopticImage], list[dict]]:
-    """Panoptic segmentations of a store's annotations (see :func:`assemble_panoptic`).
-
-    Annotations become instances; user-made ones (clicked, no label score) are painted first,
-    then predicted ones (everything mode, or with a label score) by score.
+    """Panoptic segmentations of a store's annotations (see :func:`assemble_panoptic`), painted
+    in :func:`paint_priority` order.
 
     Args:
         isthing: per label; labels not in it are things.
@@ -188,30 +188,16 @@ def store_panoptic(
         :func:`annotator.exporters.coco.to_coco`.
     """
     isthing = isthing or {}
-    anns = sorted(store.annotations.values(), key=lambda a: a.id)
-    keys = sorted(store.images)  # images without annotations too: all void
+    category_ids = dict(store.categories)
     images, used = [], {}
-    for image_id, key in enumerate(keys, start=1):
-        info = store.images[key]
-        instances = [
-            Instance(
-                decode_rle(a.rle),
-                a.label,
-                a.category_id,
-                isthing.get(a.label, True),
-                _priority(a),
-                a.predicted_iou or 0.0,
-            )
-            for a in anns
-            if a.image == key
-        ]
-        if instances:
-            result = assemble_panoptic(instances, overlap_threshold, min_area=1)
-        else:
-            result = empty_panoptic(info.height, info.width)
-        images.append(from_result(image_id, key, result, {a.label: a.category_id for a in anns}))
-        for s in result.segments:
-            used[s.label] = (s.category_id, s.isthing)
+    for image_id, key in enumerate(sorted(store.images), start=1):  # images without annotations too: all void
+        found = store.instances(key)
+        found.isthing[:] = [isthing.get(c, True) for c in found.class_names]
+        found.scores[:] = paint_priority(found)
+        result = assemble_panoptic(found, overlap_threshold, min_area=1)
+        images.append(from_result(image_id, key, result, category_ids))
+        for seg in result.segments:
+            used[seg.label] = (seg.category_id, seg.isthing)
     categories = [
         {"id": cid, "name": name, "isthing": int(thing), "supercategory": ""}
         for name, (cid, thing) in sorted(used.items(), key=lambda x: x[1][0])

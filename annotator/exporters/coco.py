@@ -13,7 +13,7 @@ import datetime as _dt
 from pathlib import Path
 
 from ..fileio import atomic_write_json
-from ..masks import decode_rle, mask_to_polygons
+from ..masks import mask_to_polygons, rle_bbox
 from ..store import AnnotationStore
 
 SEGMENTATION_FORMATS = ("rle", "polygon")
@@ -29,30 +29,32 @@ def to_coco(store: AnnotationStore, segmentation: str = "rle", description: str 
     """
     if segmentation not in SEGMENTATION_FORMATS:
         raise ValueError(f"segmentation must be one of {SEGMENTATION_FORMATS}, not {segmentation!r}")
-    anns = sorted(store.annotations.values(), key=lambda a: a.id)
     used_images = sorted(store.images)
     image_ids = {key: i + 1 for i, key in enumerate(used_images)}
-    used_cats = {a.label: a.category_id for a in anns}
-    coco_anns = []
-    for a in anns:
-        if segmentation == "rle":
-            seg = {"size": a.rle["size"], "counts": a.rle["counts"]}
-        else:
-            seg = mask_to_polygons(decode_rle(a.rle))
-        entry = {
-            "id": a.id,
-            "image_id": image_ids[a.image],
-            "category_id": a.category_id,
-            "segmentation": seg,
-            "bbox": a.bbox,
-            "area": a.area,
-            "iscrowd": 0,
-        }
-        if a.score is not None:
-            entry["score"] = a.score
-        if a.predicted_iou is not None:
-            entry["predicted_iou"] = a.predicted_iou
-        coco_anns.append(entry)
+    coco_anns, used_cats = [], {}
+    for key in used_images:
+        found = store.instances(key)
+        for i, rle in enumerate(found.rles()):
+            entry = {
+                "id": int(found.data["annotation_id"][i]),
+                "image_id": image_ids[key],
+                "category_id": int(found.class_ids[i]),
+                "segmentation": (
+                    {"size": rle["size"], "counts": rle["counts"]}
+                    if segmentation == "rle"
+                    else mask_to_polygons(found.mask(i))
+                ),
+                "bbox": rle_bbox(rle),
+                "area": int(found.areas[i]),
+                "iscrowd": 0,
+            }
+            if (score := found.score_or_none(i)) is not None:
+                entry["score"] = score
+            if (iou := found.predicted_iou_or_none(i)) is not None:
+                entry["predicted_iou"] = iou
+            coco_anns.append(entry)
+            used_cats[str(found.class_names[i])] = int(found.class_ids[i])
+    coco_anns.sort(key=lambda e: e["id"])  # acceptance order, as ids are given
     now = _dt.datetime.now(_dt.timezone.utc)
     return {
         "info": {

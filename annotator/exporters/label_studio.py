@@ -19,8 +19,9 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from ..fileio import atomic_write_json
-from ..masks import decode_rle, mask_to_polygons
-from ..store import Annotation, AnnotationStore
+from ..instances import Instances
+from ..masks import mask_to_polygons
+from ..store import AnnotationStore
 
 REGION_TYPES = ("brush", "polygon")
 FROM_NAME, TO_NAME = "label", "image"
@@ -63,10 +64,11 @@ def local_files_prefix(folder: str | Path, document_root: str | Path | None = No
     return f"/data/local-files/?d={quote(rel.as_posix())}/"
 
 
-def _regions(ann: Annotation, width: int, height: int, region_type: str) -> list[dict]:
+def _regions(found: Instances, i: int, region_type: str) -> list[dict]:
     from label_studio_sdk.converter.brush import mask2rle
 
-    mask = decode_rle(ann.rle)
+    height, width = found.image_size
+    mask, ann_id, label = found.mask(i), int(found.data["annotation_id"][i]), str(found.class_names[i])
     common = {
         "from_name": FROM_NAME,
         "to_name": TO_NAME,
@@ -74,27 +76,26 @@ def _regions(ann: Annotation, width: int, height: int, region_type: str) -> list
         "original_height": height,
         "image_rotation": 0,
     }
-    score = region_score(ann)
+    score = region_score(found, i)
     if score is not None:
         common["score"] = score
     if region_type == "brush":
         rle = mask2rle(mask.astype(np.uint8) * 255)
-        value = {"format": "rle", "rle": [int(v) for v in rle], "brushlabels": [ann.label]}
-        return [{"id": f"a{ann.id}", "type": "brushlabels", "value": value, **common}]
+        value = {"format": "rle", "rle": [int(v) for v in rle], "brushlabels": [label]}
+        return [{"id": f"a{ann_id}", "type": "brushlabels", "value": value, **common}]
     regions = []
     for k, poly in enumerate(mask_to_polygons(mask)):
         points = [[100.0 * x / width, 100.0 * y / height] for x, y in zip(poly[::2], poly[1::2], strict=True)]
-        value = {"points": points, "closed": True, "polygonlabels": [ann.label]}
-        regions.append({"id": f"a{ann.id}p{k}", "type": "polygonlabels", "value": value, **common})
+        value = {"points": points, "closed": True, "polygonlabels": [label]}
+        regions.append({"id": f"a{ann_id}p{k}", "type": "polygonlabels", "value": value, **common})
     return regions
 
 
-def region_score(ann: Annotation) -> float | None:
+def region_score(found: Instances, i: int) -> float | None:
     """A region's confidence in [0, 1]: the label score when the label was predicted, else
     SAM's predicted IoU (a given label: only the mask is uncertain), else ``None``."""
-    if ann.score is not None:
-        return float(ann.score)
-    return None if ann.predicted_iou is None else float(ann.predicted_iou)
+    score = found.score_or_none(i)
+    return score if score is not None else found.predicted_iou_or_none(i)
 
 
 def labels_of(store: AnnotationStore) -> list[str]:
@@ -112,11 +113,10 @@ def prediction_for(
     Raises:
         KeyError: ``key`` is not in the store.
     """
-    info = store.images[key]
-    anns = sorted(store.for_image(key), key=lambda a: a.id)
-    result = [r for a in anns for r in _regions(a, info.width, info.height, region_type)]
+    found = store.instances(key)
+    result = [r for i in range(len(found)) for r in _regions(found, i, region_type)]
     prediction = {"model_version": model_version, "result": result}
-    scores = [score for a in anns if (score := region_score(a)) is not None]
+    scores = [score for i in range(len(found)) if (score := region_score(found, i)) is not None]
     if scores:
         prediction["score"] = float(np.mean(scores))
     return prediction

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from ..fileio import atomic_write_bytes
-from ..masks import decode_rle, mask_to_polygons
+from ..masks import mask_to_polygons
 from ..store import AnnotationStore
 
 
@@ -61,19 +61,21 @@ def export_yolo(store: AnnotationStore, images_root: str | Path, out_dir: str | 
         FileNotFoundError: an annotated image is missing under ``images_root``.
     """
     images_root, out_dir = Path(images_root), Path(out_dir)
-    cats = sorted({(a.category_id, a.label) for a in store.annotations.values()})
+    per_image = {key: store.instances(key) for key in sorted(store.images)}
+    cats = sorted(
+        {(int(c), str(n)) for f in per_image.values() for c, n in zip(f.class_ids, f.class_names, strict=True)}
+    )
     index = {label: i for i, (_, label) in enumerate(cats)}
     by_image: dict[str, list[str]] = {}
-    for a in sorted(store.annotations.values(), key=lambda a: a.id):
-        info = store.images[a.image]
-        polys = mask_to_polygons(decode_rle(a.rle), pixel_edges=False)  # readers fill with cv2.fillPoly
-        if not polys:
-            continue
-        flat = chain_polygons(polys)
-        coords = [
-            f"{min(max(v / (info.width if i % 2 == 0 else info.height), 0.0), 1.0):.6f}" for i, v in enumerate(flat)
-        ]
-        by_image.setdefault(a.image, []).append(" ".join([str(index[a.label]), *coords]))
+    for key, found in per_image.items():
+        height, width = found.image_size
+        for i in range(len(found)):
+            polys = mask_to_polygons(found.mask(i), pixel_edges=False)  # readers fill with cv2.fillPoly
+            if not polys:
+                continue
+            flat = chain_polygons(polys)
+            coords = [f"{min(max(v / (width if j % 2 == 0 else height), 0.0), 1.0):.6f}" for j, v in enumerate(flat)]
+            by_image.setdefault(key, []).append(" ".join([str(index[found.class_names[i]]), *coords]))
     for key in sorted(store.images):
         src = images_root / key
         if not src.is_file():

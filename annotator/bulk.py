@@ -198,7 +198,9 @@ def annotate_image(engine: Engine, image: np.ndarray, key: str, config: BulkConf
 def to_records(instances: Instances) -> list[dict]:
     """Instances as journal records ``{"label", "rle", "area", "score", "predicted_iou",
     "prompt", "source"}`` (JSON-ready; ``score`` / ``predicted_iou`` ``None`` when absent)."""
-    prompts = instances.data.get("prompt") or [{} for _ in range(len(instances))]
+    prompts = instances.data.get("prompt")
+    if prompts is None:
+        prompts = [{} for _ in range(len(instances))]
     areas = instances.areas
     return [
         {

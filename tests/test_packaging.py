@@ -88,15 +88,18 @@ def test_installed_wheel_runs_outside_the_checkout(wheel, tmp_path):
         check=True,
         capture_output=True,
     )
-    env = {**os.environ, "PYTHONPATH": str(target)}
+    env = {**os.environ, "PYTHONPATH": str(target), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("ANNOTATOR_CHECKPOINTS", None)
     probe = subprocess.run(
         [sys.executable, "-c", "import annotator.engine, ovsam_app.page, annotator.vocabulary as v; "
-         "print(annotator.engine.__file__); print(len(v.load_vocabulary('coco_panoptic')))"],
+         "from annotator.checkpoints import checkpoints_dir; print(annotator.engine.__file__); "
+         "print(len(v.load_vocabulary('coco_panoptic'))); print(checkpoints_dir())"],
         cwd=tmp_path, env=env, capture_output=True, text=True,
     )  # fmt: skip
     assert probe.returncode == 0, probe.stderr
-    engine_file, n_classes = probe.stdout.split()
+    engine_file, n_classes, weights = probe.stdout.split()
     assert Path(engine_file).is_relative_to(target) and n_classes == "133"
+    assert Path(weights) == tmp_path / "cache" / "ovsam-annotator" / "checkpoints"  # not site-packages
     for command, words in (("ovsam", "annotate"), ("ovsam-annotator", "--label-mode")):
         out = subprocess.run(
             [target / "bin" / command, "--help"], cwd=tmp_path, env=env, capture_output=True, text=True

@@ -51,34 +51,42 @@ class FolderOutputs:
 
     @property
     def store_path(self) -> Path:
+        """The annotation store, ``<slug>.annotations.json``."""
         return self._path(".annotations.json")
 
     @property
     def session_path(self) -> Path:
+        """The session file (last image, done marks), ``<slug>.session.json``."""
         return self._path(".session.json")
 
     @property
     def journal_path(self) -> Path:
+        """The bulk run's journal, ``<slug>.journal.jsonl``."""
         return self._path(".journal.jsonl")
 
     @property
     def push_journal_path(self) -> Path:
+        """The Label Studio push journal, ``<slug>.label_studio_push.jsonl``."""
         return self._path(".label_studio_push.jsonl")
 
     @property
     def coco_path(self) -> Path:
+        """COCO instances, ``<slug>_coco.json``."""
         return self._path("_coco.json")
 
     @property
     def panoptic_path(self) -> Path:
+        """COCO panoptic JSON, ``<slug>_panoptic.json`` (PNGs in the folder of the same name)."""
         return self._path("_panoptic.json")
 
     @property
     def yolo_dir(self) -> Path:
+        """The YOLO segmentation dataset folder, ``<slug>_yolo/``."""
         return self._path("_yolo")
 
     @property
     def label_studio_path(self) -> Path:
+        """Label Studio tasks, ``<slug>_label_studio.json`` (config beside it as ``.xml``)."""
         return self._path("_label_studio.json")
 
     def open_store(self, category_ids: dict[str, int] | None = None) -> AnnotationStore:

@@ -114,10 +114,9 @@ class RegionClassifier:
         Args:
             embedding: (D,) or (1, D) unit-norm region embedding.
         """
-        e = self._regions(embedding)[:1]
-        if float(e.norm()) == 0:
+        probs, indices = self.top(self._regions(embedding)[:1], k)
+        if not bool(probs.any()):  # an empty region matches nothing
             return []
-        probs, indices = self.top(e, k)
         vocab = self.vocabulary
         return [
             LabelScore(vocab.names[i], vocab.ids[i], float(p))

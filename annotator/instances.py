@@ -18,7 +18,6 @@ them from `supervision <https://supervision.roboflow.com>`_.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -63,7 +62,6 @@ def _column(values: Any, n: int, dtype: Any, default: Any, name: str) -> np.ndar
     return arr
 
 
-@dataclass(eq=False)
 class Instances:
     """N segmented (and maybe labelled) instances of one image.
 
@@ -71,7 +69,7 @@ class Instances:
         masks: (N, H, W) bool at the image's resolution, or N COCO compressed RLEs.
         image_size: (H, W) pixels; taken from the masks when they are dense or non-empty.
         boxes: (N, 4) float32 XYXY pixels (exclusive max: a one-pixel mask at (x, y) has box
-            ``[x, y, x + 1, y + 1]``); computed from the masks when not given.
+            ``[x, y, x + 1, y + 1]``); derived from the masks on first use when not given.
         scores: (N,) float64 confidence in [0, 1] (label probability, or mask quality where
             nothing is labelled); NaN = none (a person chose the label).
         predicted_iou: (N,) float64, SAM's predicted IoU; NaN = not predicted.
@@ -81,23 +79,34 @@ class Instances:
         source: (N,) :class:`Source`, how each instance was made.
         data: extra per-instance values, name → array of length N (``stability``, ``points``,
             ``patches``, ``prompt``, ``annotation_id``, ...).
+
+    Derived values (``boxes`` when not given, ``rles()`` of dense masks) are computed on first
+    use and kept: the masks are not to be modified after construction.
+
     Raises:
         ValueError: on construction, when lengths, shapes or dtypes disagree, a mask is not of
             ``image_size``, or a source is unknown.
     """
 
-    masks: np.ndarray | list[dict]
-    image_size: tuple[int, int] | None = None
-    boxes: np.ndarray | None = None
-    scores: np.ndarray | None = None
-    predicted_iou: np.ndarray | None = None
-    class_names: np.ndarray | None = None
-    class_ids: np.ndarray | None = None
-    isthing: np.ndarray | None = None
-    source: np.ndarray | Sequence[Source] | Source = Source.IMPORTED
-    data: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        masks: np.ndarray | list[dict],
+        image_size: tuple[int, int] | None = None,
+        boxes: np.ndarray | None = None,
+        scores: Any = None,
+        predicted_iou: Any = None,
+        class_names: Any = None,
+        class_ids: Any = None,
+        isthing: Any = None,
+        source: Any = Source.IMPORTED,
+        data: dict[str, Any] | None = None,
+    ):
+        self.masks, self.image_size = masks, image_size
+        self.scores, self.predicted_iou = scores, predicted_iou
+        self.class_names, self.class_ids, self.isthing = class_names, class_ids, isthing
+        self.source, self.data = source, dict(data or {})
+        self._boxes = boxes
+        self._rles: list[dict] | None = None
         if isinstance(self.masks, np.ndarray):
             if self.masks.ndim != 3 or self.masks.dtype != bool:
                 raise ValueError(f"dense masks must be (N, H, W) bool, got {self.masks.shape} {self.masks.dtype}")
@@ -129,11 +138,10 @@ class Instances:
             raise ValueError(f"unknown source: {exc}") from exc
         if not all(isinstance(c, str) and c for c in self.class_names):
             raise ValueError("class names must be non-empty strings")
-        if self.boxes is None:
-            self.boxes = masks_to_boxes(self.masks) if n else np.zeros((0, 4), np.float32)
-        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
-        if len(self.boxes) != n:
-            raise ValueError(f"boxes: {len(self.boxes)} for {n} instances")
+        if self._boxes is not None:
+            self._boxes = np.asarray(self._boxes, dtype=np.float32).reshape(-1, 4)
+            if len(self._boxes) != n:
+                raise ValueError(f"boxes: {len(self._boxes)} for {n} instances")
         for key, values in self.data.items():
             if len(values) != n:
                 raise ValueError(f"data[{key!r}]: {len(values)} values for {n} instances")
@@ -141,6 +149,13 @@ class Instances:
     # ----------------------------------------------------------------- access
     def __len__(self) -> int:
         return len(self.masks)
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """(N, 4) float32 XYXY (see the class doc), derived from the masks on first use."""
+        if self._boxes is None:
+            self._boxes = masks_to_boxes(self.masks) if len(self) else np.zeros((0, 4), np.float32)
+        return self._boxes
 
     @property
     def dense(self) -> bool:
@@ -160,8 +175,12 @@ class Instances:
         return np.stack([decode_rle(r) for r in self.masks])
 
     def rles(self) -> list[dict]:
-        """COCO compressed RLE of each mask (encoded when held dense)."""
-        return list(self.masks) if not self.dense else [encode_rle(m) for m in self.masks]
+        """COCO compressed RLE of each mask (encoded once when held dense)."""
+        if not self.dense:
+            return list(self.masks)
+        if self._rles is None:
+            self._rles = [encode_rle(m) for m in self.masks]
+        return list(self._rles)
 
     @property
     def areas(self) -> np.ndarray:
@@ -191,10 +210,10 @@ class Instances:
             index = [int(index)]
         idx = np.arange(len(self))[index]
         masks = self.masks[idx] if self.dense else [self.masks[i] for i in idx]
-        return Instances(
+        out = Instances(
             masks=masks,
             image_size=self.image_size,
-            boxes=self.boxes[idx],
+            boxes=None if self._boxes is None else self._boxes[idx],
             scores=self.scores[idx],
             predicted_iou=self.predicted_iou[idx],
             class_names=self.class_names[idx],
@@ -203,6 +222,9 @@ class Instances:
             source=self.source[idx],
             data={k: _take(v, idx) for k, v in self.data.items()},
         )
+        if self._rles is not None:
+            out._rles = [self._rles[i] for i in idx]
+        return out
 
     def sorted_by_score(self) -> Instances:
         """The same instances, highest score first (stable; no score counts as lowest)."""
@@ -237,7 +259,7 @@ class Instances:
         return cls(
             masks=masks,
             image_size=size,
-            boxes=np.concatenate([p.boxes for p in parts]),
+            boxes=None if any(p._boxes is None for p in parts) else np.concatenate([p._boxes for p in parts]),
             scores=np.concatenate([p.scores for p in parts]),
             predicted_iou=np.concatenate([p.predicted_iou for p in parts]),
             class_names=np.concatenate([p.class_names for p in parts]),

@@ -40,31 +40,34 @@ def rle_bbox(rle: dict) -> list[float]:
     return [float(v) for v in mask_utils.toBbox(_pycoco(rle))]
 
 
-def masks_to_boxes(masks: np.ndarray | list[dict]) -> np.ndarray:
+def masks_to_boxes(masks):
     """Tight boxes of masks, XYXY pixels with exclusive max (a one-pixel mask at (x, y) gives
     ``[x, y, x + 1, y + 1]``); ``[0, 0, 0, 0]`` for an empty mask. The project's one
     box-from-mask.
 
     Args:
-        masks: (N, H, W) bool (boxes by segment-anything's ``amg.batched_mask_to_box``), or N
-            COCO RLEs (by pycocotools' ``toBbox``).
+        masks: (N, H, W) bool as a numpy array or a torch tensor (boxes by segment-anything's
+            ``amg.batched_mask_to_box``), or N COCO RLEs (by pycocotools' ``toBbox``).
     Returns:
-        (N, 4) float32.
+        (N, 4) float32, numpy (a tensor on the masks' device for a tensor).
     """
+    import torch
+    from segment_anything.utils.amg import batched_mask_to_box
+
+    if isinstance(masks, torch.Tensor):
+        if masks.shape[0] == 0:
+            return torch.zeros((0, 4), dtype=torch.float32, device=masks.device)
+        boxes = batched_mask_to_box(masks).float()
+        boxes[:, 2:] += masks.flatten(1).any(1)[:, None].float()  # amg's max is inclusive
+        return boxes
     if not isinstance(masks, np.ndarray):
         if not len(masks):
             return np.zeros((0, 4), np.float32)
         xywh = mask_utils.toBbox([_pycoco(r) for r in masks]).reshape(-1, 4)
         return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1).astype(np.float32)
-    import torch
-    from segment_anything.utils.amg import batched_mask_to_box
-
     if masks.shape[0] == 0:
         return np.zeros((0, 4), np.float32)
-    boxes = batched_mask_to_box(torch.from_numpy(np.ascontiguousarray(masks, dtype=bool))).numpy()
-    nonempty = masks.any(axis=(1, 2))
-    boxes[nonempty, 2:] += 1  # amg's max is inclusive
-    return boxes.astype(np.float32)
+    return masks_to_boxes(torch.from_numpy(np.ascontiguousarray(masks, dtype=bool))).numpy()
 
 
 def _splice(outer: np.ndarray, hole: np.ndarray) -> np.ndarray:

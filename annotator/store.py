@@ -80,7 +80,10 @@ def source_of_prompt(prompt: dict) -> Source:
     if prompt.get("merged"):
         return Source.MERGE
     if prompt.get("everything"):
-        return Source(prompt["everything"]) if prompt["everything"] in Source._value2member_map_ else Source.PATCHES
+        try:
+            return Source(prompt["everything"])
+        except ValueError:
+            return Source.PATCHES
     if prompt.get("points"):
         return Source.CLICK
     if prompt.get("box") is not None:

@@ -18,16 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from segment_anything.utils.amg import (
-    MaskData,
-    batched_mask_to_box,
-    build_point_grid,
-    calculate_stability_score,
-)
+from segment_anything.utils.amg import MaskData, build_point_grid, calculate_stability_score
 from segment_anything.utils.amg import remove_small_regions as sam_remove_small_regions
 from torchvision.ops import nms
 
 from ..instances import Instances, Source
+from ..masks import masks_to_boxes
 from ..sam import LOW_RES, PAD_LOGIT, SamImageEmbedding, SamPromptDecoder, upsample_logits
 
 
@@ -62,14 +58,6 @@ def grid_points(height: int, width: int, points_per_side: int) -> np.ndarray:
     return build_point_grid(points_per_side) * np.array([width, height], dtype=np.float64)
 
 
-def _low_res_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """(M, h, w) bool → (M, 4) XYXY in low-res cells, exclusive max (amg's
-    ``batched_mask_to_box``, whose max is inclusive, + 1); zeros for empty masks."""
-    boxes = batched_mask_to_box(masks).float()
-    boxes[:, 2:] += (masks.flatten(1).any(1))[:, None].float()
-    return boxes
-
-
 def _input_scale_boxes(logits: torch.Tensor, emb: SamImageEmbedding, chunk: int = 32) -> torch.Tensor:
     """(M, h, w) low-res logits → (M, 4) XYXY boxes in original pixels, from the logits upsampled
     4× (bilinear, as SAM's postprocessing does) to the resized input's scale."""
@@ -79,7 +67,7 @@ def _input_scale_boxes(logits: torch.Tensor, emb: SamImageEmbedding, chunk: int 
     boxes = []
     for start in range(0, len(logits), chunk):
         up = F.interpolate(logits[start : start + chunk, None], scale_factor=4, mode="bilinear", align_corners=False)
-        boxes.append(_low_res_boxes(up[:, 0, :in_h, :in_w] > 0))
+        boxes.append(masks_to_boxes(up[:, 0, :in_h, :in_w] > 0))
     return torch.cat(boxes) * scale
 
 

@@ -281,7 +281,7 @@ def _outcomes(
     ctx = multiprocessing.get_context("spawn")
     keys = iter(todo)
     with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(engine_config, threads)
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(replace(engine_config, threads=threads), threads)
     ) as pool:
         running = set()
 

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .backends import compile_module
 from .checkpoints import checkpoints_dir
 from .fileio import atomic_write_bytes
 from .masks import masks_to_boxes
@@ -122,15 +123,61 @@ def _resolve_weights(spec: ClipSpec, cache_dir: Path) -> tuple[str | None, bool]
     return spec.pretrained, quick_gelu
 
 
+class DenseTower(torch.nn.Module):
+    """CLIP's visual tower read densely (see module doc), as a module that can be exported.
+
+    ``forward``: (1, 3, H, W) normalised float32 image, H and W multiples of 32 →
+    (1, C, H/32, W/32) float32 dense map (for ResNet towers C is the joint embedding size D).
+    """
+
+    def __init__(self, visual: torch.nn.Module):
+        super().__init__()
+        self.visual = visual
+        self.resnet = type(visual).__name__ == "ModifiedResNet"
+        if self.resnet:  # the attention pool's positional grid side, a constant of the model
+            self.pos_side = round((visual.attnpool.positional_embedding.shape[0] - 1) ** 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        visual = self.visual
+        if not self.resnet:
+            return visual.trunk.forward_features(x)
+        feats = visual.layer4(visual.layer3(visual.layer2(visual.layer1(visual.stem(x)))))
+        ap = visual.attnpool
+        s = self.pos_side
+        pos = ap.positional_embedding[1:].reshape(1, s, s, -1).permute(0, 3, 1, 2)  # (1, C, s, s)
+        pos = F.interpolate(pos, size=feats.shape[2:], mode="bicubic", align_corners=False)
+        tokens = (feats + pos).flatten(2).transpose(1, 2)  # (1, Hf*Wf, C)
+        proj = ap.c_proj(ap.v_proj(tokens))  # (1, Hf*Wf, D): affine, commutes with mask pooling
+        return proj.transpose(1, 2).reshape(1, -1, feats.shape[2], feats.shape[3])
+
+
 class ClipRegionEncoder:
     """CLIP visual + text towers for labelling masks (see module doc).
+
+    Args:
+        spec: which CLIP.
+        device: torch device string.
+        cache_dir: open_clip's weights cache (default ``<checkpoints>/open_clip``).
+        mode: ``dense`` (mask pooling) or ``crop`` (CLIP on the masked crop).
+        backend: where the dense pass runs: ``torch`` or a CPU runtime (``openvino``,
+            ``onnxruntime``, see :mod:`annotator.backends`); text and crops stay in torch.
+        threads: the CPU runtime's threads (``None`` = all cores).
 
     Raises (constructor):
         ClipUnavailable: weights cannot be found or downloaded.
         ValueError: the visual tower has no dense reading (ViT) and ``mode="dense"``.
+        annotator.backends.BackendError: the dense pass cannot run on ``backend``.
     """
 
-    def __init__(self, spec: ClipSpec, device: str = "cpu", cache_dir: Path | None = None, mode: str = "dense"):
+    def __init__(
+        self,
+        spec: ClipSpec,
+        device: str = "cpu",
+        cache_dir: Path | None = None,
+        mode: str = "dense",
+        backend: str = "torch",
+        threads: int | None = None,
+    ):
         import open_clip
 
         self.spec = spec
@@ -164,6 +211,19 @@ class ClipRegionEncoder:
         size = visual.image_size
         self.native_size = int(size[0] if isinstance(size, (tuple, list)) else size)
         self.weights_id = self._weights_id(pretrained)
+        self.backend = backend
+        self.dense_tower = DenseTower(visual).eval() if mode == "dense" else None
+        self._dense_graph = None
+        if backend != "torch" and self.dense_tower is not None:
+            side = max(32, spec.dense_size // 32 * 32)
+            self._dense_graph = compile_module(
+                self.dense_tower,
+                torch.zeros(1, 3, side * 3 // 4 // 32 * 32 or 32, side),  # a 4:3 photo
+                f"clip-{spec.model}-dense",
+                backend,
+                threads,
+                dynamic_axes={"input": {2: "height", 3: "width"}, "output": {2: "rows", 3: "cols"}},
+            )
 
     def _weights_id(self, pretrained: str | None) -> str:
         if pretrained is None:  # random weights: fingerprint the parameters themselves
@@ -193,20 +253,9 @@ class ClipRegionEncoder:
         scale = self.spec.dense_size / max(h, w)
         size = (max(32, round(h * scale / 32) * 32), max(32, round(w * scale / 32) * 32))
         x = self._to_tensor(image, size)
-        visual = self.model.visual
-        if self.kind == "ModifiedResNet":
-            feats = visual.layer4(visual.layer3(visual.layer2(visual.layer1(visual.stem(x)))))
-            pos = visual.attnpool.positional_embedding[1:]  # (s*s, C)
-            s = round(pos.shape[0] ** 0.5)
-            pos = pos.reshape(1, s, s, -1).permute(0, 3, 1, 2)
-            pos = F.interpolate(pos, size=feats.shape[2:], mode="bicubic", align_corners=False)
-            ap = visual.attnpool
-            tokens = (feats + pos).flatten(2)[0].T  # (Hf*Wf, C)
-            proj = ap.c_proj(ap.v_proj(tokens))  # (Hf*Wf, D): affine, commutes with pooling
-            return proj.T.reshape(-1, *feats.shape[2:]).float()
-        else:
-            feats = visual.trunk.forward_features(x)
-        return feats[0].float()
+        if self._dense_graph is not None:
+            return torch.from_numpy(self._dense_graph(x.numpy()))[0]
+        return self.dense_tower(x)[0].float()
 
     @torch.inference_mode()
     def embed_regions(self, pooled: torch.Tensor) -> torch.Tensor:

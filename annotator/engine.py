@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import torch
 
+from .backends import BACKENDS, BackendError, backend_summary, resolve_backend
 from .classifier import LabelScore, RegionClassifier
 from .clip_regions import DEFAULT_TEMPLATES, ClipRegionEncoder, ClipSpec, ClipUnavailable
 from .everything.patches import PatchConfig, generate_patches
@@ -182,8 +183,12 @@ class Engine:
         labels_unavailable: why there is no CLIP, shown to the user.
         text_embeddings: (K, D) unit-norm class embeddings to use instead of encoding the
             vocabulary with CLIP's text tower (e.g. precomputed elsewhere).
+        backend: where SAM's image encoder runs (``torch``, ``openvino``, ``onnxruntime``; see
+            :mod:`annotator.backends`); the CLIP's own ``backend`` says where its dense pass runs.
+        threads: the CPU runtime's threads (``None`` = all cores).
     Raises:
         ValueError: a CLIP without a vocabulary, or embeddings of the wrong length.
+        annotator.backends.BackendError: SAM's image encoder cannot run on ``backend``.
     """
 
     def __init__(
@@ -196,8 +201,11 @@ class Engine:
         templates: tuple[str, ...] = DEFAULT_TEMPLATES,
         labels_unavailable: str | None = None,
         text_embeddings: torch.Tensor | None = None,
+        backend: str = "torch",
+        threads: int | None = None,
     ):
-        self.decoder = SamPromptDecoder(sam_model)
+        self.decoder = SamPromptDecoder(sam_model, backend, threads)
+        self.backend = backend
         self.clip = clip
         self.vocabulary = vocabulary
         self.topk = topk
@@ -507,6 +515,10 @@ class EngineConfig:
         vocab: vocabulary name or file (see :func:`annotator.vocabulary.load_vocabulary`).
         device: ``auto``, ``cpu`` or ``cuda``.
         label_mode: ``dense`` (mask pooling) or ``crop`` (image-crop variant).
+        cache_mb: memory bound of the per-image embedding cache, in MiB.
+        backend: ``auto`` (a CPU runtime on a CPU, torch on CUDA), ``torch``, ``openvino`` or
+            ``onnxruntime``: where SAM's image encoder and CLIP's dense pass run.
+        threads: CPU threads for torch and the runtime; ``None`` = all cores.
     """
 
     sam: str = "vit_t"
@@ -517,6 +529,8 @@ class EngineConfig:
     device: str = "auto"
     label_mode: str = "dense"
     cache_mb: int = 1024
+    backend: str = "auto"
+    threads: int | None = None
 
 
 def clip_spec_for(config: EngineConfig, device: str) -> ClipSpec | None:
@@ -535,23 +549,42 @@ def build_engine(config: EngineConfig) -> Engine:
     """Load SAM, CLIP (when it can be had) and the vocabulary into an :class:`Engine`.
 
     CLIP weights that cannot be had do not stop the engine: it runs masks-only and
-    ``Engine.labels_unavailable`` says why (also logged once).
+    ``Engine.labels_unavailable`` says why (also logged once). With ``backend="auto"`` a CPU
+    runtime that cannot run a graph (:class:`~annotator.backends.BackendError`) falls back to
+    torch, with a warning; the log says which backend runs.
 
     Raises:
         annotator.checkpoints.CheckpointError: SAM weights cannot be had.
         annotator.vocabulary.VocabularyError: bad vocabulary.
-        ValueError: bad device or model name.
+        annotator.backends.BackendError: the backend asked for by name cannot run a graph.
+        ValueError: bad device, backend or model name.
     """
     device = resolve_device(config.device)
+    backend = resolve_backend(config.backend, device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
     vocabulary = load_vocabulary(config.vocab)  # cheap checks first
     sam_model = load_sam(config.sam, config.sam_checkpoint, device)
     spec = clip_spec_for(config, device)
+    try:
+        engine = _assemble(config, sam_model, spec, vocabulary, device, backend)
+    except BackendError as exc:
+        if config.backend != "auto":
+            raise
+        log.warning("%s; running on torch instead", exc)
+        backend = "torch"
+        engine = _assemble(config, sam_model, spec, vocabulary, device, backend)
+    log.info("inference backend: %s", backend_summary(backend, config.threads))
+    return engine
+
+
+def _assemble(config: EngineConfig, sam_model, spec, vocabulary, device: str, backend: str) -> Engine:
     clip, reason = None, None
     if spec is None:
         reason = "CLIP is switched off (--clip none)"
     else:
         try:
-            clip = ClipRegionEncoder(spec, device, mode=config.label_mode)
+            clip = ClipRegionEncoder(spec, device, mode=config.label_mode, backend=backend, threads=config.threads)
         except ClipUnavailable as exc:
             reason = str(exc)
     if reason:
@@ -562,12 +595,14 @@ def build_engine(config: EngineConfig) -> Engine:
         vocabulary,
         cache_bytes=config.cache_mb << 20,
         labels_unavailable=reason,
+        backend=backend,
+        threads=config.threads,
     )
 
 
 def engine_summary(engine: Engine) -> str:
     """One line describing the loaded engine, for logs and the UI."""
-    parts = [f"device {engine.device}"]
+    parts = [f"device {engine.device}", f"backend {engine.backend}"]
     if engine.clip is not None:
         parts.append(f"CLIP {engine.clip.spec.model}/{engine.clip.spec.pretrained or 'random'}")
     if engine.vocabulary is not None:
@@ -576,6 +611,7 @@ def engine_summary(engine: Engine) -> str:
 
 
 __all__ = [
+    "BACKENDS",
     "Engine",
     "EngineConfig",
     "ImageEmbedding",

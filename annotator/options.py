@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from .backends import BACKENDS
 from .clip_regions import LABEL_MODES
 from .engine import DEVICES, EngineConfig
 from .sam import SAM_BUILDERS
@@ -19,7 +20,7 @@ DEFAULTS = EngineConfig()
 
 def add_engine_arguments(parser: argparse.ArgumentParser, vocab_default: str | None = DEFAULTS.vocab) -> None:
     """Add ``--sam``, ``--sam-checkpoint``, ``--clip``, ``--clip-pretrained``, ``--vocab``,
-    ``--label-mode`` and ``--device`` to ``parser`` (read back by :func:`engine_config_from_args`).
+    ``--label-mode``, ``--device``, ``--backend`` and ``--threads`` to ``parser`` (read back by :func:`engine_config_from_args`).
 
     Args:
         vocab_default: the default ``--vocab``; ``None`` leaves it to the command (``eval``
@@ -39,6 +40,18 @@ def add_engine_arguments(parser: argparse.ArgumentParser, vocab_default: str | N
     g.add_argument("--label-mode", default=DEFAULTS.label_mode, choices=list(LABEL_MODES),
                    help="dense = mask pooling of CLIP features (fast); crop = CLIP on the masked crop")  # fmt: skip
     g.add_argument("--device", default=DEFAULTS.device, choices=list(DEVICES))
+    g.add_argument("--backend", default=DEFAULTS.backend, choices=list(BACKENDS),
+                   help="where SAM's image encoder and CLIP's dense pass run: auto = OpenVINO on a CPU "
+                        "(graphs exported once from the weights and checked against torch), torch on CUDA")  # fmt: skip
+    g.add_argument("--threads", type=_positive_int, default=DEFAULTS.threads,
+                   help="CPU threads for torch and the runtime (default: all cores)")  # fmt: skip
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def engine_config_from_args(args: argparse.Namespace, vocab: str | None = None) -> EngineConfig:
@@ -55,4 +68,6 @@ def engine_config_from_args(args: argparse.Namespace, vocab: str | None = None) 
         vocab=vocab or args.vocab or DEFAULTS.vocab,
         device=args.device,
         label_mode=args.label_mode,
+        backend=args.backend,
+        threads=args.threads,
     )

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .backends import compile_module
 from .checkpoints import ensure_checkpoint
 
 # model type -> (module, builder function); both packages expose the same Sam class layout.
@@ -261,14 +262,35 @@ class SamPromptDecoder:
     """Point/box prompts to masks for one SAM model (see module doc for what is cached).
 
     Coordinates are pixels of the original image, (X, Y); boxes are XYXY.
+
+    Args:
+        model: a loaded SAM (:func:`load_sam`).
+        backend: where the image encoder runs: ``torch``, or a CPU runtime (``openvino``,
+            ``onnxruntime``) through a graph exported from ``model``'s weights and verified
+            against torch (:func:`annotator.backends.compile_module`); prompts are always
+            decoded in torch.
+        threads: the CPU runtime's threads (``None`` = all cores).
+    Raises:
+        annotator.backends.BackendError: the image encoder cannot run on ``backend``.
     """
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, backend: str = "torch", threads: int | None = None):
         from segment_anything.utils.transforms import ResizeLongestSide
 
         self.model = model
         self.device = next(model.parameters()).device
-        self.transform = ResizeLongestSide(model.image_encoder.img_size)
+        self.backend = backend
+        size = model.image_encoder.img_size
+        self.transform = ResizeLongestSide(size)
+        self._encoder_graph = None
+        if backend != "torch":
+            self._encoder_graph = compile_module(
+                model.image_encoder,
+                torch.zeros(1, 3, size, size),
+                f"sam-{type(model.image_encoder).__name__}",
+                backend,
+                threads,
+            )
         with torch.inference_mode():
             pe = model.prompt_encoder.get_dense_pe()  # (1, 256, 64, 64), constant per model
             self._key_pe = pe.flatten(2).permute(0, 2, 1).contiguous()
@@ -288,7 +310,11 @@ class SamPromptDecoder:
             raise ValueError(f"expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
         resized = self.transform.apply_image(image)
         x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
-        emb = self.model.image_encoder(self.model.preprocess(x))
+        x = self.model.preprocess(x)  # (1, 3, 1024, 1024) normalised, zero-padded
+        if self._encoder_graph is None:
+            emb = self.model.image_encoder(x)
+        else:
+            emb = torch.from_numpy(self._encoder_graph(x.numpy()))
         keys = emb.flatten(2).permute(0, 2, 1) + self._no_mask
         layer = self.model.mask_decoder.transformer.layers[0]
         k_pe = keys + self._key_pe

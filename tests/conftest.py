@@ -78,9 +78,16 @@ def tiny_clip_factory(tmp_path_factory):
     register_tiny_clips()
     cache = tmp_path_factory.mktemp("clip_cache")
 
-    def make(name: str = "tiny_rn_clip", dense_size: int = 256, mode: str = "dense", cache_dir: Path | None = None):
+    def make(
+        name: str = "tiny_rn_clip",
+        dense_size: int = 256,
+        mode: str = "dense",
+        cache_dir: Path | None = None,
+        backend: str = "torch",
+    ):
         torch.manual_seed(0)
-        return ClipRegionEncoder(ClipSpec(name, None, dense_size), "cpu", cache_dir=cache_dir or cache, mode=mode)
+        spec = ClipSpec(name, None, dense_size)
+        return ClipRegionEncoder(spec, "cpu", cache_dir=cache_dir or cache, mode=mode, backend=backend)
 
     return make
 

@@ -18,6 +18,12 @@ are exported once with ``torch.onnx.export`` from the real weights and run by a 
   infer request per thread, ONNX Runtime's sessions are thread-safe.
 
 torch stays the path on CUDA (:func:`resolve_backend`).
+
+**int8** (opt-in, OpenVINO only, :func:`quantize_int8`): NNCF post-training quantization of an
+exported graph, calibrated on a few photos the caller gives (the engine uses scikit-image's
+bundled sample photos), cached beside the graph as OpenVINO IR. Measured on MobileSAM's encoder
+(2 cores): 0.38 s instead of 0.67 s; on the first 20 ``coco_tiny_val`` photos box mIoU 71.71
+(float32: 71.71), point mIoU 48.54 (float32: 49.12). It loses masks, so it is never the default.
 """
 
 from __future__ import annotations
@@ -44,8 +50,10 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "torch", "openvino", "onnxruntime")
 CPU_RUNTIMES = ("openvino", "onnxruntime")  # by preference: OpenVINO measured fastest here
 EXPORTER_VERSION = 1  # part of every cache key: bump when an exported module's code changes
+INT8_VERSION = 1  # part of an int8 graph's key: bump when the quantization recipe changes
 OPSET = 17
 VERIFY_TOLERANCE = 1e-3  # max |runtime - torch| / max |torch| accepted at verification
+INT8_TOLERANCE = 0.2  # max ||int8 - torch|| / ||torch|| on a calibration input (MobileSAM: 0.09)
 
 
 class BackendError(RuntimeError):
@@ -104,7 +112,7 @@ class CompiledGraph:
     """One exported graph compiled for a CPU runtime; call it with float32 numpy arrays.
 
     Args:
-        path: the ``.onnx`` file.
+        path: the ``.onnx`` file (or, for OpenVINO, an IR ``.xml``).
         backend: ``openvino`` or ``onnxruntime``.
         threads: intra-op threads; ``None`` = the runtime's default (all physical cores).
     Raises:
@@ -188,6 +196,7 @@ def compile_module(
     threads: int | None = None,
     dynamic_axes: dict | None = None,
     cache_dir: Path | None = None,
+    int8_calibration=None,
 ) -> CompiledGraph:
     """Export ``module`` (once), compile it for ``backend`` and verify it against torch (once).
 
@@ -200,12 +209,15 @@ def compile_module(
         threads: intra-op threads (``None`` = all cores).
         dynamic_axes: ``torch.onnx.export``'s, for inputs whose size varies (``input``/``output``).
         cache_dir: default :func:`exported_dir`.
+        int8_calibration: a callable returning calibration inputs (a list of float32 arrays of
+            the exported shape) to run the graph in int8 (:func:`quantize_int8`; OpenVINO
+            only); called only when the int8 graph is not cached yet.
     Returns:
         The :class:`CompiledGraph`.
     Raises:
         BackendError: export or compilation failed, or the runtime's output differs from torch
-            by more than :data:`VERIFY_TOLERANCE` (the graph is then deleted, so a later start
-            exports it again).
+            by more than :data:`VERIFY_TOLERANCE` (:data:`INT8_TOLERANCE` in int8; the graph is
+            then deleted, so a later start makes it again).
     """
     cache_dir = Path(cache_dir or exported_dir())
     key = f"{name}-{weights_sha256(module)[:16]}-torch{torch.__version__.split('+')[0]}-x{EXPORTER_VERSION}"
@@ -219,6 +231,8 @@ def compile_module(
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     except (OSError, ValueError):
         meta = {}
+    if int8_calibration is not None:
+        return _compile_int8(module, path, meta_path, meta, name, backend, threads, int8_calibration)
     graph = CompiledGraph(path, backend, threads)
     if backend not in meta.get("verified", {}):
         gen = torch.Generator().manual_seed(0)
@@ -243,6 +257,73 @@ def compile_module(
         meta.update(name=name, torch=torch.__version__, exporter_version=EXPORTER_VERSION, opset=OPSET)
         atomic_write_json(meta_path, meta)
         log.info("%s on %s verified against torch: max |diff| %.2g (scale %.3g)", name, backend, diff, scale)
+    return graph
+
+
+def quantize_int8(onnx_path: Path, calibration: list[np.ndarray], ir_path: Path) -> None:
+    """NNCF post-training int8 quantization of an exported graph, saved as OpenVINO IR.
+
+    The transformer preset (``ModelType.TRANSFORMER``: SmoothQuant, attention matmuls in int8)
+    with statistics from ``calibration``; the ``.bin`` is written first and the ``.xml`` renamed
+    into place last, so an ``.xml`` on disk is always complete.
+
+    Raises:
+        BackendError: NNCF is not installed (``pip install nncf``) or quantization failed.
+    """
+    if not runtime_available("nncf"):
+        raise BackendError("int8 needs NNCF: pip install nncf")
+    import nncf
+    import openvino as ov
+
+    tmp = ir_path.with_name(f".{ir_path.stem}.{os.getpid()}.tmp.xml")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = ov.Core().read_model(str(onnx_path))
+            quantized = nncf.quantize(
+                model, nncf.Dataset(calibration), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calibration)
+            )
+        ov.save_model(quantized, str(tmp))
+        os.replace(tmp.with_suffix(".bin"), ir_path.with_suffix(".bin"))
+        os.replace(tmp, ir_path)
+    except Exception as exc:
+        raise BackendError(f"int8 quantization of {onnx_path.name} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp.with_suffix(".bin").unlink(missing_ok=True)
+
+
+def _compile_int8(module, path, meta_path, meta, name, backend, threads, calibration) -> CompiledGraph:
+    """The int8 graph of an exported one: quantized once, verified once on a calibration input."""
+    if backend != "openvino":
+        raise BackendError(f"int8 runs on OpenVINO only, not {backend}")
+    ir_path = path.with_name(f"{path.stem}-int8-q{INT8_VERSION}.xml")
+    inputs = None
+    if not ir_path.is_file():
+        inputs = list(calibration())
+        t0 = time.perf_counter()
+        quantize_int8(path, inputs, ir_path)
+        log.info(
+            "quantized %s to int8 in %.1f s (%d calibration inputs)",
+            ir_path.name,
+            time.perf_counter() - t0,
+            len(inputs),
+        )
+    graph = CompiledGraph(ir_path, backend, threads)
+    tag = f"{backend}-int8-q{INT8_VERSION}"
+    if tag not in meta.get("verified", {}):
+        x = (inputs or list(calibration()))[0]
+        with torch.inference_mode():
+            ref = module(torch.from_numpy(x)).float().numpy()
+        out = graph(x)
+        err = float(np.linalg.norm(out - ref) / (np.linalg.norm(ref) or 1.0))
+        if not err <= INT8_TOLERANCE:
+            ir_path.unlink(missing_ok=True)
+            ir_path.with_suffix(".bin").unlink(missing_ok=True)
+            raise BackendError(f"int8 {name} differs from torch by {err:.1%} (relative L2); leave int8 off")
+        meta.setdefault("verified", {})[tag] = {"relative_l2": err, "version": _runtime_version(backend)}
+        atomic_write_json(meta_path, meta)
+        log.info("%s int8 on %s verified against torch: relative L2 error %.3f", name, backend, err)
     return graph
 
 

@@ -20,7 +20,7 @@ DEFAULTS = EngineConfig()
 
 def add_engine_arguments(parser: argparse.ArgumentParser, vocab_default: str | None = DEFAULTS.vocab) -> None:
     """Add ``--sam``, ``--sam-checkpoint``, ``--clip``, ``--clip-pretrained``, ``--vocab``,
-    ``--label-mode``, ``--device``, ``--backend`` and ``--threads`` to ``parser`` (read back by :func:`engine_config_from_args`).
+    ``--label-mode``, ``--device``, ``--backend``, ``--int8`` and ``--threads`` to ``parser`` (read back by :func:`engine_config_from_args`).
 
     Args:
         vocab_default: the default ``--vocab``; ``None`` leaves it to the command (``eval``
@@ -43,6 +43,9 @@ def add_engine_arguments(parser: argparse.ArgumentParser, vocab_default: str | N
     g.add_argument("--backend", default=DEFAULTS.backend, choices=list(BACKENDS),
                    help="where SAM's image encoder and CLIP's dense pass run: auto = OpenVINO on a CPU "
                         "(graphs exported once from the weights and checked against torch), torch on CUDA")  # fmt: skip
+    g.add_argument("--int8", action="store_true", default=DEFAULTS.int8,
+                   help="SAM's image encoder in int8 (OpenVINO, NNCF; needs pip install nncf): "
+                        "~1.8x faster encoder, point mIoU -0.6 on COCO")  # fmt: skip
     g.add_argument("--threads", type=_positive_int, default=DEFAULTS.threads,
                    help="CPU threads for torch and the runtime (default: all cores)")  # fmt: skip
 
@@ -70,4 +73,5 @@ def engine_config_from_args(args: argparse.Namespace, vocab: str | None = None) 
         label_mode=args.label_mode,
         backend=args.backend,
         threads=args.threads,
+        int8=args.int8,
     )

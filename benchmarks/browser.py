@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from chromium import CHROMIUM, launch  # benchmarks/chromium.py, beside this script
 
+from annotator.backends import BACKENDS, backend_summary, resolve_backend
 from annotator.clip_regions import ClipRegionEncoder, ClipSpec, ClipUnavailable
 from annotator.engine import Engine
 from annotator.evaluation import farthest_interior_point
@@ -48,21 +49,23 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q)) if values else float("nan")
 
 
-def build_engine(vocab_name: str, clip_weights: str) -> tuple[Engine, str]:
+def build_engine(vocab_name: str, clip_weights: str, backend: str = "torch") -> tuple[Engine, str]:
     sam = load_sam("vit_t", device="cpu")
     vocab = load_vocabulary(vocab_name)
     if clip_weights == "none":
-        return Engine(sam, vocabulary=vocab), "no CLIP (masks only)"
+        return Engine(sam, vocabulary=vocab, backend=backend), "no CLIP (masks only)"
     try:
         if clip_weights == "random":
             raise ClipUnavailable("random weights asked for")
-        return Engine(sam, ClipRegionEncoder(ClipSpec("RN50", "openai", 672), "cpu"), vocab), "CLIP RN50/openai"
+        clf = ClipRegionEncoder(ClipSpec("RN50", "openai", 672), "cpu", backend=backend)
+        return Engine(sam, clf, vocab, backend=backend), "CLIP RN50/openai"
     except ClipUnavailable:
         torch.manual_seed(0)
-        clf = ClipRegionEncoder(ClipSpec("RN50", None, 672), "cpu")
+        clf = ClipRegionEncoder(ClipSpec("RN50", None, 672), "cpu", backend=backend)
         dim = clf.model.text_projection.shape[1]
         text = torch.nn.functional.normalize(torch.randn(len(vocab), dim), dim=-1)
-        return Engine(sam, clf, vocab, text_embeddings=text), "CLIP RN50 architecture, random weights (timing only)"
+        engine = Engine(sam, clf, vocab, text_embeddings=text, backend=backend)
+        return engine, "CLIP RN50 architecture, random weights (timing only)"
 
 
 def main() -> int:
@@ -75,6 +78,7 @@ def main() -> int:
     ap.add_argument("--prefetch", type=int, default=1, help="images embedded ahead (0 = off, for comparison)")
     ap.add_argument("--vocab", default="imagenet21k")
     ap.add_argument("--clip-weights", choices=["auto", "random", "none"], default="auto")
+    ap.add_argument("--backend", default="auto", choices=list(BACKENDS), help="where the encoders run")
     ap.add_argument("--chromium", default=CHROMIUM)
     ap.add_argument("--viewport", default="1600x1000")
     ap.add_argument("--json", help="write the figures here too")
@@ -102,7 +106,9 @@ def main() -> int:
     for name, _ in chosen:
         shutil.copy(Path(args.images) / name, folder / name)
     t = time.perf_counter()
-    engine, clip_note = build_engine(args.vocab, args.clip_weights)
+    backend = resolve_backend(args.backend, "cpu")
+    engine, clip_note = build_engine(args.vocab, args.clip_weights, backend)
+    clip_note += f"; backend {backend_summary(backend)}"
     ws = Workspace.open_folder(engine, folder, work / "out")
     server = Server(ws, port=7861, prefetch=args.prefetch)
     print(f"app up in {time.perf_counter() - t:.1f} s: {clip_note}; vocabulary {args.vocab} ({len(engine.vocabulary)})")

@@ -52,6 +52,7 @@ def main() -> int:
     ap.add_argument("--vocab", default="imagenet21k")
     ap.add_argument("--clip-weights", choices=["auto", "random", "none"], default="auto")
     ap.add_argument("--backend", default="auto", choices=list(BACKENDS), help="where our encoders run")
+    ap.add_argument("--int8", action="store_true", help="our SAM image encoder in int8 (OpenVINO + NNCF)")
     ap.add_argument("--json", help="write the figures here too")
     args = ap.parse_args()
     backend = resolve_backend(args.backend, "cpu")
@@ -68,17 +69,17 @@ def main() -> int:
             if args.clip_weights == "random":
                 raise ClipUnavailable("random weights asked for")
             clf = ClipRegionEncoder(ClipSpec("RN50", "openai", 672), "cpu", backend=backend)
-            engine = Engine(sam, clf, vocab, backend=backend)
+            engine = Engine(sam, clf, vocab, backend=backend, int8=args.int8)
             clip_note = "CLIP RN50/openai"
         except ClipUnavailable:
             torch.manual_seed(0)
             clf = ClipRegionEncoder(ClipSpec("RN50", None, 672), "cpu", backend=backend)
             dim = clf.model.text_projection.shape[1]
             text = torch.nn.functional.normalize(torch.randn(len(vocab), dim), dim=-1)
-            engine = Engine(sam, clf, vocab, text_embeddings=text, backend=backend)
+            engine = Engine(sam, clf, vocab, text_embeddings=text, backend=backend, int8=args.int8)
             clip_note = "CLIP RN50 architecture, random weights (timing only)"
     if clf is None:
-        engine = Engine(sam, backend=backend)
+        engine = Engine(sam, backend=backend, int8=args.int8)
     plain = SamPredictor(sam)
 
     coco = COCO(args.gt)
@@ -113,7 +114,8 @@ def main() -> int:
         "device": "cpu",
         "threads": torch.get_num_threads(),
         "backend": backend,
-        "backend_detail": backend_summary(backend),
+        "backend_detail": backend_summary(backend) + (", SAM image encoder int8 (NNCF)" if args.int8 else ""),
+        "int8": args.int8,
         "plain_backend": backend_summary("torch"),
         "images": len(images),
         "clicks": len(ours_click),

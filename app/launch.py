@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from annotator.backends import BackendError
     from annotator.checkpoints import CheckpointError
     from annotator.engine import build_engine, engine_summary
     from annotator.images import write_sample_images
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         engine = build_engine(engine_config_from_args(args))
         ws = Workspace.open_folder(engine, images, args.out)
-    except (CheckpointError, VocabularyError, StoreError, FileNotFoundError, ValueError) as exc:
+    except (BackendError, CheckpointError, VocabularyError, StoreError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     logging.getLogger("launch").info("%s; %d images in %s", engine_summary(engine), len(ws.keys), ws.root)

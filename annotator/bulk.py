@@ -254,10 +254,9 @@ def process_image(engine: Engine, folder: Path, key: str, config: BulkConfig) ->
 _worker_engine: Engine | None = None  # the model cache of a worker process
 
 
-def _init_worker(engine_config: EngineConfig, threads: int) -> None:
+def _init_worker(engine_config: EngineConfig) -> None:
     global _worker_engine
-    torch.set_num_threads(threads)
-    _worker_engine = build_engine(engine_config)
+    _worker_engine = build_engine(engine_config)  # sets torch's and the runtime's threads
 
 
 def _work(folder: str, key: str, config: BulkConfig) -> ImageOutcome:
@@ -281,7 +280,7 @@ def _outcomes(
     ctx = multiprocessing.get_context("spawn")
     keys = iter(todo)
     with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(replace(engine_config, threads=threads), threads)
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(replace(engine_config, threads=threads),)
     ) as pool:
         running = set()
 

@@ -165,18 +165,27 @@ def class_agnostic_scores(gt: COCO, detections: list[dict], img_ids: list[int]) 
     """COCOeval (segm, ``useCats=0``) of detections ``{image_id, segmentation (RLE), score}``.
 
     Returns:
-        ``{"AP", "AR@10", "AR@100"}`` in percent (0 when there are no detections).
+        ``{"AP", "AR@10", "AR@100", "AR@1000"}`` in percent (0 when there are no detections);
+        AP at 100 detections per image, as COCO's.
     """
     if not detections:
-        return {"AP": 0.0, "AR@10": 0.0, "AR@100": 0.0}
+        return {"AP": 0.0, "AR@10": 0.0, "AR@100": 0.0, "AR@1000": 0.0}
     dets = [{**d, "category_id": d.get("category_id", 1)} for d in detections]
     ev = COCOeval(gt, gt.loadRes(dets), "segm")
     ev.params.imgIds = list(img_ids)
     ev.params.useCats = 0
+    ev.params.maxDets = [10, 100, 1000]
     ev.evaluate()
     ev.accumulate()
-    ev.summarize()
-    return {"AP": 100.0 * ev.stats[0], "AR@10": 100.0 * ev.stats[7], "AR@100": 100.0 * ev.stats[8]}
+    recall = ev.eval["recall"]  # (IoU thresholds, categories, area ranges, maxDets); -1 = no GT
+
+    def mean(x: np.ndarray) -> float:
+        x = x[x > -1]
+        return 100.0 * float(x.mean()) if x.size else 0.0
+
+    precision = ev.eval["precision"][:, :, :, 0, 1]  # all areas, 100 detections
+    ar = {f"AR@{m}": mean(recall[:, :, 0, i]) for i, m in enumerate(ev.params.maxDets)}
+    return {"AP": mean(precision), **ar}
 
 
 def panoptic_quality(

@@ -103,3 +103,47 @@ def test_small_holes_and_islands_are_removed(patches_and_reference):
             assert (cleaned != mask).sum() < 0.5 * mask.sum()  # cleaning, not rewriting
             changed += not np.array_equal(cleaned, mask)
     assert changed > 0  # real patches do have small holes / islands
+
+
+def test_segment_prompts_reach_the_grid_recall_with_fewer_passes(engine, patches_and_reference, coco_tiny, coco_gt):
+    """The CPU default (one prompt per unexplained image segment, looser thresholds) against the
+    reference generator's 16×16 grid on the same photos: at least its AR@100, fewer passes."""
+    ids, _, _, theirs = patches_and_reference
+    config = engine.default_patch_config()
+    assert config.sampler == "segments"  # the engine fixture runs on the CPU
+    decode_points = engine.decoder.decode_points
+    prompts = []
+
+    def counted(emb, point_coords, min_iou=0.0):
+        prompts[-1] += len(point_coords)
+        return decode_points(emb, point_coords, min_iou=min_iou)
+
+    ours = []
+    engine.decoder.decode_points = counted
+    try:
+        for img_id in ids:
+            image = load_image(coco_tiny / "images" / coco_gt.loadImgs(img_id)[0]["file_name"])
+            prompts.append(0)
+            p = engine.segment_everything(engine.embed(image), config)
+            assert p.predicted_iou.min() >= config.pred_iou_thresh and np.all(np.diff(p.predicted_iou) <= 0)
+            ours += [{"image_id": img_id, "segmentation": r, "score": float(s)} for r, s in zip(p.rles(), p.predicted_iou, strict=True)]  # fmt: skip
+    finally:
+        del engine.decoder.decode_points
+    ours_scores = class_agnostic_scores(coco_gt, ours, ids)
+    ref_scores = class_agnostic_scores(coco_gt, theirs, ids)
+    print(
+        f"AR@100 segments {ours_scores['AR@100']:.2f} ({prompts} prompts), reference 16x16 {ref_scores['AR@100']:.2f}"
+    )
+    assert ours_scores["AR@100"] >= ref_scores["AR@100"]
+    assert sum(prompts) < len(ids) * CONFIG.points_per_side**2  # fewer passes than the grid's on average
+    assert max(prompts) <= config.segments.max_points and min(prompts) > 10
+
+
+def test_segments_sampler_needs_the_image(engine, coco_image):
+    emb = engine.embed(coco_image[0])
+    with pytest.raises(ValueError, match="needs the image"):
+        from annotator.everything.patches import generate_patches
+
+        generate_patches(engine.decoder, emb.sam, PatchConfig(sampler="segments"))
+    with pytest.raises(ValueError, match="unknown sampler"):
+        PatchConfig(sampler="random")

@@ -1,8 +1,10 @@
-"""SAM patches over a whole image: a point grid, decoded in small batches, filtered early.
+"""SAM patches over a whole image: point prompts decoded in small batches, filtered early.
 
 Follows ``segment_anything.SamAutomaticMaskGenerator`` (Kirillov et al., 2023), with its
-``utils/amg`` helpers (point grid, stability score, mask boxes, ``MaskData``): grid point
-prompts, three candidates each, predicted-IoU and stability-score filtering, box NMS. Faster:
+``utils/amg`` helpers (point grid, stability score, mask boxes, ``MaskData``): point prompts,
+three candidates each, predicted-IoU and stability-score filtering, box NMS. The prompts come
+from SAM's uniform grid (``sampler="grid"``) or, far fewer, one per image segment not yet
+explained by earlier masks (``sampler="segments"``, :mod:`.prompts`). Faster than the reference:
 
 - candidates under the predicted-IoU threshold are dropped before the mask upscaler runs;
 - stability scores are computed on the low-res logits (the unpadded 256-grid), boxes for NMS
@@ -13,7 +15,7 @@ prompts, three candidates each, predicted-IoU and stability-score filtering, box
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -25,6 +27,9 @@ from torchvision.ops import nms
 from ..instances import Instances, Source
 from ..masks import masks_to_boxes
 from ..sam import LOW_RES, PAD_LOGIT, SamImageEmbedding, SamPromptDecoder, upsample_logits
+from .prompts import EXPLAIN_IOU, EXPLAIN_STABILITY, SegmentPromptConfig, SegmentPrompts, segment_image
+
+SAMPLERS = ("grid", "segments")
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,11 @@ class PatchConfig:
     """Automatic mask generation settings (names as in SamAutomaticMaskGenerator).
 
     Attributes:
-        points_per_side: the grid is ``points_per_side``² points over the image.
+        sampler: ``grid`` (SAM's uniform grid of ``points_per_side``² points) or ``segments``
+            (one point per image segment that earlier masks do not explain, see
+            :mod:`.prompts`).
+        points_per_side: the grid is ``points_per_side``² points over the image (``grid``).
+        segments: settings of the ``segments`` sampler.
         points_per_batch: prompts decoded together (small batches stay in the CPU caches).
         pred_iou_thresh: minimum SAM predicted IoU.
         stability_score_thresh: minimum IoU between the masks at logit ±``stability_score_offset``.
@@ -43,13 +52,19 @@ class PatchConfig:
             default); patches left empty are dropped.
     """
 
+    sampler: str = "grid"
     points_per_side: int = 32
+    segments: SegmentPromptConfig = field(default_factory=SegmentPromptConfig)
     points_per_batch: int = 4
     pred_iou_thresh: float = 0.88
     stability_score_thresh: float = 0.95
     stability_score_offset: float = 1.0
     box_nms_thresh: float = 0.7
     min_mask_region_area: int = 0
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
 
 
 def grid_points(height: int, width: int, points_per_side: int) -> np.ndarray:
@@ -85,6 +100,42 @@ def remove_small_regions(mask: np.ndarray, min_area: int) -> np.ndarray:
     return mask
 
 
+def _decode_batch(
+    decoder: SamPromptDecoder, emb: SamImageEmbedding, batch: np.ndarray, min_iou: float, offset: float
+) -> MaskData | None:
+    """Decode (B, 2) (X, Y) point prompts: ``MaskData`` of ``logits`` (M, rows, cols) over the
+    unpadded low-res grid, ``iou``, ``stability``, ``points``, ``prompt`` (index in ``batch``) of
+    the candidates with predicted IoU ≥ ``min_iou``; ``None`` when there is none."""
+    rows, cols = emb.valid_low_res
+    logits, iou, prompt = decoder.decode_points(emb, batch, min_iou=min_iou)
+    if len(iou) == 0:
+        return None
+    prompt = prompt.cpu()
+    data = MaskData(
+        logits=logits[:, :rows, :cols],
+        iou=iou,
+        points=torch.as_tensor(batch, dtype=torch.float32)[prompt],
+        prompt=prompt,
+    )
+    data["stability"] = calculate_stability_score(data["logits"], 0.0, offset)
+    return data
+
+
+def _passing(data: MaskData, config: PatchConfig) -> MaskData:
+    """The candidates passing the predicted-IoU and stability thresholds."""
+    data.filter((data["iou"] >= config.pred_iou_thresh) & (data["stability"] >= config.stability_score_thresh))
+    return data
+
+
+def _concat(parts: list[MaskData]) -> MaskData | None:
+    """The batches' candidates in one ``MaskData`` (one concatenation: ``MaskData.cat`` per batch
+    copies everything kept so far each time); ``None`` when there are none."""
+    parts = [p for p in parts if len(p["iou"])]
+    if not parts:
+        return None
+    return MaskData(**{key: torch.cat([p[key] for p in parts]) for key, _ in parts[0].items()})
+
+
 def _decode_grid(
     decoder: SamPromptDecoder,
     emb: SamImageEmbedding,
@@ -92,31 +143,58 @@ def _decode_grid(
     progress: Callable[[float], None] | None,
 ) -> MaskData | None:
     """Decode the grid in small batches, keeping candidates that pass the predicted-IoU and
-    stability filters: ``MaskData`` of ``logits`` (M, rows, cols) over the unpadded low-res
-    grid, ``iou``, ``stability``, ``points``; ``None`` when none passes."""
+    stability filters (see :func:`_decode_batch`); ``None`` when none passes."""
     height, width = emb.original_size
     points = grid_points(height, width, config.points_per_side)
-    rows, cols = emb.valid_low_res
-    kept = None
+    kept = []
     for start in range(0, len(points), config.points_per_batch):
         if progress is not None:
             progress(start / len(points))
-        batch = points[start : start + config.points_per_batch]
-        logits, iou, prompt = decoder.decode_points(emb, batch, min_iou=config.pred_iou_thresh)
-        if len(iou) == 0:
+        data = _decode_batch(
+            decoder, emb, points[start : start + config.points_per_batch], config.pred_iou_thresh,
+            config.stability_score_offset,
+        )  # fmt: skip
+        if data is not None:
+            kept.append(_passing(data, config))
+    return _concat(kept)
+
+
+def _decode_segments(
+    decoder: SamPromptDecoder,
+    emb: SamImageEmbedding,
+    image: np.ndarray,
+    config: PatchConfig,
+    progress: Callable[[float], None] | None,
+) -> MaskData | None:
+    """Decode one point per unexplained image segment (see :mod:`.prompts`); after each batch,
+    each prompt's smallest mask that passes SAM's default thresholds explains its pixels."""
+    prompts = SegmentPrompts(segment_image(image, config.segments), config.segments)
+    work_h, work_w = prompts.work_size
+    min_iou = min(config.pred_iou_thresh, EXPLAIN_IOU)
+    kept = []
+    for batch in prompts.batches(config.points_per_batch):
+        if progress is not None:
+            progress(prompts.fraction_visited)
+        data = _decode_batch(decoder, emb, batch, min_iou, config.stability_score_offset)
+        if data is None:
             continue
-        data = MaskData(
-            logits=logits[:, :rows, :cols],
-            iou=iou,
-            points=torch.as_tensor(batch, dtype=torch.float32)[prompt.cpu()],
-        )
-        data["stability"] = calculate_stability_score(data["logits"], 0.0, config.stability_score_offset)
-        data.filter((data["iou"] >= config.pred_iou_thresh) & (data["stability"] >= config.stability_score_thresh))
-        if kept is None:
-            kept = data
-        else:
-            kept.cat(data)
-    return kept
+        confident = (data["iou"] >= EXPLAIN_IOU) & (data["stability"] >= EXPLAIN_STABILITY)
+        area = (data["logits"] > 0).flatten(1).sum(1)
+        for p in torch.unique(data["prompt"][confident]).tolist():
+            which = torch.nonzero(confident & (data["prompt"] == p))[:, 0]
+            smallest = which[torch.argmin(area[which])]
+            prompts.explain(_to_frame(data["logits"][smallest], emb, (work_h, work_w)))
+        kept.append(_passing(data, config))
+    return _concat(kept)
+
+
+def _to_frame(logits: torch.Tensor, emb: SamImageEmbedding, size: tuple[int, int]) -> np.ndarray:
+    """(rows, cols) unpadded low-res logits → (h, w) bool mask of an image of ``size`` (the
+    original image or a resized copy)."""
+    rows, cols = emb.valid_low_res
+    full = np.full((LOW_RES, LOW_RES), PAD_LOGIT, np.float32)
+    full[:rows, :cols] = logits.cpu().numpy()
+    return upsample_logits(full, emb.input_size, size)
 
 
 def generate_patches(
@@ -124,22 +202,36 @@ def generate_patches(
     emb: SamImageEmbedding,
     config: PatchConfig = PatchConfig(),
     progress: Callable[[float], None] | None = None,
+    image: np.ndarray | None = None,
 ) -> Instances:
     """Automatic SAM patches for one encoded image (see module doc).
 
     Args:
         decoder: the prompt decoder of the SAM that encoded ``emb``.
         emb: from :meth:`SamPromptDecoder.encode`.
-        config: thresholds and grid.
-        progress: called with the fraction of grid points decoded, after each batch.
+        config: sampler, thresholds and grid.
+        progress: called with the fraction of prompts decoded (or segments visited), after
+            each batch.
+        image: (H, W, 3) uint8 RGB, the image ``emb`` encodes; needed by the ``segments``
+            sampler.
     Returns:
         :class:`~annotator.instances.Instances` (source ``PATCHES``, unlabelled), sorted by
         predicted IoU, highest first; their score is the predicted IoU; ``data["stability"]``
-        (N,) float32 stability score and ``data["points"]`` (N, 2) float32 (X, Y) of the grid
-        point that produced each.
+        (N,) float32 stability score and ``data["points"]`` (N, 2) float32 (X, Y) of the point
+        prompt that produced each.
+    Raises:
+        ValueError: the ``segments`` sampler without ``image``, or an image of another size
+            than the encoded one.
     """
     height, width = emb.original_size
-    kept = _decode_grid(decoder, emb, config, progress)
+    if config.sampler == "segments":
+        if image is None:
+            raise ValueError("the segments sampler needs the image")
+        if image.shape[:2] != (height, width):
+            raise ValueError(f"image of size {image.shape[:2]}, but the embedding is of {(height, width)}")
+        kept = _decode_segments(decoder, emb, image, config, progress)
+    else:
+        kept = _decode_grid(decoder, emb, config, progress)
     if kept is None or len(kept["iou"]) == 0:
         return Instances(
             np.zeros((0, height, width), bool),

@@ -136,7 +136,7 @@ def run_everything(
     seconds = {}
     t0 = time.perf_counter()
     patch_progress = None if progress is None else (lambda f: progress(0.9 * f))
-    patches = generate_patches(decoder, emb, config.patches, patch_progress)
+    patches = generate_patches(decoder, emb, config.patches, patch_progress, image)
     seconds["patches"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -166,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--json", help="also write the figures to this file")
     add_engine_arguments(ev, vocab_default=None)  # --vocab: default the --gt categories
     ev.add_argument("--method", default="samcp", choices=METHODS, help="everything: the pass")
-    ev.add_argument("--points-per-side", type=int, help="everything: a uniform N×N point grid (default: 32×32 on CUDA; on a CPU one prompt per unexplained image segment)")
+    ev.add_argument(
+        "--points-per-side",
+        type=int,
+        help="everything: a uniform N×N point grid (default: 32×32 on CUDA; on a CPU one prompt per unexplained image segment)",
+    )
     ev.add_argument("--panoptic-gt", help="everything: COCO panoptic JSON of the same images, for PQ/SQ/RQ")
     ev.add_argument("--panoptic-dir", help="its PNG folder (default: the JSON path without .json)")
     an = sub.add_parser("annotate", help="auto-annotate a folder (resumable: run again to continue)")

@@ -110,11 +110,10 @@ def _decode_batch(
     logits, iou, prompt = decoder.decode_points(emb, batch, min_iou=min_iou)
     if len(iou) == 0:
         return None
-    prompt = prompt.cpu()
     data = MaskData(
         logits=logits[:, :rows, :cols],
         iou=iou,
-        points=torch.as_tensor(batch, dtype=torch.float32)[prompt],
+        points=torch.as_tensor(batch, dtype=torch.float32)[prompt.cpu()],
         prompt=prompt,
     )
     data["stability"] = calculate_stability_score(data["logits"], 0.0, offset)

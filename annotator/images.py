@@ -94,6 +94,13 @@ def folder_slug(folder: str | Path) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(folder).resolve().name) or "images"
 
 
+def sample_photos() -> list[np.ndarray]:
+    """scikit-image's bundled sample photos (:data:`SAMPLE_NAMES`) as (H, W, 3) uint8 RGB."""
+    from skimage import data as skdata
+
+    return [_to_rgb_uint8(Image.fromarray(getattr(skdata, name)())) for name in SAMPLE_NAMES]
+
+
 def write_sample_images(dest: str | Path) -> list[Path]:
     """Write scikit-image's bundled sample photos into ``dest`` as PNG (once) and list them.
 

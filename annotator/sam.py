@@ -304,20 +304,19 @@ class SamPromptDecoder:
             self._no_mask = model.prompt_encoder.no_mask_embed.weight.reshape(1, 1, -1)
         self._upscaler = _ChannelsLastUpscaler.from_sequential(model.mask_decoder.output_upscaling)
 
+    def _model_input(self, image: np.ndarray) -> tuple[tuple[int, int], torch.Tensor]:
+        """(h, w) of the resized image and the image encoder's input (1, 3, 1024, 1024) float32,
+        normalised and zero-padded, for an (H, W, 3) uint8 RGB image."""
+        resized = self.transform.apply_image(image)
+        x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
+        return (resized.shape[0], resized.shape[1]), self.model.preprocess(x)
+
     @torch.inference_mode()
     def _calibration_inputs(self) -> list[np.ndarray]:
         """The image encoder's inputs (1, 3, 1024, 1024) float32 for scikit-image's sample photos."""
-        from skimage import data as skdata
+        from .images import sample_photos
 
-        from .images import SAMPLE_NAMES
-
-        out = []
-        for name in SAMPLE_NAMES:
-            image = np.asarray(getattr(skdata, name)())
-            image = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
-            x = torch.as_tensor(self.transform.apply_image(image.astype(np.uint8))).permute(2, 0, 1)
-            out.append(self.model.preprocess(x.contiguous()[None].to(self.device)).cpu().numpy())
-        return out
+        return [self._model_input(image)[1].cpu().numpy() for image in sample_photos()]
 
     @torch.inference_mode()
     def encode(self, image: np.ndarray) -> SamImageEmbedding:
@@ -330,9 +329,7 @@ class SamPromptDecoder:
         """
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
-        resized = self.transform.apply_image(image)
-        x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
-        x = self.model.preprocess(x)  # (1, 3, 1024, 1024) normalised, zero-padded
+        input_size, x = self._model_input(image)
         if self._encoder_graph is None:
             emb = self.model.image_encoder(x)
         else:
@@ -343,7 +340,7 @@ class SamPromptDecoder:
         t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
         return SamImageEmbedding(
             original_size=(image.shape[0], image.shape[1]),
-            input_size=(resized.shape[0], resized.shape[1]),
+            input_size=input_size,
             image_embedding=emb,
             keys=keys.contiguous(),
             t2i_k=_heads(t2i.k_proj(k_pe), t2i.num_heads).contiguous(),

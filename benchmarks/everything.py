@@ -102,9 +102,12 @@ def main() -> int:
         coco = COCO(args.gt)
     ids = sorted(coco.getImgIds())[: args.limit]
     weights = weights_sha256(sam)
-    if args.ref_grid and args.ref_cached_only:
-        ids = [i for i in ids if reference_masks(sam, Path(args.images) / coco.loadImgs(i)[0]["file_name"],
-                                                 args.ref_grid, weights, compute=False)]  # fmt: skip
+    refs = {}  # image id -> ReferenceMasks, read from the cache (or computed) once
+    if args.ref_grid:
+        for i in ids:
+            path = Path(args.images) / coco.loadImgs(i)[0]["file_name"]
+            refs[i] = reference_masks(sam, path, args.ref_grid, weights, compute=not args.ref_cached_only)
+        ids = [i for i in ids if refs[i] is not None]
     rows: dict[str, dict] = {}
 
     def record(name: str, img_id: int, seconds: dict, masks_scores) -> None:
@@ -143,7 +146,7 @@ def main() -> int:
                 record(f"{label} {method}", img_id, seconds,
                        ((rle, found.scores[i]) for i, rle in enumerate(found.rles())))  # fmt: skip
         if args.ref_grid:
-            ref = reference_masks(sam, Path(args.images) / name, args.ref_grid, weights)
+            ref = refs[img_id]
             ref_cached += ref.cached
             record(f"reference {args.ref_grid}x{args.ref_grid}", img_id,
                    {"total": ref.seconds, "prompts": args.ref_grid**2, "threads": ref.threads},

@@ -82,42 +82,35 @@ def reference_masks(
     settings = {"generator": "mobile_sam.SamAutomaticMaskGenerator", "points_per_side": points_per_side}
     key = _key(image_path, settings, weights or weights_sha256(sam))
     path = CACHE_DIR / f"{image_path.stem}-{key}.json"
-    if path.exists():
+    cached = path.exists()
+    if cached:
         data = json.loads(path.read_text())
-        return ReferenceMasks(
-            data["rles"],
-            np.array(data["predicted_iou"], np.float32),
-            np.array(data["stability"], np.float32),
-            data["seconds"],
-            data["threads"],
-            cached=True,
-        )
-    if not compute:
+    elif not compute:
         return None
-    image = load_image(image_path)
-    generator = SamAutomaticMaskGenerator(sam, points_per_side=points_per_side)
-    start = time.perf_counter()
-    with torch.inference_mode():
-        out = generator.generate(image)
-    seconds = time.perf_counter() - start
-    data = {
-        "image": image_path.name,
-        "settings": settings,
-        "rles": [encode_rle(r["segmentation"]) for r in out],
-        "predicted_iou": [float(r["predicted_iou"]) for r in out],
-        "stability": [float(r["stability_score"]) for r in out],
-        "seconds": seconds,
-        "threads": torch.get_num_threads(),
-    }
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, data)
+    else:
+        image = load_image(image_path)
+        generator = SamAutomaticMaskGenerator(sam, points_per_side=points_per_side)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = generator.generate(image)
+        data = {
+            "image": image_path.name,
+            "settings": settings,
+            "rles": [encode_rle(r["segmentation"]) for r in out],
+            "predicted_iou": [float(r["predicted_iou"]) for r in out],
+            "stability": [float(r["stability_score"]) for r in out],
+            "seconds": time.perf_counter() - start,
+            "threads": torch.get_num_threads(),
+        }
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, data)
     return ReferenceMasks(
         data["rles"],
         np.array(data["predicted_iou"], np.float32),
         np.array(data["stability"], np.float32),
-        seconds,
+        data["seconds"],
         data["threads"],
-        cached=False,
+        cached=cached,
     )
 
 

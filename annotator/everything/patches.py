@@ -182,17 +182,17 @@ def _decode_segments(
         for p in torch.unique(data["prompt"][confident]).tolist():
             which = torch.nonzero(confident & (data["prompt"] == p))[:, 0]
             smallest = which[torch.argmin(area[which])]
-            prompts.explain(_to_frame(data["logits"][smallest], emb, (work_h, work_w)))
+            prompts.explain(_to_frame(data["logits"][smallest].cpu().numpy(), emb, (work_h, work_w)))
         kept.append(_passing(data, config))
     return _concat(kept)
 
 
-def _to_frame(logits: torch.Tensor, emb: SamImageEmbedding, size: tuple[int, int]) -> np.ndarray:
-    """(rows, cols) unpadded low-res logits → (h, w) bool mask of an image of ``size`` (the
-    original image or a resized copy)."""
+def _to_frame(logits: np.ndarray, emb: SamImageEmbedding, size: tuple[int, int]) -> np.ndarray:
+    """(rows, cols) float32 unpadded low-res logits → (h, w) bool mask of an image of ``size``
+    (the original image or a resized copy)."""
     rows, cols = emb.valid_low_res
     full = np.full((LOW_RES, LOW_RES), PAD_LOGIT, np.float32)
-    full[:rows, :cols] = logits.cpu().numpy()
+    full[:rows, :cols] = logits
     return upsample_logits(full, emb.input_size, size)
 
 
@@ -237,16 +237,13 @@ def generate_patches(
             source=[],
             data={"stability": np.zeros(0, np.float32), "points": np.zeros((0, 2), np.float32)},
         )
-    rows, cols = emb.valid_low_res
     kept["boxes"] = _input_scale_boxes(kept["logits"], emb)
     kept.filter(kept["boxes"][:, 2] > kept["boxes"][:, 0])
     kept.filter(nms(kept["boxes"], kept["iou"], config.box_nms_thresh))  # best first
     kept.to_numpy()
     masks = np.zeros((len(kept["iou"]), height, width), bool)
     for i, logits in enumerate(kept["logits"]):
-        full = np.full((LOW_RES, LOW_RES), PAD_LOGIT, np.float32)
-        full[:rows, :cols] = logits
-        masks[i] = upsample_logits(full, emb.input_size, emb.original_size)
+        masks[i] = _to_frame(logits, emb, emb.original_size)
         if config.min_mask_region_area > 0:
             masks[i] = remove_small_regions(masks[i], config.min_mask_region_area)
     good = masks.any(axis=(1, 2))

@@ -7,9 +7,10 @@ from SAM's uniform grid (``sampler="grid"``) or, far fewer, one per image segmen
 explained by earlier masks (``sampler="segments"``, :mod:`.prompts`). Faster than the reference:
 
 - candidates under the predicted-IoU threshold are dropped before the mask upscaler runs;
-- stability scores are computed on the low-res logits (the unpadded 256-grid), boxes for NMS
-  on those logits upsampled to the input scale, and only the survivors of NMS are upsampled to
-  the original resolution.
+- stability scores and the boxes for NMS are computed on the low-res logits (the unpadded
+  256-grid; a box is then at most one low-res cell, 4 input pixels, off), and only the
+  survivors of NMS are upsampled to the original resolution, each on its box's window, where
+  the small-region clean-up runs too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from segment_anything.utils.amg import MaskData, build_point_grid, calculate_stability_score
 from segment_anything.utils.amg import remove_small_regions as sam_remove_small_regions
 from torchvision.ops import nms
@@ -73,17 +73,29 @@ def grid_points(height: int, width: int, points_per_side: int) -> np.ndarray:
     return build_point_grid(points_per_side) * np.array([width, height], dtype=np.float64)
 
 
-def _input_scale_boxes(logits: torch.Tensor, emb: SamImageEmbedding, chunk: int = 32) -> torch.Tensor:
-    """(M, h, w) low-res logits → (M, 4) XYXY boxes in original pixels, from the logits upsampled
-    4× (bilinear, as SAM's postprocessing does) to the resized input's scale."""
+def _low_res_boxes(logits: torch.Tensor, emb: SamImageEmbedding) -> torch.Tensor:
+    """(M, rows, cols) unpadded low-res logits → (M, 4) float32 XYXY boxes in original pixels
+    (exclusive max) of their positive cells: each cell is 4×4 input pixels, so a box is at most
+    one cell larger than its upsampled mask's on each side."""
     height, width = emb.original_size
     in_h, in_w = emb.input_size
     scale = torch.tensor([width / in_w, height / in_h, width / in_w, height / in_h], device=logits.device)
-    boxes = []
-    for start in range(0, len(logits), chunk):
-        up = F.interpolate(logits[start : start + chunk, None], scale_factor=4, mode="bilinear", align_corners=False)
-        boxes.append(masks_to_boxes(up[:, 0, :in_h, :in_w] > 0))
-    return torch.cat(boxes) * scale
+    return masks_to_boxes(logits > 0) * 4 * scale
+
+
+def _mask_window(box: np.ndarray, emb: SamImageEmbedding, margin: int) -> tuple[int, int, int, int]:
+    """The (x0, y0, x1, y1) window of the original image holding a low-res box (see
+    :func:`_low_res_boxes`) and its upsampled mask, with ``margin`` more pixels on each side."""
+    height, width = emb.original_size
+    cell = 4 * max(width / emb.input_size[1], height / emb.input_size[0])  # one low-res cell, original px
+    pad = int(np.ceil(cell)) + 1 + margin
+    x0, y0, x1, y1 = box
+    return (
+        max(int(x0) - pad, 0),
+        max(int(y0) - pad, 0),
+        min(int(np.ceil(x1)) + pad, width),
+        min(int(np.ceil(y1)) + pad, height),
+    )
 
 
 def remove_small_regions(mask: np.ndarray, min_area: int) -> np.ndarray:
@@ -98,6 +110,38 @@ def remove_small_regions(mask: np.ndarray, min_area: int) -> np.ndarray:
     mask, _ = sam_remove_small_regions(mask, min_area, "holes")
     mask, _ = sam_remove_small_regions(mask, min_area, "islands")
     return mask
+
+
+def clean_margin(min_area: int) -> int:
+    """Background pixels that :func:`remove_small_regions` needs around a mask's box to give on
+    that window what it gives on the whole image: with ``m`` ≥ √min_area, each piece of the
+    background band (clipped by the image's edges or not) that reaches the window's edge is a
+    region of at least ``min_area`` pixels, or all of that region, so the holes found and filled
+    are the same."""
+    return int(np.ceil(np.sqrt(min_area))) if min_area > 0 else 0
+
+
+def patch_mask(
+    logits: np.ndarray, box: np.ndarray, emb: SamImageEmbedding, min_area: int
+) -> tuple[tuple[int, int, int, int], np.ndarray]:
+    """A candidate's mask at the original resolution, computed on its box's window only.
+
+    Args:
+        logits: (rows, cols) float32 unpadded low-res logits (see
+            :meth:`SamImageEmbedding.valid_low_res`).
+        box: (4,) XYXY original pixels of its positive low-res cells (:func:`_low_res_boxes`).
+        emb: the embedding it was decoded from.
+        min_area: :func:`remove_small_regions`' ``min_area`` (0 = no clean-up).
+    Returns:
+        ``((x0, y0, x1, y1), window)``: the window (exclusive max) and the (y1 - y0, x1 - x0)
+        bool mask there; the mask is False outside it. The same pixels as upsampling and
+        cleaning the whole frame.
+    """
+    region = _mask_window(box, emb, clean_margin(min_area))
+    window = _to_frame(logits, emb, emb.original_size, region)
+    if min_area > 0:
+        window = remove_small_regions(window, min_area)
+    return region, window
 
 
 def _decode_batch(
@@ -187,13 +231,15 @@ def _decode_segments(
     return _concat(kept)
 
 
-def _to_frame(logits: np.ndarray, emb: SamImageEmbedding, size: tuple[int, int]) -> np.ndarray:
+def _to_frame(
+    logits: np.ndarray, emb: SamImageEmbedding, size: tuple[int, int], region: tuple[int, int, int, int] | None = None
+) -> np.ndarray:
     """(rows, cols) float32 unpadded low-res logits → (h, w) bool mask of an image of ``size``
-    (the original image or a resized copy)."""
+    (the original image or a resized copy), or of its ``region`` (x0, y0, x1, y1)."""
     rows, cols = emb.valid_low_res
     full = np.full((LOW_RES, LOW_RES), PAD_LOGIT, np.float32)
     full[:rows, :cols] = logits
-    return upsample_logits(full, emb.input_size, size)
+    return upsample_logits(full, emb.input_size, size, region)
 
 
 def generate_patches(
@@ -237,15 +283,14 @@ def generate_patches(
             source=[],
             data={"stability": np.zeros(0, np.float32), "points": np.zeros((0, 2), np.float32)},
         )
-    kept["boxes"] = _input_scale_boxes(kept["logits"], emb)
+    kept["boxes"] = _low_res_boxes(kept["logits"], emb)
     kept.filter(kept["boxes"][:, 2] > kept["boxes"][:, 0])
     kept.filter(nms(kept["boxes"], kept["iou"], config.box_nms_thresh))  # best first
     kept.to_numpy()
     masks = np.zeros((len(kept["iou"]), height, width), bool)
     for i, logits in enumerate(kept["logits"]):
-        masks[i] = _to_frame(logits, emb, emb.original_size)
-        if config.min_mask_region_area > 0:
-            masks[i] = remove_small_regions(masks[i], config.min_mask_region_area)
+        (x0, y0, x1, y1), window = patch_mask(logits, kept["boxes"][i], emb, config.min_mask_region_area)
+        masks[i, y0:y1, x0:x1] = window
     good = masks.any(axis=(1, 2))
     iou = kept["iou"][good].astype(np.float32)
     return Instances(

@@ -208,20 +208,24 @@ def _image_to_token(
     q_in: torch.Tensor | None,
     k_in: torch.Tensor,
     v_in: torch.Tensor,
+    residual: torch.Tensor,
     q: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Image→token ``Attention`` without projecting the image tokens (exact reassociation).
+    """``residual + attn(q_in, k_in, v_in)`` for image→token ``Attention``, without projecting
+    the image tokens (exact reassociation).
 
     The query projection is folded into the T token keys (``W_q^T·k``) and the output projection
     into the T token values, so each of the N image tokens costs C·T·heads MACs twice instead
-    of 2·C·c (see :func:`_token_to_image`).
+    of 2·C·c (see :func:`_token_to_image`). The output bias is folded into the values too (each
+    head's weights sum to 1), so the residual sum is one ``baddbmm`` over the image tokens.
 
     Args:
         q_in: (B, N, C) image tokens (+ positional encoding), or ``None`` when ``q`` is given.
         k_in, v_in: (B, T, C) tokens (+ positional encoding for the keys).
+        residual: (B or 1, N, C) image tokens the attention output is added to.
         q: (B or 1, h, N, c) precomputed projected queries (the cached first block).
     Returns:
-        (B, N, C), equal to ``attn(q_in, k_in, v_in)`` up to float rounding.
+        (B, N, C), equal to ``residual + attn(q_in, k_in, v_in)`` up to float rounding.
     """
     n = attn.num_heads
     k = _heads(attn.k_proj(k_in), n)  # (B, h, T, c)
@@ -237,8 +241,8 @@ def _image_to_token(
     weights = (scores * c**-0.5).unflatten(1, (n, t)).softmax(dim=2).flatten(1, 2)
     v = _heads(attn.v_proj(v_in), n)  # (B, h, T, c)
     wo = attn.out_proj.weight.reshape(-1, n, c).permute(1, 2, 0)  # (h, c, C)
-    vo = (v @ wo).flatten(1, 2)  # (B, h·T, C)
-    return torch.baddbmm(attn.out_proj.bias.expand(b, 1, -1), weights.transpose(1, 2), vo)
+    vo = (v @ wo).flatten(1, 2) + attn.out_proj.bias / n  # (B, h·T, C)
+    return torch.baddbmm(residual.expand(b, -1, -1), weights.transpose(1, 2), vo)
 
 
 def _self_attention(layer: torch.nn.Module, queries: torch.Tensor, query_pe: torch.Tensor) -> torch.Tensor:
@@ -254,7 +258,7 @@ def _two_way_block(layer, queries, keys, query_pe, key_pe):
     k = keys + key_pe
     queries = layer.norm2(queries + _token_to_image(layer.cross_attn_token_to_image, queries + query_pe, k, keys))
     queries = layer.norm3(queries + layer.mlp(queries))
-    keys = layer.norm4(keys + _image_to_token(layer.cross_attn_image_to_token, k, queries + query_pe, queries))
+    keys = layer.norm4(_image_to_token(layer.cross_attn_image_to_token, k, queries + query_pe, queries, keys))
     return queries, keys
 
 
@@ -379,7 +383,7 @@ class SamPromptDecoder:
         queries = layer.norm3(queries + layer.mlp(queries))
         i2t = layer.cross_attn_image_to_token
         qt = queries + tokens
-        keys = layer.norm4(emb.keys + _image_to_token(i2t, None, qt, queries, q=emb.i2t_q))
+        keys = layer.norm4(_image_to_token(i2t, None, qt, queries, emb.keys, q=emb.i2t_q))
         return queries, keys
 
     @torch.inference_mode()
@@ -516,7 +520,9 @@ class SamPromptDecoder:
         if len(b_idx) == 0:
             empty = torch.zeros(0, device=self.device)
             return empty.reshape(0, 0, 0), empty, empty.long()
-        logits = self._mask_logits(emb, hs[b_idx], keys[b_idx], idx)  # (B', 3, h, w)
+        if len(b_idx) < len(keep):
+            hs, keys = hs[b_idx], keys[b_idx]
+        logits = self._mask_logits(emb, hs, keys, idx)  # (B', 3, h, w)
         prompt = b_idx[:, None].expand(-1, len(idx)).reshape(-1)
         return logits.flatten(0, 1), iou[b_idx].reshape(-1), prompt
 
@@ -530,7 +536,10 @@ def _padded(logits: torch.Tensor) -> np.ndarray:
 
 
 def upsample_logits(
-    low_res_logits: np.ndarray, input_size: tuple[int, int], original_size: tuple[int, int]
+    low_res_logits: np.ndarray,
+    input_size: tuple[int, int],
+    original_size: tuple[int, int],
+    region: tuple[int, int, int, int] | None = None,
 ) -> np.ndarray:
     """Low-res logits to a binary mask at the original resolution, in one bilinear warp.
 
@@ -538,15 +547,18 @@ def upsample_logits(
         low_res_logits: (256, 256) float32 over the padded 1024 frame.
         input_size: (h, w) of the resized image inside the 1024 frame.
         original_size: (H, W) of the image.
+        region: (x0, y0, x1, y1) integer pixels of the original image, exclusive max: compute
+            only this window (the same pixels as the whole mask's window there).
     Returns:
-        (H, W) bool mask, ``logit > 0``.
+        (H, W) bool mask, ``logit > 0``; (y1 - y0, x1 - x0) with ``region``.
     """
     h, w = input_size
     big_h, big_w = original_size
+    x0, y0, x1, y1 = (0, 0, big_w, big_h) if region is None else region
     sx, sy = w / (4.0 * big_w), h / (4.0 * big_h)  # original pixel -> low-res cell
-    m = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5]], dtype=np.float64)
+    m = np.array([[sx, 0.0, (x0 + 0.5) * sx - 0.5], [0.0, sy, (y0 + 0.5) * sy - 0.5]], dtype=np.float64)
     src = np.ascontiguousarray(low_res_logits, dtype=np.float32)
     out = cv2.warpAffine(
-        src, m, (big_w, big_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+        src, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
     )
     return out > 0

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import torch
 
+from .allocator import retain_freed_memory
 from .backends import BACKENDS, BackendError, backend_summary, resolve_backend
 from .classifier import LabelScore, RegionClassifier
 from .clip_regions import DEFAULT_TEMPLATES, ClipRegionEncoder, ClipSpec, ClipUnavailable
@@ -574,6 +575,7 @@ def build_engine(config: EngineConfig) -> Engine:
         raise ValueError(f"--int8 runs on OpenVINO on a CPU, not on {backend} ({device})")
     if config.threads:
         torch.set_num_threads(config.threads)
+    retain_freed_memory()  # the decoder's tensors: reused, not mapped again (see annotator.allocator)
     vocabulary = load_vocabulary(config.vocab)  # cheap checks first
     sam_model = load_sam(config.sam, config.sam_checkpoint, device)
     spec = clip_spec_for(config, device)

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from chromium import CHROMIUM, launch  # benchmarks/chromium.py, beside this script
 
+from annotator.allocator import retain_freed_memory
 from annotator.backends import BACKENDS, backend_summary, resolve_backend
 from annotator.clip_regions import ClipRegionEncoder, ClipSpec, ClipUnavailable
 from annotator.engine import Engine
@@ -89,6 +90,7 @@ def main() -> int:
     from pycocotools.coco import COCO
 
     torch.set_grad_enabled(False)
+    retain_freed_memory()  # as the app's build_engine does
     coco = COCO(args.gt)
     chosen = []  # (file name, click points) for photos with enough instances
     for img_id in sorted(coco.getImgIds()):

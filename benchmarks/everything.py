@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from annotator.allocator import retain_freed_memory
 from annotator.backends import resolve_backend, weights_sha256
 from annotator.engine import Engine
 from annotator.evaluation import class_agnostic_scores
@@ -85,11 +86,15 @@ def main() -> int:
     ap.add_argument("--ref-cached-only", action="store_true", help="skip photos whose reference is not cached")
     ap.add_argument("--backend", default="auto", help="image encoder backend (auto, torch, openvino, onnxruntime)")
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument(
+        "--default-malloc", action="store_true", help="leave glibc's mmap/trim thresholds alone (as builds before)"
+    )
     args = ap.parse_args()
 
     from pycocotools.coco import COCO
 
     torch.set_grad_enabled(False)
+    retained = False if args.default_malloc else retain_freed_memory()  # as build_engine does
     sam = load_sam("vit_t", device="cpu")
     backend = resolve_backend(args.backend, "cpu")
     engine = Engine(sam, backend=backend)
@@ -154,12 +159,19 @@ def main() -> int:
         print(name, {k: round(v["seconds"][-1], 1) for k, v in rows.items()}, flush=True)
 
     print(
-        f"\nMobileSAM on CPU ({torch.get_num_threads()} threads, encoder: {engine.backend}), "
+        f"\nMobileSAM on CPU ({torch.get_num_threads()} threads, encoder: {engine.backend}, "
+        f"freed memory {'retained' if retained else 'returned (glibc defaults)'}), "
         f"{len(ids)} COCO photos, class-agnostic; reference seconds from the cache for {ref_cached} of them"
     )
     head = f"{'':34}{'s/photo':>8}{'enc':>6}{'seg':>6}{'dec':>6}{'other':>6}{'prompts':>8}{'masks':>7}"
     print(head + f"{'AR@10':>7}{'AR@100':>8}{'AR@1000':>9}{'AP':>7}")
-    summary = {"images": len(ids), "backend": engine.backend, "threads": torch.get_num_threads(), "rows": {}}
+    summary = {
+        "images": len(ids),
+        "backend": engine.backend,
+        "threads": torch.get_num_threads(),
+        "retain_freed_memory": retained,
+        "rows": {},
+    }
     for key, row in rows.items():
         with contextlib.redirect_stdout(io.StringIO()):
             s = class_agnostic_scores(coco, row["dets"], ids)

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from annotator.allocator import retain_freed_memory
 from annotator.backends import BACKENDS, backend_summary, resolve_backend
 from annotator.clip_regions import ClipRegionEncoder, ClipSpec, ClipUnavailable
 from annotator.engine import Engine
@@ -61,6 +62,7 @@ def main() -> int:
     from pycocotools.coco import COCO
 
     torch.set_grad_enabled(False)
+    retain_freed_memory()  # as the app's build_engine does
     sam = load_sam("vit_t", device="cpu")
     vocab = load_vocabulary(args.vocab)
     clf, clip_note = None, "no CLIP"

@@ -68,7 +68,7 @@ def test_patch_invariants(patches_and_reference):
             ys, xs = np.nonzero(mask)
             assert list(box) == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
         overlap = box_iou(torch.as_tensor(p.boxes), torch.as_tensor(p.boxes)).fill_diagonal_(0)
-        assert overlap.max() <= CONFIG.box_nms_thresh + 0.05  # NMS ran on input-scale boxes
+        assert overlap.max() <= CONFIG.box_nms_thresh + 0.05  # NMS ran on the upsampled masks' boxes
 
 
 def test_eval_command_everything(coco_tiny, tmp_path):

@@ -7,10 +7,10 @@ from SAM's uniform grid (``sampler="grid"``) or, far fewer, one per image segmen
 explained by earlier masks (``sampler="segments"``, :mod:`.prompts`). Faster than the reference:
 
 - candidates under the predicted-IoU threshold are dropped before the mask upscaler runs;
-- stability scores and the boxes for NMS are computed on the low-res logits (the unpadded
-  256-grid; a box is then at most one low-res cell, 4 input pixels, off), and only the
-  survivors of NMS are upsampled to the original resolution, each on its box's window, where
-  the small-region clean-up runs too.
+- stability scores are computed on the low-res logits (the unpadded 256-grid);
+- each mask is upsampled to the original resolution only on the window of its positive low-res
+  cells, for its NMS box (the reference's box) and, for the survivors of NMS, for the final mask
+  and the small-region clean-up.
 """
 
 from __future__ import annotations
@@ -83,6 +83,23 @@ def _low_res_boxes(logits: torch.Tensor, emb: SamImageEmbedding) -> torch.Tensor
     return masks_to_boxes(logits > 0) * 4 * scale
 
 
+def _frame_boxes(logits: torch.Tensor, emb: SamImageEmbedding) -> torch.Tensor:
+    """(M, rows, cols) unpadded low-res logits → (M, 4) float32 XYXY boxes (exclusive max) of
+    their masks upsampled to the original resolution, as SAM's generator boxes them for NMS;
+    each mask is upsampled on its low-res box's window only."""
+    low = _low_res_boxes(logits, emb).cpu().numpy()
+    boxes = np.zeros((len(low), 4), np.float32)
+    for i, candidate in enumerate(logits.cpu().numpy()):
+        if low[i, 2] <= low[i, 0]:
+            continue
+        x0, y0, x1, y1 = _mask_window(low[i], emb, 0)
+        window = _to_frame(candidate, emb, emb.original_size, (x0, y0, x1, y1))
+        cols, rows = np.flatnonzero(window.any(0)), np.flatnonzero(window.any(1))
+        if len(cols):
+            boxes[i] = (x0 + cols[0], y0 + rows[0], x0 + cols[-1] + 1, y0 + rows[-1] + 1)
+    return torch.from_numpy(boxes).to(logits.device)
+
+
 def _mask_window(box: np.ndarray, emb: SamImageEmbedding, margin: int) -> tuple[int, int, int, int]:
     """The (x0, y0, x1, y1) window of the original image holding a low-res box (see
     :func:`_low_res_boxes`) and its upsampled mask, with ``margin`` more pixels on each side."""
@@ -129,7 +146,8 @@ def patch_mask(
     Args:
         logits: (rows, cols) float32 unpadded low-res logits (see
             :meth:`SamImageEmbedding.valid_low_res`).
-        box: (4,) XYXY original pixels of its positive low-res cells (:func:`_low_res_boxes`).
+        box: (4,) XYXY original pixels of a box holding its upsampled mask: its positive
+            low-res cells' (:func:`_low_res_boxes`) or the mask's own (:func:`_frame_boxes`).
         emb: the embedding it was decoded from.
         min_area: :func:`remove_small_regions`' ``min_area`` (0 = no clean-up).
     Returns:
@@ -283,7 +301,7 @@ def generate_patches(
             source=[],
             data={"stability": np.zeros(0, np.float32), "points": np.zeros((0, 2), np.float32)},
         )
-    kept["boxes"] = _low_res_boxes(kept["logits"], emb)
+    kept["boxes"] = _frame_boxes(kept["logits"], emb)
     kept.filter(kept["boxes"][:, 2] > kept["boxes"][:, 0])
     kept.filter(nms(kept["boxes"], kept["iou"], config.box_nms_thresh))  # best first
     kept.to_numpy()

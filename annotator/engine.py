@@ -471,7 +471,7 @@ class Engine:
 
     def default_patch_config(self) -> PatchConfig:
         """SAM's 32×32 grid on CUDA. On a CPU, one prompt per unexplained image segment
-        (~150 decoder passes per COCO photo instead of 1024) with predicted-IoU and stability
+        (~110 decoder passes per COCO photo instead of 1024) with predicted-IoU and stability
         thresholds 0.8 / 0.9, which together reach the 32×32 grid's class-agnostic AR@100 (see
         benchmarks/everything.py). Holes and islands under 100 px removed."""
         if self.device.type == "cuda":

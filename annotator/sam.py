@@ -548,7 +548,8 @@ def upsample_logits(
         input_size: (h, w) of the resized image inside the 1024 frame.
         original_size: (H, W) of the image.
         region: (x0, y0, x1, y1) integer pixels of the original image, exclusive max: compute
-            only this window (the same pixels as the whole mask's window there).
+            only this window (the whole mask's pixels there, but where OpenCV's 1/32-pixel
+            fixed-point coordinates round the other way: rarely, a pixel on an edge).
     Returns:
         (H, W) bool mask, ``logit > 0``; (y1 - y0, x1 - x0) with ``region``.
     """

@@ -153,7 +153,8 @@ def patch_mask(
     Returns:
         ``((x0, y0, x1, y1), window)``: the window (exclusive max) and the (y1 - y0, x1 - x0)
         bool mask there; the mask is False outside it. The same pixels as upsampling and
-        cleaning the whole frame.
+        cleaning the whole frame, but where OpenCV's 1/32-pixel fixed-point coordinates round
+        the other way (rarely, a pixel on the mask's edge).
     """
     region = _mask_window(box, emb, clean_margin(min_area))
     window = _to_frame(logits, emb, emb.original_size, region)

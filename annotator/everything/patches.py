@@ -86,7 +86,18 @@ def _low_res_boxes(logits: torch.Tensor, emb: SamImageEmbedding) -> torch.Tensor
 def _frame_boxes(logits: torch.Tensor, emb: SamImageEmbedding) -> torch.Tensor:
     """(M, rows, cols) unpadded low-res logits → (M, 4) float32 XYXY boxes (exclusive max) of
     their masks upsampled to the original resolution, as SAM's generator boxes them for NMS;
-    each mask is upsampled on its low-res box's window only."""
+    each mask is upsampled on its low-res box's window only. On CUDA, all at once at the input
+    scale (4× bilinear, as SAM's postprocessing) on the device instead."""
+    if logits.device.type == "cuda":
+        height, width = emb.original_size
+        in_h, in_w = emb.input_size
+        scale = torch.tensor([width / in_w, height / in_h, width / in_w, height / in_h], device=logits.device)
+        boxes = []
+        for start in range(0, len(logits), 32):  # 32 masks of 1024² at a time
+            chunk = logits[start : start + 32, None]
+            up = torch.nn.functional.interpolate(chunk, scale_factor=4, mode="bilinear", align_corners=False)
+            boxes.append(masks_to_boxes(up[:, 0, :in_h, :in_w] > 0))
+        return torch.cat(boxes) * scale
     low = _low_res_boxes(logits, emb).cpu().numpy()
     boxes = np.zeros((len(low), 4), np.float32)
     for i, candidate in enumerate(logits.cpu().numpy()):

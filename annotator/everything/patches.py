@@ -73,14 +73,18 @@ def grid_points(height: int, width: int, points_per_side: int) -> np.ndarray:
     return build_point_grid(points_per_side) * np.array([width, height], dtype=np.float64)
 
 
+def _input_to_original(emb: SamImageEmbedding, device: torch.device) -> torch.Tensor:
+    """(4,) float32 factors from XYXY pixels of the resized input to the original image's."""
+    height, width = emb.original_size
+    in_h, in_w = emb.input_size
+    return torch.tensor([width / in_w, height / in_h, width / in_w, height / in_h], device=device)
+
+
 def _low_res_boxes(logits: torch.Tensor, emb: SamImageEmbedding) -> torch.Tensor:
     """(M, rows, cols) unpadded low-res logits → (M, 4) float32 XYXY boxes in original pixels
     (exclusive max) of their positive cells: each cell is 4×4 input pixels, so a box is at most
     one cell larger than its upsampled mask's on each side."""
-    height, width = emb.original_size
-    in_h, in_w = emb.input_size
-    scale = torch.tensor([width / in_w, height / in_h, width / in_w, height / in_h], device=logits.device)
-    return masks_to_boxes(logits > 0) * 4 * scale
+    return masks_to_boxes(logits > 0) * 4 * _input_to_original(emb, logits.device)
 
 
 def _frame_boxes(logits: torch.Tensor, emb: SamImageEmbedding) -> torch.Tensor:
@@ -89,15 +93,13 @@ def _frame_boxes(logits: torch.Tensor, emb: SamImageEmbedding) -> torch.Tensor:
     each mask is upsampled on its low-res box's window only. On CUDA, all at once at the input
     scale (4× bilinear, as SAM's postprocessing) on the device instead."""
     if logits.device.type == "cuda":
-        height, width = emb.original_size
         in_h, in_w = emb.input_size
-        scale = torch.tensor([width / in_w, height / in_h, width / in_w, height / in_h], device=logits.device)
         boxes = []
         for start in range(0, len(logits), 32):  # 32 masks of 1024² at a time
             chunk = logits[start : start + 32, None]
             up = torch.nn.functional.interpolate(chunk, scale_factor=4, mode="bilinear", align_corners=False)
             boxes.append(masks_to_boxes(up[:, 0, :in_h, :in_w] > 0))
-        return torch.cat(boxes) * scale
+        return torch.cat(boxes) * _input_to_original(emb, logits.device)
     low = _low_res_boxes(logits, emb).cpu().numpy()
     boxes = np.zeros((len(low), 4), np.float32)
     for i, candidate in enumerate(logits.cpu().numpy()):

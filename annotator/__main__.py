@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .evaluation import TASKS, evaluate_everything, evaluate_prompts
 from .everything.pipeline import METHODS
-from .options import add_engine_arguments, engine_config_from_args
+from .options import add_engine_arguments, engine_config_from_args, positive_int
 from .outputs import EXPORT_FORMATS, FolderOutputs
 from .store import AnnotationStore
 
@@ -57,16 +57,31 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _annotate(args: argparse.Namespace) -> int:
     from .bulk import BulkConfig, annotate_folder, load_boxes
-    from .engine import build_engine, engine_summary
 
     boxes = load_boxes(args.boxes) if args.boxes else None
     engine_config = engine_config_from_args(args)
-    engine = build_engine(engine_config)
-    print(f"engine: {engine_summary(engine)}")
-    if not engine.has_labels:
-        print(f"labels: off ({engine.labels_unavailable}); instances are named 'object' unless --boxes names them")
     config = BulkConfig(method=args.method, boxes=boxes, score_threshold=args.score_threshold, min_area=args.min_area)
-    summary = annotate_folder(engine, args.folder, args.out, config, workers=args.workers, engine_config=engine_config)
+    if args.ray is None and args.workers is None:
+        from .engine import build_engine, engine_summary
+
+        engine = build_engine(engine_config)
+        print(f"engine: {engine_summary(engine)}")
+        if not engine.has_labels:
+            print(f"labels: off ({engine.labels_unavailable}); instances are named 'object' unless --boxes names them")
+        summary = annotate_folder(engine, args.folder, args.out, config)
+    else:
+        from .cluster import RayConfig
+
+        logging.getLogger("annotator.cluster").setLevel(logging.INFO)  # the actor plan
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # one progress bar, ours; errors still show
+        address = None if args.ray in (None, "local") else args.ray
+        ray = RayConfig(address=address, actors=args.workers, cpus_per_actor=args.threads)
+        try:
+            summary = annotate_folder(None, args.folder, args.out, config, ray=ray, engine_config=engine_config)
+        except (RuntimeError, ConnectionError) as exc:
+            print(f"annotate on Ray failed: {exc}\n(what was journalled is kept; run the same command again "
+                  "to continue)", file=sys.stderr)  # fmt: skip
+            return 1
     print(f"\nimages done: {summary.done} ({summary.resumed} from an earlier run), skipped: {len(summary.skipped)}")
     for key, reason in summary.skipped.items():
         print(f"  skipped {key}: {reason}")
@@ -180,8 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     an.add_argument("--boxes", help="prompt with these boxes instead: COCO JSON, or a folder of <stem>.json lists")
     an.add_argument("--score-threshold", type=float, default=0.0, help="drop labelled instances scoring lower")
     an.add_argument("--min-area", type=int, default=0, help="drop instances smaller than this (pixels)")
-    an.add_argument("--workers", type=int, default=1,
-                    help="worker processes, each with its own models and cores/workers threads (CPU)")  # fmt: skip
+    an.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                    help="run on Ray: alone (or 'local'), a local Ray on this machine; 'auto', the cluster "
+                    "this machine is a node of; HOST:6379 or ray://HOST:10001, that cluster. The images "
+                    "must be at the same path on every node; outputs are written here")  # fmt: skip
+    an.add_argument("--workers", type=positive_int, metavar="N",
+                    help="engine actors on Ray (implies --ray; default: one per GPU, else CPUs / --threads)")  # fmt: skip
     add_engine_arguments(an)
     ex = sub.add_parser("export", help="export a folder's annotations (from the app or annotate)")
     ex.add_argument("folder", help="the image folder that was annotated")

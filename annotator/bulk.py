@@ -1,8 +1,9 @@
-"""Bulk auto-annotation of a folder, resumable.
+"""Bulk auto-annotation of a folder, resumable, in this process or on Ray.
 
 Each image is segmented (everything mode) or prompted with given boxes, and its result is
-appended to a journal (JSON Lines, one line per finished image, flushed and fsynced) before the
-next image starts.  Running the same command again reads the journal and skips every image
+appended to a journal (JSON Lines, one line per finished image, flushed and fsynced) by this
+process as soon as the image is finished, whether it ran here or on a Ray cluster
+(:mod:`annotator.cluster`).  Running the same command again reads the journal and skips every image
 already in it, so a killed or crashed run continues where it stopped: nothing lost, nothing done
 twice.  A torn last line (a crash mid-write) is ignored and that image is redone.  Unreadable
 images are journalled as skipped, with the reason, and never stop the run.  At the end the
@@ -14,25 +15,27 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from .engine import Engine, EngineConfig, ImageEmbedding, build_engine, clip_box
+from .engine import Engine, EngineConfig, ImageEmbedding, clip_box
 from .everything.pipeline import EverythingConfig
 from .fileio import append_jsonl, read_jsonl
 from .images import ImageLoadError, list_images, load_image
 from .instances import Instances, Source
 from .outputs import FolderOutputs
 from .store import AnnotationStore, source_of_prompt
+from .vocabulary import load_vocabulary
+
+if TYPE_CHECKING:
+    from .cluster import RayConfig
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +155,9 @@ def load_boxes(path: str | Path) -> dict[str, list[dict]]:
         raise ValueError(f"{path}: not a COCO JSON or a folder of per-image box lists ({exc})") from exc
 
 
-def _boxes_for(boxes: dict[str, list[dict]], key: str) -> list[dict]:
+def boxes_for(boxes: dict[str, list[dict]], key: str) -> list[dict]:
+    """The boxes of image ``key`` (a path relative to the folder), looked up by that path, then
+    its file name, then its stem (the keys :func:`load_boxes` gives); ``[]`` when it has none."""
     return boxes.get(key) or boxes.get(Path(key).name) or boxes.get(Path(key).stem) or []
 
 
@@ -186,7 +191,7 @@ def annotate_image(engine: Engine, image: np.ndarray, key: str, config: BulkConf
     """
     emb = engine.embed(image)
     if config.boxes is not None:
-        found = _box_instances(engine, emb, key, _boxes_for(config.boxes, key))
+        found = _box_instances(engine, emb, key, boxes_for(config.boxes, key))
     else:
         found = engine.everything(emb, EverythingConfig(method=config.method)).annotations()
         found.data["prompt"] = [{"everything": config.method} for _ in range(len(found))]
@@ -234,91 +239,48 @@ def _pending(keys: list[str], journal: dict[str, ImageOutcome]) -> Iterator[str]
     return (k for k in keys if k not in journal or journal[k].status == "failed")
 
 
+def annotate_loaded(engine: Engine, key: str, image: np.ndarray, config: BulkConfig) -> ImageOutcome:
+    """The outcome of an image already decoded: ``done`` with its annotations, or ``failed``
+    with the error (never raised: one image must not end the run; it is retried next run).
+
+    Args:
+        image: ``(H, W, 3) uint8`` RGB, as :func:`~annotator.images.load_image` returns it.
+    """
+    try:
+        anns = to_records(annotate_image(engine, image, key, config))
+        return ImageOutcome(key, "done", None, image.shape[1], image.shape[0], anns)
+    except Exception as exc:
+        log.exception("failed on %s (will be retried when the command runs again)", key)
+        return ImageOutcome(key, "failed", f"{type(exc).__name__}: {exc}")
+
+
 def process_image(engine: Engine, folder: Path, key: str, config: BulkConfig) -> ImageOutcome:
     """Load, annotate and time one image; an unreadable one becomes a ``skipped`` outcome."""
     t0 = time.perf_counter()
     try:
         image = load_image(folder / key)
-        anns = to_records(annotate_image(engine, image, key, config))
-        outcome = ImageOutcome(key, "done", None, image.shape[1], image.shape[0], anns)
     except ImageLoadError as exc:
         outcome = ImageOutcome(key, "skipped", str(exc))
-        log.warning("skipped %s: %s", key, exc)
-    except Exception as exc:  # one image must not end the run; it is retried on the next run
-        outcome = ImageOutcome(key, "failed", f"{type(exc).__name__}: {exc}")
-        log.exception("failed on %s (will be retried when the command runs again)", key)
+    else:
+        outcome = annotate_loaded(engine, key, image, config)
     outcome.seconds = time.perf_counter() - t0
     return outcome
 
 
-_worker_engine: Engine | None = None  # the model cache of a worker process
-
-
-def _init_worker(engine_config: EngineConfig) -> None:
-    global _worker_engine
-    _worker_engine = build_engine(engine_config)  # sets torch's and the runtime's threads
-
-
-def _work(folder: str, key: str, config: BulkConfig) -> ImageOutcome:
-    return process_image(_worker_engine, Path(folder), key, config)
-
-
-def _outcomes(
-    engine: Engine,
-    folder: Path,
-    todo: list[str],
-    config: BulkConfig,
-    workers: int,
-    engine_config: EngineConfig | None,
-) -> Iterator[ImageOutcome]:
-    """Outcomes of ``todo``, in this process or in worker processes (in completion order)."""
-    if workers <= 1:
-        for key in todo:
-            yield process_image(engine, folder, key, config)
-        return
-    threads = max(1, torch.get_num_threads() // workers)
-    ctx = multiprocessing.get_context("spawn")
-    keys = iter(todo)
-    with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(replace(engine_config, threads=threads),)
-    ) as pool:
-        running = set()
-
-        def submit() -> None:
-            key = next(keys, None)
-            if key is not None:  # send each worker only its image's boxes
-                own = None if config.boxes is None else {key: _boxes_for(config.boxes, key)}
-                running.add(pool.submit(_work, str(folder), key, replace(config, boxes=own)))
-
-        for _ in range(2 * workers):
-            submit()
-        while running:
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                running.discard(future)
-                yield future.result()
-                submit()
-
-
 def run_pending(
-    engine: Engine,
-    folder: Path,
-    journal: Journal,
-    todo: list[str],
-    config: BulkConfig,
-    progress: bool,
-    workers: int,
-    engine_config: EngineConfig | None,
+    outcomes: Iterator[ImageOutcome], journal: Journal, total: int, progress: bool
 ) -> dict[str, ImageOutcome]:
-    """Annotate ``todo`` and journal each outcome as it arrives (durable line by line)."""
+    """Journal each outcome as it arrives (durable line by line), report the skipped and failed
+    ones, and show a progress bar of ``total`` images with the rate."""
     finished: dict[str, ImageOutcome] = {}
-    bar = tqdm(total=len(todo), desc="annotating", unit="img", disable=not progress)
-    for outcome in _outcomes(engine, folder, todo, config, workers, engine_config):
-        journal.append(outcome)
-        finished[outcome.key] = outcome
-        bar.update(1)
-        bar.set_postfix(instances=len(outcome.annotations))
-    bar.close()
+    with tqdm(total=total, desc="annotating", unit="img", disable=not progress) as bar:
+        for outcome in outcomes:
+            journal.append(outcome)
+            finished[outcome.key] = outcome
+            if outcome.status != "done":
+                log.warning("%s %s: %s", outcome.status, outcome.key, outcome.reason)
+            bar.update(1)
+            bar.set_postfix(instances=len(outcome.annotations))
     return finished
 
 
@@ -341,35 +303,45 @@ def import_journal(store: AnnotationStore, keys: list[str], seen: dict[str, Imag
 
 
 def annotate_folder(
-    engine: Engine,
+    engine: Engine | None,
     folder: str | Path,
     out_dir: str | Path,
     config: BulkConfig = BulkConfig(),
     progress: bool = True,
     max_images: int | None = None,
-    workers: int = 1,
+    *,
+    ray: RayConfig | None = None,
     engine_config: EngineConfig | None = None,
 ) -> BulkSummary:
     """Annotate every image under ``folder`` (recursively), resumably (see module doc).
 
-    Steps: list the images, read the journal, annotate what it lacks (journalling each),
-    import the journal into the folder's store, export COCO.
+    Steps: list the images, read the journal, annotate what it lacks (journalling each as it
+    finishes, in this process), import the journal into the folder's store, export COCO.
 
     Args:
-        engine: the loaded models (kept for the whole run).
-        workers: with more than one, images are processed by that many worker processes, each
-            with its own models (built from ``engine_config``) and ``cores / workers`` threads;
-            the journal is written by this process as results arrive.
+        engine: the loaded models, kept for the whole run; ``None`` with ``ray`` (the models
+            are then loaded by the Ray actors, not here).
         out_dir: the journal, the store and the COCO export go here (names:
             :class:`~annotator.outputs.FolderOutputs`).
         max_images: stop after processing this many new images (for tests and benchmarks).
+        ray: run the images on Ray (see :mod:`annotator.cluster`): decoding in tasks, the
+            models in actors built from ``engine_config``; outcomes arrive here in completion
+            order and are journalled as in a single-process run.
+        engine_config: how the actors build their models (required with ``ray``; its
+            vocabulary also names the store's categories).
     Raises:
         FileNotFoundError: ``folder`` is not a folder.
-        ValueError: it holds no image files, or ``workers > 1`` without ``engine_config``.
+        ValueError: it holds no image files, or ``ray`` without ``engine_config``, or neither
+            ``engine`` nor ``ray``.
+        RuntimeError: the Ray run stopped (e.g. the actors could not load the models); what
+            was journalled is kept.
     """
-    if workers > 1 and engine_config is None:
-        raise ValueError("worker processes need the engine_config to build their models")
+    if ray is not None and engine_config is None:
+        raise ValueError("a Ray run needs the engine_config its actors build their models from")
+    if ray is None and engine is None:
+        raise ValueError("give the engine, or a Ray config and the engine_config")
     start = time.perf_counter()
+    vocab = engine.vocabulary if engine is not None else load_vocabulary(engine_config.vocab)  # cheap checks first
     outputs = FolderOutputs(folder, out_dir)
     keys = [p.relative_to(outputs.folder).as_posix() for p in list_images(outputs.folder, recursive=True)]
     if not keys:
@@ -378,10 +350,15 @@ def annotate_folder(
     seen = journal.read()
     resumed = sum(k in seen and seen[k].status != "failed" for k in keys)
     todo = list(_pending(keys, seen))[:max_images]
-    finished = run_pending(engine, outputs.folder, journal, todo, config, progress, workers, engine_config)
+    if ray is None:
+        outcomes = (process_image(engine, outputs.folder, key, config) for key in todo)
+    else:
+        from .cluster import ray_outcomes
+
+        outcomes = ray_outcomes(engine_config, outputs.folder, todo, config, ray)
+    finished = run_pending(outcomes, journal, len(todo), progress)
     seen.update(finished)
 
-    vocab = engine.vocabulary
     store = outputs.open_store(category_ids=dict(zip(vocab.names, vocab.ids, strict=True)) if vocab else {})
     import_journal(store, keys, seen)
     coco_path = outputs.export(store, "coco")

@@ -8,6 +8,7 @@ to 8 bits.  Unreadable files raise :class:`ImageLoadError` with the reason, neve
 from __future__ import annotations
 
 import re
+import time
 import warnings
 from pathlib import Path
 
@@ -74,6 +75,22 @@ def load_image(path: str | Path) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageLoadError(f"{path}: image has no pixels")
     return np.ascontiguousarray(arr)
+
+
+def load_image_record(record: dict, folder: str) -> dict:
+    """A record naming an image (``{"key": path relative to folder, ...}``) plus its pixels:
+    ``image`` (``(H, W, 3) uint8`` RGB, or ``(0, 0, 3)`` when unreadable), ``error`` (the
+    :class:`ImageLoadError` text, or ``""``) and ``seconds`` (decoding wall time).
+
+    Used as the decoding task of a Ray run (:mod:`annotator.cluster`): this module imports
+    neither torch nor Ray, so those tasks start fast.
+    """
+    t0 = time.perf_counter()
+    try:
+        image, error = load_image(Path(folder) / record["key"]), ""
+    except ImageLoadError as exc:
+        image, error = np.zeros((0, 0, 3), np.uint8), str(exc)
+    return {**record, "image": image, "error": error, "seconds": time.perf_counter() - t0}
 
 
 def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:

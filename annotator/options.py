@@ -46,11 +46,11 @@ def add_engine_arguments(parser: argparse.ArgumentParser, vocab_default: str | N
     g.add_argument("--int8", action="store_true", default=DEFAULTS.int8,
                    help="SAM's image encoder in int8 (OpenVINO, NNCF; needs pip install nncf): "
                         "~1.8x faster encoder, point mIoU -0.6 on COCO")  # fmt: skip
-    g.add_argument("--threads", type=_positive_int, default=DEFAULTS.threads,
+    g.add_argument("--threads", type=positive_int, default=DEFAULTS.threads,
                    help="CPU threads for torch and the runtime (default: all cores)")  # fmt: skip
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")

@@ -85,18 +85,84 @@ def test_resume_after_interruption_equals_uninterrupted_run(engine, photo_folder
     assert json.loads(third.store_path.read_text())["annotations"] == json.loads(before)["annotations"]
 
 
-def test_worker_processes_give_the_same_output(engine, photo_folder, tmp_path):
+@pytest.fixture(scope="module")
+def local_ray():
+    """A real local Ray with 2 CPUs, shared by this module's in-process Ray runs."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
+    yield ray
+    ray.shutdown()
+
+
+MASKS_ONLY = {"clip_model": "none", "vocab": "coco", "device": "cpu"}
+
+
+def test_ray_run_gives_the_single_process_output(engine, photo_folder, tmp_path, local_ray):
+    from annotator.cluster import RayConfig
     from annotator.engine import EngineConfig
 
     folder, boxes_path = photo_folder
     config = BulkConfig(boxes=load_boxes(boxes_path))
     single = annotate_folder(engine, folder, tmp_path / "single", config, progress=False)
-    engine_config = EngineConfig(clip_model="none", vocab="coco", device="cpu")
-    pooled = annotate_folder(
-        engine, folder, tmp_path / "pooled", config, progress=False, workers=2, engine_config=engine_config
+    on_ray = annotate_folder(
+        None,
+        folder,
+        tmp_path / "ray",
+        config,
+        progress=False,
+        ray=RayConfig(),
+        engine_config=EngineConfig(**MASKS_ONLY),
     )
-    assert pooled.done == N_PHOTOS and set(pooled.skipped) == {"broken.jpg", "empty.png"}
-    assert _canonical(pooled.coco_path) == _canonical(single.coco_path)
+    assert on_ray.done == N_PHOTOS and on_ray.skipped == single.skipped  # the same reasons
+    assert "corrupt" in on_ray.skipped["broken.jpg"] and "empty" in on_ray.skipped["empty.png"]
+    assert _canonical(on_ray.coco_path) == _canonical(single.coco_path)
+    journal = Journal(tmp_path / "ray" / "photos.journal.jsonl")
+    lines = journal.path.read_text().splitlines()
+    outcomes = journal.read()
+    assert len(lines) == len(outcomes) == N_PHOTOS + 2  # one line per image
+    assert all(o.seconds > 0 for o in outcomes.values())
+    # run again on Ray: everything is in the journal, nothing is sent to the cluster
+    again = annotate_folder(
+        None,
+        folder,
+        tmp_path / "ray",
+        config,
+        progress=False,
+        ray=RayConfig(),
+        engine_config=EngineConfig(**MASKS_ONLY),
+    )
+    assert again.resumed == N_PHOTOS + 2 and again.images_per_minute == 0
+
+
+def test_ray_actors_that_cannot_load_the_models_stop_the_run_with_the_reason(photo_folder, tmp_path, local_ray):
+    from annotator.cluster import RayConfig
+    from annotator.engine import EngineConfig
+
+    folder, _ = photo_folder
+    missing = tmp_path / "no_such_weights.pt"
+    engine_config = EngineConfig(**MASKS_ONLY, sam_checkpoint=str(missing))
+    with pytest.raises(RuntimeError, match=r"no_such_weights\.pt"):
+        annotate_folder(None, folder, tmp_path / "out", progress=False, ray=RayConfig(), engine_config=engine_config)
+    assert not (tmp_path / "out" / "photos_coco.json").exists()
+
+
+def test_actor_plan_follows_the_cluster_resources():
+    from annotator.cluster import ACTOR_MEMORY, RayConfig, plan_actors
+    from annotator.engine import EngineConfig
+
+    auto, plain = EngineConfig(), RayConfig()
+    gpus = plan_actors({"CPU": 32, "GPU": 4, "memory": 100 * ACTOR_MEMORY}, plain, auto)
+    assert (gpus.actors, gpus.num_gpus, gpus.device, gpus.decode_cpus) == (4, 1, "cuda", 1)
+    cpus = plan_actors({"CPU": 16, "memory": 100 * ACTOR_MEMORY}, plain, auto)
+    assert (cpus.actors, cpus.num_cpus, cpus.threads, cpus.device, cpus.decode_cpus) == (16, 1, 1, "cpu", 0)
+    fat = plan_actors({"CPU": 16, "memory": 100 * ACTOR_MEMORY}, RayConfig(cpus_per_actor=4), auto)
+    assert (fat.actors, fat.num_cpus, fat.threads) == (4, 4, 4)
+    assert plan_actors({"CPU": 16, "memory": 5.5 * ACTOR_MEMORY}, plain, auto).actors == 5  # memory bounds it
+    assert plan_actors({"CPU": 8, "GPU": 2, "memory": 1e12}, plain, EngineConfig(device="cpu")).device == "cpu"
+    assert plan_actors({"CPU": 8, "memory": 1e12}, RayConfig(actors=3), auto).actors == 3
+    with pytest.raises(ValueError, match="no GPUs"):
+        plan_actors({"CPU": 8, "memory": 1e12}, plain, EngineConfig(device="cuda"))
 
 
 def test_cli_killed_halfway_then_rerun(photo_folder, tmp_path):
@@ -140,6 +206,33 @@ def test_cli_killed_halfway_then_rerun(photo_folder, tmp_path):
     tasks = json.loads((out / "photos_label_studio.json").read_text())
     assert len(tasks) == N_PHOTOS and sum(len(t["predictions"][0]["result"]) for t in tasks) == N_BOXES
     assert tasks[0]["data"]["image"].startswith("/data/local-files/?d=photos/")
+
+
+def test_cli_on_ray_killed_then_rerun(photo_folder, tmp_path):
+    """The driver is SIGKILLed while its local Ray annotates; the rerun on Ray finishes the rest."""
+    folder, boxes_path = photo_folder
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "annotator", "annotate", str(folder), "--out", str(out),
+           "--boxes", str(boxes_path), "--clip", "none", "--ray"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    journal = out / "photos.journal.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if journal.exists() and len(journal.read_text().splitlines()) >= 2:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    before = len(journal.read_text().splitlines())
+    assert 2 <= before < N_PHOTOS + 2
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert f"images done: {N_PHOTOS}" in done.stdout and "skipped broken.jpg" in done.stdout
+    keys = [item["key"] for item in map(_parse, journal.read_text().splitlines()) if item]
+    assert len(keys) == len(set(keys)) == N_PHOTOS + 2  # nothing lost, nothing done twice
+    coco = COCO(str(out / "photos_coco.json"))
+    assert len(coco.getImgIds()) == N_PHOTOS and len(coco.getAnnIds()) == N_BOXES
 
 
 def test_a_failing_image_is_reported_then_retried_and_bad_boxes_are_skipped(

@@ -1,15 +1,26 @@
-"""Bulk auto-annotation: images per minute, and the cost of resuming after a kill.
+"""Bulk auto-annotation: images per minute, what Ray adds, and the cost of resuming after a kill.
 
     python benchmarks/bulk.py --images ../shared/data/coco_tiny_val/images --limit 80
+    python benchmarks/bulk.py --images ../shared/data/coco_tiny_val/images --limit 40 --ray
 
-Copies the first ``--limit`` photos to a scratch folder, then (MobileSAM on the CPU, no CLIP):
-1. an uninterrupted ``python -m annotator annotate`` run per ``--backends`` entry (default
-   ``torch,openvino``: before and after the exported encoder, same run): wall time, images per
-   minute, and how many of the annotations equal the first backend's (same mask RLE and label);
-2. with the last backend, a run into a fresh output folder, killed (SIGKILL) once half the images
-   are journalled, then started again: total wall time of both parts;
-3. whether the killed-and-resumed run's COCO export holds the same annotations as that
-   backend's uninterrupted run (ids and dates aside).
+Copies the first ``--limit`` photos to a scratch folder, then (MobileSAM, no CLIP) times
+``python -m annotator annotate`` runs on them, one after another in the same run:
+
+- default: one uninterrupted run per ``--backends`` entry (``torch,openvino``: before and after
+  the exported encoder);
+- ``--ray``: the single-process run, then the same command on a local Ray with one two-core
+  engine actor (``--ray --workers 1 --threads 2``: the single-process run's shape, so the
+  difference is what Ray adds), then with ``--ray`` alone (its default plan: one one-core
+  actor per core).
+
+For each run: wall time, images per minute, the time to the first journalled image (start-up:
+model loading, and for Ray the cluster and its actors) and the steady pace between the first and
+the last journalled image, and how many annotations equal the first run's (same mask RLE and
+label).  The steady pace minus the single-process run's is what Ray adds per image.
+
+Then, with the last run's command, a run into a fresh output folder is killed (SIGKILL) once half
+the images are journalled and started again: total wall time of both parts, and whether its COCO
+export holds the same annotations as that command's uninterrupted run.
 
 Exported graphs are made before the clock starts (once per machine, kept in the checkpoints
 folder), so the timings are those of every later run.
@@ -30,11 +41,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _cmd(folder: Path, out: Path, method: str, backend: str) -> list[str]:
-    return [sys.executable, "-m", "annotator", "annotate", str(folder), "--out", str(out), "--clip", "none",
-            "--method", method, "--backend", backend]  # fmt: skip
-
-
 def _canonical(path: Path) -> list:
     data = json.loads(path.read_text())
     cats = {c["id"]: c["name"] for c in data["categories"]}
@@ -44,17 +50,48 @@ def _canonical(path: Path) -> list:
     )
 
 
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def timed_run(cmd: list[str], journal: Path, kill_at: int | None = None) -> dict:
+    """Run ``cmd``, watching ``journal``: wall seconds, seconds to each new line, return code.
+    With ``kill_at``, SIGKILL the process once that many lines are journalled."""
+    start = time.perf_counter()
+    arrivals: list[float] = []
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while proc.poll() is None:
+        n = _lines(journal)
+        arrivals += [time.perf_counter() - start] * (n - len(arrivals))
+        if kill_at is not None and n >= kill_at:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    _, err = proc.communicate()
+    wall = time.perf_counter() - start
+    arrivals += [wall] * (_lines(journal) - len(arrivals))
+    if proc.returncode not in (0, -signal.SIGKILL):
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
+    return {"wall": wall, "arrivals": arrivals}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", required=True)
     ap.add_argument("--limit", type=int, default=80)
     ap.add_argument("--method", default="samcp")
     ap.add_argument("--backends", default="torch,openvino", help="comma-separated --backend values to compare")
+    ap.add_argument("--ray", action="store_true", help="compare the single-process run with --ray runs instead")
     args = ap.parse_args()
-    backends = args.backends.split(",")
 
     from annotator.engine import EngineConfig, build_engine
 
+    if args.ray:
+        runs = {"single process": [], "--ray --workers 1 --threads 2": ["--ray", "--workers", "1", "--threads", "2"], "--ray": ["--ray"]}  # fmt: skip
+        backends = ["auto"]
+    else:
+        backends = args.backends.split(",")
+        runs = {f"--backend {b}": ["--backend", b] for b in backends}
     for backend in backends:  # export (once per machine) before timing
         build_engine(EngineConfig(clip_model="none", vocab="coco", device="cpu", backend=backend))
 
@@ -65,49 +102,47 @@ def main() -> int:
             shutil.copy(p, folder / p.name)
         n = len(list(folder.iterdir()))
 
-        rate, exports = {}, {}
-        for backend in backends:
-            start = time.perf_counter()
-            out = Path(tmp) / f"whole-{backend}"
-            subprocess.run(_cmd(folder, out, args.method, backend), cwd=ROOT, check=True, capture_output=True)
-            whole = time.perf_counter() - start
-            rate[backend] = (whole, 60 * n / whole)
-            exports[backend] = _canonical(out / "photos_coco.json")
+        def cmd(out: Path, extra: list[str]) -> list[str]:
+            return [sys.executable, "-m", "annotator", "annotate", str(folder), "--out", str(out), "--clip", "none",
+                    "--method", args.method, *extra]  # fmt: skip
 
-        backend = backends[-1]
+        results, exports = {}, {}
+        for i, (name, extra) in enumerate(runs.items()):
+            out = Path(tmp) / f"run{i}"
+            results[name] = timed_run(cmd(out, extra), out / "photos.journal.jsonl")
+            exports[name] = _canonical(out / "photos_coco.json")
+
+        name, extra = list(runs.items())[-1]
         out = Path(tmp) / "resumed"
         journal = out / "photos.journal.jsonl"
-        start = time.perf_counter()
-        proc = subprocess.Popen(_cmd(folder, out, args.method, backend), cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
-        while proc.poll() is None:
-            if journal.exists() and len(journal.read_text().splitlines()) >= n // 2:
-                proc.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.05)
-        proc.wait()
-        killed_after = time.perf_counter() - start
-        done_before = len(journal.read_text().splitlines())
-        start = time.perf_counter()
-        subprocess.run(_cmd(folder, out, args.method, backend), cwd=ROOT, check=True, capture_output=True)
-        rest = time.perf_counter() - start
-        same = _canonical(out / "photos_coco.json") == exports[backend]
+        killed = timed_run(cmd(out, extra), journal, kill_at=n // 2)
+        done_before = _lines(journal)
+        rest = timed_run(cmd(out, extra), journal)
+        same = _canonical(out / "photos_coco.json") == exports[name]
 
     print(f"{n} COCO photos, MobileSAM on CPU, everything pass '{args.method}', no CLIP")
-    ref = backends[0]
-    for b in backends:
-        shared = len(set(exports[b]) & set(exports[ref]))
+    ref = next(iter(runs))
+    steady = {}
+    for run, r in results.items():
+        first, last = r["arrivals"][0], r["arrivals"][-1]
+        steady[run] = (last - first) / max(1, len(r["arrivals"]) - 1)
+        shared = len(set(exports[run]) & set(exports[ref]))
         print(
-            f"--backend {b}: {rate[b][0]:.0f} s, {rate[b][1]:.1f} images/min (incl. model loading); "
-            f"{len(exports[b])} annotations, {shared} identical to --backend {ref}'s {len(exports[ref])}"
+            f"{run}: {r['wall']:.0f} s, {60 * n / r['wall']:.1f} images/min (incl. start-up); first image "
+            f"journalled at {first:.1f} s, then {steady[run]:.2f} s/image ({60 / steady[run]:.1f} images/min); "
+            f"{len(exports[run])} annotations, {shared} identical to {ref}'s {len(exports[ref])}"
         )
-    if len(backends) > 1:
-        print(f"speed-up {backends[-1]} / {ref}: {rate[backends[-1]][1] / rate[ref][1]:.2f}x")
-    whole = rate[backend][0]
-    print(f"resume test with --backend {backend}:")
-    print(f"killed after {done_before} images ({killed_after:.0f} s), restarted: {rest:.0f} s more;")
-    print(f"  total {killed_after + rest:.0f} s = {100 * (killed_after + rest) / whole - 100:+.1f} % vs uninterrupted")
-    print(f"same annotations as the uninterrupted run: {same}")
+    for run in list(runs)[1:]:
+        added = steady[run] - steady[ref]
+        start_up = results[run]["arrivals"][0] - results[ref]["arrivals"][0]
+        print(f"{run} vs {ref}: {added:+.2f} s per image in steady state ({100 * added / steady[ref]:+.1f} %), "
+              f"{start_up:+.1f} s to the first image")  # fmt: skip
+    whole = results[name]["wall"]
+    total = killed["wall"] + rest["wall"]
+    print(f"resume test with {name}:")
+    print(f"  killed after {done_before} images ({killed['wall']:.0f} s), restarted: {rest['wall']:.0f} s more;")
+    print(f"  total {total:.0f} s = {100 * total / whole - 100:+.1f} % vs uninterrupted")
+    print(f"  same annotations as the uninterrupted run: {same}")
     return 0 if same else 1
 
 

@@ -3,7 +3,8 @@
     python benchmarks/bulk.py --images ../shared/data/coco_tiny_val/images --limit 80
     python benchmarks/bulk.py --images ../shared/data/coco_tiny_val/images --limit 40 --ray
 
-Copies the first ``--limit`` photos to a scratch folder, then (MobileSAM, no CLIP) times
+Copies the first ``--limit`` photos to a scratch folder, then (MobileSAM, no CLIP; on CUDA
+when there is a GPU, and then photos/s per GPU are printed too) times
 ``python -m annotator annotate`` runs on them, one after another in the same run:
 
 - default: one uninterrupted run per ``--backends`` entry (``torch,openvino``: before and after
@@ -120,7 +121,11 @@ def main() -> int:
         rest = timed_run(cmd(out, extra), journal)
         same = _canonical(out / "photos_coco.json") == exports[name]
 
-    print(f"{n} COCO photos, MobileSAM on CPU, everything pass '{args.method}', no CLIP")
+    import torch
+
+    gpus = torch.cuda.device_count()
+    where = f"{gpus} GPU(s)" if gpus else "CPU"
+    print(f"{n} COCO photos, MobileSAM on {where}, everything pass '{args.method}', no CLIP")
     ref = next(iter(runs))
     steady = {}
     for run, r in results.items():
@@ -137,6 +142,10 @@ def main() -> int:
         start_up = results[run]["arrivals"][0] - results[ref]["arrivals"][0]
         print(f"{run} vs {ref}: {added:+.2f} s per image in steady state ({100 * added / steady[ref]:+.1f} %), "
               f"{start_up:+.1f} s to the first image")  # fmt: skip
+    if gpus and args.ray:  # the default plan: one actor per GPU
+        r = results["--ray"]
+        print(f"--ray: {1 / steady['--ray'] / gpus:.2f} photos/s per GPU in steady state, "
+              f"{n / r['wall'] / gpus:.2f} including start-up")  # fmt: skip
     whole = results[name]["wall"]
     total = killed["wall"] + rest["wall"]
     print(f"resume test with {name}:")

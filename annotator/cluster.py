@@ -62,7 +62,9 @@ class RayConfig:
             connects through Ray Client.  Ignored when Ray is already initialised in this
             process (that connection is used).
         actors: engine actors; ``None``: one per GPU of the cluster, or, without GPUs, the
-            cluster's CPUs divided by ``cpus_per_actor``.
+            cluster's CPUs divided by ``cpus_per_actor``.  More actors than GPUs share them
+            (e.g. 8 actors on 4 GPUs reserve 0.5 GPU each), so that one actor's CPU work
+            (mask clean-up, RLE) overlaps another's GPU work.
         cpus_per_actor: CPU actors: the cores each reserves and its torch/runtime threads;
             ``None``: the engine config's ``threads``, else :data:`DEFAULT_CPUS_PER_ACTOR`
             (at most the cluster's CPUs).
@@ -125,7 +127,8 @@ def plan_actors(resources: dict[str, float], ray_config: RayConfig, engine_confi
         raise ValueError("device cuda asked for, but the Ray cluster has no GPUs")
     if gpus and engine_config.device != "cpu":
         actors = ray_config.actors or min(gpus, fit)
-        return ActorPlan(actors, 1, 1, "cuda", engine_config.threads, 1, 2 * actors)
+        share = 1.0 if actors <= gpus else math.floor(1e4 * gpus / actors) / 1e4  # more actors: GPUs shared
+        return ActorPlan(actors, 1, share, "cuda", engine_config.threads, 1, 2 * actors)
     per = min(cpus, ray_config.cpus_per_actor or engine_config.threads or DEFAULT_CPUS_PER_ACTOR)
     actors = ray_config.actors or max(1, min(cpus // per, fit))
     return ActorPlan(actors, per, 0, "cpu", per, 0, actors)

@@ -154,6 +154,8 @@ def test_actor_plan_follows_the_cluster_resources():
     auto, plain = EngineConfig(), RayConfig()
     gpus = plan_actors({"CPU": 32, "GPU": 4, "memory": 100 * ACTOR_MEMORY}, plain, auto)
     assert (gpus.actors, gpus.num_gpus, gpus.device, gpus.decode_cpus) == (4, 1, "cuda", 1)
+    shared = plan_actors({"CPU": 32, "GPU": 4, "memory": 100 * ACTOR_MEMORY}, RayConfig(actors=12), auto)
+    assert (shared.actors, shared.num_gpus) == (12, 0.3333)  # 3 per GPU, within Ray's 4 decimals
     cpus = plan_actors({"CPU": 16, "memory": 100 * ACTOR_MEMORY}, plain, auto)
     assert (cpus.actors, cpus.num_cpus, cpus.threads, cpus.device, cpus.decode_cpus) == (16, 1, 1, "cpu", 0)
     fat = plan_actors({"CPU": 16, "memory": 100 * ACTOR_MEMORY}, RayConfig(cpus_per_actor=4), auto)

@@ -46,7 +46,7 @@ from .images import load_image_record
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CPUS_PER_ACTOR = 1  # two 1-core actors annotate 1.6x faster than one 2-core one (benchmarks/bulk.py)
+DEFAULT_CPUS_PER_ACTOR = 1  # two 1-core actors annotate 1.7x faster than one 2-core one (benchmarks/bulk.py)
 MAX_BLOCKS = 10_000  # the driver puts each block in the object store up front
 ACTOR_MEMORY = 3 * 2**30  # bytes reserved per actor: ~1.6 GiB peak masks-only (measured), plus CLIP and its vocabulary
 

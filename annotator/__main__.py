@@ -78,7 +78,10 @@ def _annotate(args: argparse.Namespace) -> int:
         ray = RayConfig(address=address, actors=args.workers, cpus_per_actor=args.threads)
         try:
             summary = annotate_folder(None, args.folder, args.out, config, ray=ray, engine_config=engine_config)
-        except (RuntimeError, ConnectionError) as exc:
+        except (ConnectionError, ValueError) as exc:  # no cluster there, a bad folder, no GPUs for --device cuda
+            print(f"annotate on Ray: {exc}", file=sys.stderr)
+            return 2
+        except RuntimeError as exc:  # the run stopped
             print(f"annotate on Ray failed: {exc}\n(what was journalled is kept; run the same command again "
                   "to continue)", file=sys.stderr)  # fmt: skip
             return 1

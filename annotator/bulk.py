@@ -28,7 +28,7 @@ from tqdm import tqdm
 from .engine import Engine, EngineConfig, ImageEmbedding, clip_box
 from .everything.pipeline import EverythingConfig
 from .fileio import append_jsonl, read_jsonl
-from .images import ImageLoadError, list_images, load_image
+from .images import list_images, load_image_record
 from .instances import Instances, Source
 from .outputs import FolderOutputs
 from .store import AnnotationStore, source_of_prompt
@@ -254,17 +254,23 @@ def annotate_loaded(engine: Engine, key: str, image: np.ndarray, config: BulkCon
         return ImageOutcome(key, "failed", f"{type(exc).__name__}: {exc}")
 
 
+def annotate_record(engine: Engine, record: dict, config: BulkConfig) -> ImageOutcome:
+    """The outcome of an image record from :func:`~annotator.images.load_image_record`:
+    ``skipped`` with its load error, else :func:`annotate_loaded`; ``seconds`` counts decoding
+    and annotating. The one per-image step of single-process and Ray runs."""
+    t0 = time.perf_counter()
+    key = str(record["key"])
+    if record["error"]:
+        outcome = ImageOutcome(key, "skipped", str(record["error"]))
+    else:
+        outcome = annotate_loaded(engine, key, record["image"], config)
+    outcome.seconds = float(record["seconds"]) + time.perf_counter() - t0
+    return outcome
+
+
 def process_image(engine: Engine, folder: Path, key: str, config: BulkConfig) -> ImageOutcome:
     """Load, annotate and time one image; an unreadable one becomes a ``skipped`` outcome."""
-    t0 = time.perf_counter()
-    try:
-        image = load_image(folder / key)
-    except ImageLoadError as exc:
-        outcome = ImageOutcome(key, "skipped", str(exc))
-    else:
-        outcome = annotate_loaded(engine, key, image, config)
-    outcome.seconds = time.perf_counter() - t0
-    return outcome
+    return annotate_record(engine, load_image_record({"key": key}, folder), config)
 
 
 def run_pending(

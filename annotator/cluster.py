@@ -2,18 +2,19 @@
 
 The pipeline is a streaming Ray Data dataset::
 
-    image keys ─▶ decode (CPU tasks) ─▶ engine actors (map_batches) ─▶ this process
-                  load_image            models loaded once per actor    journals each outcome
+    image keys ─▶ decode (CPU tasks) ─▶ engine actors (map_batches)  ─▶ this process
+                  load_image_record     annotate_record; models loaded   journals each outcome
+                                        once per actor
 
 - The image keys (paths relative to the folder) are the dataset; each row also carries its
   image's prompt boxes when the run prompts with boxes.
-- Decoding is done by Ray tasks (:func:`~annotator.images.load_image`, so the same pixels as a
-  single-process run), overlapped with inference.  An unreadable file becomes a ``skipped``
-  outcome with its reason there.
+- Decoding is done by Ray tasks (:func:`~annotator.images.load_image_record`, as in a
+  single-process run), overlapped with inference.  An unreadable file keeps its reason.
 - A pool of actors, each holding one :class:`~annotator.engine.Engine` built from the
-  :class:`~annotator.engine.EngineConfig`, annotates the decoded images with
-  :func:`~annotator.bulk.annotate_loaded` and encodes the masks as COCO RLE.  On a cluster with
-  GPUs there is one actor per GPU (``num_gpus=1`` each); otherwise CPU actors, each reserving
+  :class:`~annotator.engine.EngineConfig`, turns the decoded images into outcomes with
+  :func:`~annotator.bulk.annotate_record` (the single-process run's step: masks as COCO RLE,
+  unreadable images ``skipped``).  On a cluster with GPUs there is one actor per GPU
+  (``num_gpus=1`` each, or a share with more actors); otherwise CPU actors, each reserving
   ``cpus_per_actor`` cores and running that many threads.
 - Outcomes stream back to the calling process in completion order; the caller journals them
   (:func:`annotator.bulk.run_pending`), so resuming, skipping and the exports are those of a
@@ -31,7 +32,6 @@ import json
 import logging
 import math
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -40,7 +40,7 @@ import numpy as np
 import ray
 import ray.data
 
-from .bulk import BulkConfig, ImageOutcome, annotate_loaded, boxes_for
+from .bulk import BulkConfig, ImageOutcome, annotate_record, boxes_for
 from .engine import EngineConfig, build_engine
 from .images import load_image_record
 
@@ -157,8 +157,8 @@ def connect(ray_config: RayConfig) -> bool:
 class EngineActor:
     """A Ray Data map_batches callable holding one engine (built once, in the actor).
 
-    Each batch row is a decoded image (see :func:`~annotator.images.load_image_record`); the output row is its key and
-    its :class:`~annotator.bulk.ImageOutcome` as JSON.
+    Each batch row is a decoded image (see :func:`~annotator.images.load_image_record`); the
+    output row is its :class:`~annotator.bulk.ImageOutcome` as JSON.
     """
 
     def __init__(self, engine_config: EngineConfig, config: BulkConfig):
@@ -170,17 +170,12 @@ class EngineActor:
         for key, boxes, image, error, seconds in zip(
             batch["key"], batch["boxes"], batch["image"], batch["error"], batch["seconds"], strict=True
         ):
-            key, t0 = str(key), time.perf_counter()
-            if error:
-                outcome = ImageOutcome(key, "skipped", str(error))
-            else:
-                config = (
-                    self.config if self.config.boxes is None else replace(self.config, boxes={key: json.loads(boxes)})
-                )
-                outcome = annotate_loaded(self.engine, key, np.array(image, dtype=np.uint8), config)
-            outcome.seconds = float(seconds) + time.perf_counter() - t0
-            outcomes.append(json.dumps(asdict(outcome)))
-        return {"key": batch["key"], "outcome": np.array(outcomes, dtype=object)}
+            key = str(key)
+            config = self.config if self.config.boxes is None else replace(self.config, boxes={key: json.loads(boxes)})
+            # a writable copy: batches are read-only views of the object store
+            record = {"key": key, "image": np.array(image, dtype=np.uint8), "error": str(error), "seconds": seconds}
+            outcomes.append(json.dumps(asdict(annotate_record(self.engine, record, config))))
+        return {"outcome": np.array(outcomes, dtype=object)}
 
 
 def build_dataset(

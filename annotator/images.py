@@ -77,7 +77,7 @@ def load_image(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def load_image_record(record: dict, folder: str) -> dict:
+def load_image_record(record: dict, folder: str | Path) -> dict:
     """A record naming an image (``{"key": path relative to folder, ...}``) plus its pixels:
     ``image`` (``(H, W, 3) uint8`` RGB, or ``(0, 0, 3)`` when unreadable), ``error`` (the
     :class:`ImageLoadError` text, or ``""``) and ``seconds`` (decoding wall time).

@@ -105,15 +105,19 @@ def test_ray_run_gives_the_single_process_output(engine, photo_folder, tmp_path,
     folder, boxes_path = photo_folder
     config = BulkConfig(boxes=load_boxes(boxes_path))
     single = annotate_folder(engine, folder, tmp_path / "single", config, progress=False)
-    on_ray = annotate_folder(
-        None,
-        folder,
-        tmp_path / "ray",
-        config,
-        progress=False,
-        ray=RayConfig(),
-        engine_config=EngineConfig(**MASKS_ONLY),
-    )
+
+    def on_ray_run():
+        return annotate_folder(
+            None,
+            folder,
+            tmp_path / "ray",
+            config,
+            progress=False,
+            ray=RayConfig(),
+            engine_config=EngineConfig(**MASKS_ONLY),
+        )
+
+    on_ray = on_ray_run()
     assert on_ray.done == N_PHOTOS and on_ray.skipped == single.skipped  # the same reasons
     assert "corrupt" in on_ray.skipped["broken.jpg"] and "empty" in on_ray.skipped["empty.png"]
     assert _canonical(on_ray.coco_path) == _canonical(single.coco_path)
@@ -123,15 +127,7 @@ def test_ray_run_gives_the_single_process_output(engine, photo_folder, tmp_path,
     assert len(lines) == len(outcomes) == N_PHOTOS + 2  # one line per image
     assert all(o.seconds > 0 for o in outcomes.values())
     # run again on Ray: everything is in the journal, nothing is sent to the cluster
-    again = annotate_folder(
-        None,
-        folder,
-        tmp_path / "ray",
-        config,
-        progress=False,
-        ray=RayConfig(),
-        engine_config=EngineConfig(**MASKS_ONLY),
-    )
+    again = on_ray_run()
     assert again.resumed == N_PHOTOS + 2 and again.images_per_minute == 0
 
 
@@ -167,29 +163,43 @@ def test_actor_plan_follows_the_cluster_resources():
         plan_actors({"CPU": 8, "memory": 1e12}, plain, EngineConfig(device="cuda"))
 
 
-def test_cli_killed_halfway_then_rerun(photo_folder, tmp_path):
-    folder, boxes_path = photo_folder
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "annotator", "annotate", str(folder), "--out", str(out),
-           "--boxes", str(boxes_path), "--clip", "none"]  # fmt: skip
+def _annotate_cmd(folder, out, boxes_path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "annotator", "annotate", str(folder), "--out", str(out),
+            "--boxes", str(boxes_path), "--clip", "none", *extra]  # fmt: skip
+
+
+def _kill_once_journalled(cmd: list[str], journal, lines: int = 2) -> None:
+    """Start ``cmd`` and SIGKILL it once ``journal`` holds ``lines`` lines."""
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    journal = out / "photos.journal.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if journal.exists() and len(journal.read_text().splitlines()) >= 2:
+        if journal.exists() and len(journal.read_text().splitlines()) >= lines:
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.05)
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    assert not (out / "photos_coco.json").exists()
+
+
+def _rerun_finishes(cmd: list[str], out, journal) -> None:
+    """Run ``cmd`` again: every image journalled once, the COCO export complete."""
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert f"images done: {N_PHOTOS}" in done.stdout and "skipped broken.jpg" in done.stdout
     coco = COCO(str(out / "photos_coco.json"))
     assert len(coco.getImgIds()) == N_PHOTOS and len(coco.getAnnIds()) == N_BOXES
     keys = [item["key"] for item in map(_parse, journal.read_text().splitlines()) if item]
-    assert len(keys) == len(set(keys)) == N_PHOTOS + 2  # nothing done twice
+    assert len(keys) == len(set(keys)) == N_PHOTOS + 2  # nothing lost, nothing done twice
+
+
+def test_cli_killed_halfway_then_rerun(photo_folder, tmp_path):
+    folder, boxes_path = photo_folder
+    out = tmp_path / "out"
+    journal = out / "photos.journal.jsonl"
+    cmd = _annotate_cmd(folder, out, boxes_path)
+    _kill_once_journalled(cmd, journal)
+    assert not (out / "photos_coco.json").exists()
+    _rerun_finishes(cmd, out, journal)
 
     # the exports of what was annotated
     import supervision as sv
@@ -214,27 +224,12 @@ def test_cli_on_ray_killed_then_rerun(photo_folder, tmp_path):
     """The driver is SIGKILLed while its local Ray annotates; the rerun on Ray finishes the rest."""
     folder, boxes_path = photo_folder
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "annotator", "annotate", str(folder), "--out", str(out),
-           "--boxes", str(boxes_path), "--clip", "none", "--ray"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     journal = out / "photos.journal.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if journal.exists() and len(journal.read_text().splitlines()) >= 2:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    cmd = _annotate_cmd(folder, out, boxes_path, "--ray")
+    _kill_once_journalled(cmd, journal)
     before = len(journal.read_text().splitlines())
     assert 2 <= before < N_PHOTOS + 2
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert f"images done: {N_PHOTOS}" in done.stdout and "skipped broken.jpg" in done.stdout
-    keys = [item["key"] for item in map(_parse, journal.read_text().splitlines()) if item]
-    assert len(keys) == len(set(keys)) == N_PHOTOS + 2  # nothing lost, nothing done twice
-    coco = COCO(str(out / "photos_coco.json"))
-    assert len(coco.getImgIds()) == N_PHOTOS and len(coco.getAnnIds()) == N_BOXES
+    _rerun_finishes(cmd, out, journal)
 
 
 def test_a_failing_image_is_reported_then_retried_and_bad_boxes_are_skipped(

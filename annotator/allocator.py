@@ -7,6 +7,8 @@ tokens are 4 MiB), so the kernel maps, zero-fills and unmaps the same memory aga
 Measured on MobileSAM on the 2-core CPU, decoding 4 point prompts at a time: ~6,700 page faults
 and ~10 ms of kernel time per prompt, ~24 ms per prompt in all; with the thresholds below, no
 page faults and ~18.5 ms per prompt (``benchmarks/everything.py`` reports the decoder's share).
+glibc's dynamic threshold sometimes catches these blocks on its own (64–96 faults per prompt seen
+in some runs, depending on the order of allocations); the settings make the reuse certain.
 
 The price is that the process keeps its peak heap: freed memory is reused, not returned.
 """

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .evaluation import TASKS, evaluate_everything, evaluate_prompts
+from .evaluation import TASKS, ReferencePredictor, evaluate_everything, evaluate_prompts
 from .everything.pipeline import METHODS
 from .options import add_engine_arguments, engine_config_from_args, positive_int
 from .outputs import EXPORT_FORMATS, FolderOutputs
@@ -19,6 +19,9 @@ def _eval(args: argparse.Namespace) -> int:
     from .everything.patches import PatchConfig
     from .everything.pipeline import EverythingConfig
 
+    if args.reference and args.task == "everything":
+        print("--reference: for prompt-box and prompt-point (everything mode's reference is benchmarks/everything.py)")
+        return 2
     engine = build_engine(engine_config_from_args(args, args.vocab or args.gt))
     if args.task == "everything":
         patches = PatchConfig(points_per_side=args.points_per_side) if args.points_per_side else None
@@ -40,7 +43,10 @@ def _eval(args: argparse.Namespace) -> int:
         elif args.panoptic_gt:
             print("PQ: skipped, the instances are unlabelled (" + str(scores["note"]) + ")")
     else:
-        result = evaluate_prompts(engine, args.images, args.gt, (args.task,), args.limit)
+        reference = ReferencePredictor(engine.decoder.model) if args.reference else None
+        result = evaluate_prompts(
+            engine, args.images, args.gt, (args.task,), args.limit, reference=reference, flip_tta=args.flip_tta
+        )
     for task, row in result.items():
         print(f"\n{task}")
         for key, value in row.items():
@@ -58,9 +64,18 @@ def _eval(args: argparse.Namespace) -> int:
 def _annotate(args: argparse.Namespace) -> int:
     from .bulk import BulkConfig, annotate_folder, load_boxes
 
+    if args.flip_tta and not args.boxes:
+        print("--flip-tta: for box prompts (--boxes); the everything pass does not take it")
+        return 2
     boxes = load_boxes(args.boxes) if args.boxes else None
     engine_config = engine_config_from_args(args)
-    config = BulkConfig(method=args.method, boxes=boxes, score_threshold=args.score_threshold, min_area=args.min_area)
+    config = BulkConfig(
+        method=args.method,
+        boxes=boxes,
+        score_threshold=args.score_threshold,
+        min_area=args.min_area,
+        flip_tta=args.flip_tta,
+    )
     if args.ray is None and args.workers is None:
         from .engine import build_engine, engine_summary
 
@@ -182,6 +197,14 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--gt", required=True, help="COCO instances JSON")
     ev.add_argument("--limit", type=int, help="first N images (by id)")
     ev.add_argument("--json", help="also write the figures to this file")
+    ev.add_argument(
+        "--reference",
+        action="store_true",
+        help="prompt tasks: also score segment-anything's plain SamPredictor, same weights, same instances",
+    )
+    ev.add_argument(
+        "--flip-tta", action="store_true", help="prompt-box: flip test-time augmentation, as annotate --flip-tta"
+    )
     add_engine_arguments(ev, vocab_default=None)  # --vocab: default the --gt categories
     ev.add_argument("--method", default="samcp", choices=METHODS, help="everything: the pass")
     ev.add_argument(
@@ -196,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     an.add_argument("--out", default="exports", help="journal, annotation store and COCO export go here")
     an.add_argument("--method", default="samcp", choices=METHODS, help="everything pass")
     an.add_argument("--boxes", help="prompt with these boxes instead: COCO JSON, or a folder of <stem>.json lists")
+    an.add_argument(
+        "--flip-tta",
+        action="store_true",
+        help="with --boxes: also decode each box on the mirrored image and average (better masks, "
+        "one more image encoder pass per image)",
+    )
     an.add_argument("--score-threshold", type=float, default=0.0, help="drop labelled instances scoring lower")
     an.add_argument("--min-area", type=int, default=0, help="drop instances smaller than this (pixels)")
     an.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",

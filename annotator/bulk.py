@@ -50,12 +50,16 @@ class BulkConfig:
             str or None}`` to prompt SAM with instead of segmenting everything.
         score_threshold: annotations scoring below this are dropped.
         min_area: annotations smaller than this many pixels are dropped.
+        flip_tta: with ``boxes``, decode each box on the image and on its mirror image and
+            average the two (:meth:`~annotator.engine.Engine.predict_boxes`): one more image
+            encoder pass per image and one more decode per box.
     """
 
     method: str = "samcp"
     boxes: dict[str, list[dict]] | None = None
     score_threshold: float = 0.0
     min_area: int = 0
+    flip_tta: bool = False
 
 
 @dataclass
@@ -161,7 +165,7 @@ def boxes_for(boxes: dict[str, list[dict]], key: str) -> list[dict]:
     return boxes.get(key) or boxes.get(Path(key).name) or boxes.get(Path(key).stem) or []
 
 
-def _box_instances(engine: Engine, emb: ImageEmbedding, key: str, boxes: list[dict]) -> Instances:
+def _box_instances(engine: Engine, emb: ImageEmbedding, key: str, boxes: list[dict], flip_tta: bool) -> Instances:
     """The given boxes decoded (batched); their labels where given, else the best suggestion."""
     h, w = emb.size
     items, prompts = [], []
@@ -174,7 +178,8 @@ def _box_instances(engine: Engine, emb: ImageEmbedding, key: str, boxes: list[di
             continue
         items.append((i, item.get("label"), [x, y, x + bw, y + bh]))
     need_labels = any(not label for _, label, _ in items)
-    found = engine.predict_boxes(emb, np.array(prompts).reshape(-1, 4), with_labels=need_labels)
+    flipped = engine.flipped(emb) if flip_tta and prompts else None
+    found = engine.predict_boxes(emb, np.array(prompts).reshape(-1, 4), with_labels=need_labels, flipped=flipped)
     for j, (_, label, _) in enumerate(items):
         if label:  # a given label: the person's, no score
             found.class_names[j], found.class_ids[j], found.scores[j] = label, -1, np.nan
@@ -191,7 +196,7 @@ def annotate_image(engine: Engine, image: np.ndarray, key: str, config: BulkConf
     """
     emb = engine.embed(image)
     if config.boxes is not None:
-        found = _box_instances(engine, emb, key, boxes_for(config.boxes, key))
+        found = _box_instances(engine, emb, key, boxes_for(config.boxes, key), config.flip_tta)
     else:
         found = engine.everything(emb, EverythingConfig(method=config.method)).annotations()
         found.data["prompt"] = [{"everything": config.method} for _ in range(len(found))]

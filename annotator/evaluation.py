@@ -3,7 +3,9 @@
 For every ground-truth instance the engine is prompted with its box (``prompt-box``) or with
 the interior point farthest from the mask boundary (``prompt-point``, the protocol of
 Open-Vocabulary SAM), and the IoU of the predicted mask with the ground-truth mask is recorded.
-Ground-truth masks are decoded by pycocotools (polygons and RLE, crowd regions included).
+Ground-truth masks are decoded by pycocotools (polygons and RLE, crowd regions included). With a
+:class:`ReferencePredictor`, segment-anything's plain ``SamPredictor`` on the same SAM weights is
+prompted with the same box or point, so both are scored on the same instances in the same run.
 
 Everything mode is scored class-agnostically with pycocotools' COCOeval (``useCats=0``,
 segmentation IoU): AR@10, AR@100 and AP of its instances; with labels also mask AP and, against
@@ -51,6 +53,38 @@ class InstanceResult:
     category: str
     iou: float
     label_correct: bool | None
+    reference_iou: float | None = None
+    """The plain ``SamPredictor``'s IoU on the same prompt (``None`` without a reference)."""
+
+
+class ReferencePredictor:
+    """segment-anything's plain ``SamPredictor`` on a SAM module: what SAM's own API gives.
+
+    SAM's advice, as its README and notebooks apply it: one mask for a box
+    (``multimask_output=False``); three for a lone point, keeping the best predicted IoU.
+
+    Args:
+        sam_model: a loaded SAM (e.g. the engine's own, ``engine.decoder.model``).
+    """
+
+    def __init__(self, sam_model) -> None:
+        from segment_anything import SamPredictor
+
+        self.predictor = SamPredictor(sam_model)
+
+    def set_image(self, image: np.ndarray) -> None:
+        """Run the image encoder (eager torch) on an (H, W, 3) uint8 RGB image."""
+        self.predictor.set_image(image)
+
+    def predict(self, point: tuple[float, float] | None = None, box: np.ndarray | None = None) -> np.ndarray:
+        """(H, W) bool mask for one positive point (X, Y) or one XYXY box, in original pixels."""
+        if box is not None:
+            masks, _, _ = self.predictor.predict(box=np.asarray(box, dtype=np.float64), multimask_output=False)
+            return masks[0]
+        masks, scores, _ = self.predictor.predict(
+            point_coords=np.array([point], dtype=np.float64), point_labels=np.array([1]), multimask_output=True
+        )
+        return masks[int(np.argmax(scores))]
 
 
 def farthest_interior_point(mask: np.ndarray) -> tuple[float, float]:
@@ -93,11 +127,16 @@ def iter_prompted(
     tasks: tuple[str, ...] = PROMPT_TASKS,
     limit: int | None = None,
     progress: bool = True,
+    reference: ReferencePredictor | None = None,
+    flip_tta: bool = False,
 ) -> Iterator[tuple[str, InstanceResult]]:
     """Prompt the engine with every ground-truth instance; yields ``(task, result)``.
 
     Each image is embedded once for all tasks.  Unreadable images are logged and skipped;
-    instances with an empty mask are skipped.
+    instances with an empty mask are skipped. With ``reference``, each prompt also goes to it
+    and ``reference_iou`` is filled in. ``flip_tta``: box prompts go through
+    :meth:`~annotator.engine.Engine.predict_boxes` with flip test-time augmentation, as
+    ``annotate --boxes --flip-tta`` runs them.
 
     Raises:
         ValueError: an unknown task.
@@ -110,33 +149,54 @@ def iter_prompted(
     vocab = engine.vocabulary
     for img_id, image in _gt_images(coco, images_dir, limit, progress):
         emb = engine.embed(image)
+        flipped = engine.flipped(emb) if flip_tta and "prompt-box" in tasks else None
+        if reference is not None:
+            reference.set_image(image)
         for ann in coco.loadAnns(coco.getAnnIds(imgIds=img_id, iscrowd=None)):
             gt = coco.annToMask(ann).astype(bool)
             if not gt.any():
                 continue
             for task in tasks:
+                point, box = None, None
                 if task == "prompt-box":
                     x, y, w, h = ann["bbox"]
-                    result = engine.predict(emb, box=np.array([x, y, x + w, y + h]))
+                    box = np.array([x, y, x + w, y + h])
+                    if flipped is None:
+                        result = engine.predict(emb, box=box)
+                        mask, label = result.mask, result.labels[0].name if result.labels else None
+                    else:
+                        found = engine.predict_boxes(emb, box[None], flipped=flipped)
+                        mask, label = found.masks[0], found.class_names[0]
                 else:
-                    px, py = farthest_interior_point(gt)
-                    result = engine.predict(emb, point_coords=np.array([[px, py]]), point_labels=np.array([1]))
+                    point = farthest_interior_point(gt)
+                    result = engine.predict(emb, point_coords=np.array([point]), point_labels=np.array([1]))
+                    mask, label = result.mask, result.labels[0].name if result.labels else None
                 cat = names[ann["category_id"]]
                 correct = None
                 if engine.has_labels and vocab is not None and cat in vocab.names:
-                    correct = bool(result.labels) and result.labels[0].name == cat
-                yield task, InstanceResult(img_id, ann["id"], cat, mask_iou(result.mask, gt), correct)
+                    correct = label == cat
+                ref_iou = None if reference is None else mask_iou(reference.predict(point, box), gt)
+                yield task, InstanceResult(img_id, ann["id"], cat, mask_iou(mask, gt), correct, ref_iou)
 
 
 def summarise(results: list[InstanceResult]) -> dict:
-    """``{"instances", "mIoU" (percent), "label_accuracy" (percent or None)}``."""
-    ious = [r.iou for r in results]
+    """``{"instances", "mIoU" (percent), "label_accuracy" (percent or None)}``; with reference
+    IoUs also ``reference_mIoU``, ``gain`` (mIoU − reference, points) and the instances where
+    ours is ``better`` / ``worse`` by more than 0.01 IoU."""
+    ious = np.array([r.iou for r in results])
     judged = [r.label_correct for r in results if r.label_correct is not None]
-    return {
+    out = {
         "instances": len(results),
-        "mIoU": 100.0 * float(np.mean(ious)) if ious else float("nan"),
+        "mIoU": 100.0 * float(ious.mean()) if len(ious) else float("nan"),
         "label_accuracy": 100.0 * float(np.mean(judged)) if judged else None,
     }
+    if results and all(r.reference_iou is not None for r in results):
+        ref = np.array([r.reference_iou for r in results])
+        out["reference_mIoU"] = 100.0 * float(ref.mean())
+        out["gain"] = out["mIoU"] - out["reference_mIoU"]
+        out["better"] = int((ious > ref + 0.01).sum())
+        out["worse"] = int((ious < ref - 0.01).sum())
+    return out
 
 
 def evaluate_prompts(
@@ -146,11 +206,14 @@ def evaluate_prompts(
     tasks: tuple[str, ...] = PROMPT_TASKS,
     limit: int | None = None,
     progress: bool = True,
+    reference: ReferencePredictor | None = None,
+    flip_tta: bool = False,
 ) -> dict[str, dict]:
-    """Run :func:`iter_prompted` and summarise per task, with seconds per image."""
+    """Run :func:`iter_prompted` and summarise per task (see :func:`summarise`), with seconds
+    per image (the reference's time included when there is one)."""
     start = time.perf_counter()
     per_task: dict[str, list[InstanceResult]] = {t: [] for t in tasks}
-    for task, res in iter_prompted(engine, images_dir, gt_json, tasks, limit, progress):
+    for task, res in iter_prompted(engine, images_dir, gt_json, tasks, limit, progress, reference, flip_tta):
         per_task[task].append(res)
     n_images = len({r.image_id for rs in per_task.values() for r in rs})
     elapsed = time.perf_counter() - start

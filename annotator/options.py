@@ -20,7 +20,7 @@ DEFAULTS = EngineConfig()
 
 def add_engine_arguments(parser: argparse.ArgumentParser, vocab_default: str | None = DEFAULTS.vocab) -> None:
     """Add ``--sam``, ``--sam-checkpoint``, ``--clip``, ``--clip-pretrained``, ``--vocab``,
-    ``--label-mode``, ``--device``, ``--backend``, ``--int8`` and ``--threads`` to ``parser`` (read back by :func:`engine_config_from_args`).
+    ``--label-mode``, ``--device``, ``--backend``, ``--int8``, ``--threads``, ``--refine`` and ``--candidate-margin`` to ``parser`` (read back by :func:`engine_config_from_args`).
 
     Args:
         vocab_default: the default ``--vocab``; ``None`` leaves it to the command (``eval``
@@ -48,12 +48,26 @@ def add_engine_arguments(parser: argparse.ArgumentParser, vocab_default: str | N
                         "~1.8x faster encoder, point mIoU -0.6 on COCO")  # fmt: skip
     g.add_argument("--threads", type=positive_int, default=DEFAULTS.threads,
                    help="CPU threads for torch and the runtime (default: all cores)")  # fmt: skip
+    g.add_argument("--refine", type=non_negative_int, default=DEFAULTS.refine,
+                   help="extra SAM decoder passes per click or box, each fed the last mask "
+                        f"(default {DEFAULTS.refine}; see README, Measured)")  # fmt: skip
+    g.add_argument("--candidate-margin", type=float, default=DEFAULTS.candidate_margin,
+                   help="a click's mask: the largest of SAM's candidates within this predicted IoU "
+                        "of the best (0 = SAM's own choice, the best predicted IoU)")  # fmt: skip
 
 
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an int of 0 or more (``ArgumentTypeError`` otherwise)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
     return value
 
 
@@ -74,4 +88,6 @@ def engine_config_from_args(args: argparse.Namespace, vocab: str | None = None) 
         backend=args.backend,
         threads=args.threads,
         int8=args.int8,
+        refine=args.refine,
+        candidate_margin=args.candidate_margin,
     )

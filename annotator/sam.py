@@ -541,7 +541,23 @@ def upsample_logits(
     original_size: tuple[int, int],
     region: tuple[int, int, int, int] | None = None,
 ) -> np.ndarray:
-    """Low-res logits to a binary mask at the original resolution, in one bilinear warp.
+    """Low-res logits to a binary mask at the original resolution: :func:`resample_logits` > 0.
+
+    Args:
+        low_res_logits, input_size, original_size, region: as :func:`resample_logits`.
+    Returns:
+        (H, W) bool mask, ``logit > 0``; (y1 - y0, x1 - x0) with ``region``.
+    """
+    return resample_logits(low_res_logits, input_size, original_size, region) > 0
+
+
+def resample_logits(
+    low_res_logits: np.ndarray,
+    input_size: tuple[int, int],
+    original_size: tuple[int, int],
+    region: tuple[int, int, int, int] | None = None,
+) -> np.ndarray:
+    """Low-res logits to logits at the original resolution, in one bilinear warp.
 
     Args:
         low_res_logits: (256, 256) float32 over the padded 1024 frame.
@@ -551,7 +567,7 @@ def upsample_logits(
             only this window (the whole mask's pixels there, but where OpenCV's 1/32-pixel
             fixed-point coordinates round the other way: rarely, a pixel on an edge).
     Returns:
-        (H, W) bool mask, ``logit > 0``; (y1 - y0, x1 - x0) with ``region``.
+        (H, W) float32 logits; (y1 - y0, x1 - x0) with ``region``.
     """
     h, w = input_size
     big_h, big_w = original_size
@@ -562,4 +578,4 @@ def upsample_logits(
     out = cv2.warpAffine(
         src, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
     )
-    return out > 0
+    return out

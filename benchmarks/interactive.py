@@ -5,7 +5,9 @@
 
 A click is one positive point at the interior point of a ground-truth instance farthest
 from its boundary. "Ours" times ``Engine.predict``: mask at the original resolution plus the
-top-5 labels over the 21,843-class ImageNet-21k vocabulary (CLIP RN50 mask pooling).
+top-5 labels over the 21,843-class ImageNet-21k vocabulary (CLIP RN50 mask pooling). Each click
+is also timed with SAM's own choice among the three candidates (``candidate_margin=0``, what the
+engine did before ``choose_candidate``), the two interleaved, so the choice's cost shows.
 "Plain" times ``SamPredictor.predict`` (mask only, multimask as SAM advises for one point).
 
 CLIP weights do not reach every machine: ``--clip-weights random`` (the default when the
@@ -86,6 +88,7 @@ def main() -> int:
 
     coco = COCO(args.gt)
     ours_click, plain_click, ours_set, plain_set, ours_switch = [], [], [], [], []
+    sam_choice_click = []
     images = []
     for img_id in sorted(coco.getImgIds())[: args.limit]:
         info = coco.loadImgs(img_id)[0]
@@ -101,6 +104,12 @@ def main() -> int:
         plain_set.append(time.perf_counter() - t)
         for px, py in points:
             pc, pl = np.array([[px, py]]), np.array([1])
+            margin = engine.candidate_margin
+            engine.candidate_margin = 0.0
+            t = time.perf_counter()
+            engine.predict(emb, point_coords=pc, point_labels=pl)
+            sam_choice_click.append(time.perf_counter() - t)
+            engine.candidate_margin = margin
             t = time.perf_counter()
             engine.predict(emb, point_coords=pc, point_labels=pl)
             ours_click.append(time.perf_counter() - t)
@@ -125,6 +134,9 @@ def main() -> int:
         "vocabulary": f"{vocab.name} ({len(vocab)} classes)",
         "ours_click_p50_ms": pct(ours_click, 50),
         "ours_click_p95_ms": pct(ours_click, 95),
+        "candidate_margin": engine.candidate_margin,
+        "ours_click_sam_choice_p50_ms": pct(sam_choice_click, 50),
+        "ours_click_sam_choice_p95_ms": pct(sam_choice_click, 95),
         "plain_click_p50_ms": pct(plain_click, 50),
         "plain_click_p95_ms": pct(plain_click, 95),
         "ours_new_image_p50_ms": pct(ours_set, 50),
@@ -138,6 +150,10 @@ def main() -> int:
     print(f"{'':28}{'ours':>14}{'plain SamPredictor':>22}")
     print(f"{'click p50 (ms)':28}{figures['ours_click_p50_ms']:>14.1f}{figures['plain_click_p50_ms']:>22.1f}")
     print(f"{'click p95 (ms)':28}{figures['ours_click_p95_ms']:>14.1f}{figures['plain_click_p95_ms']:>22.1f}")
+    print(
+        f"{'  with margin 0 (SAM choice)':28}{figures['ours_click_sam_choice_p50_ms']:>8.1f} / "
+        f"{figures['ours_click_sam_choice_p95_ms']:.1f}   (p50 / p95; default margin {engine.candidate_margin})"
+    )
     print(f"{'  ours = mask + top-5 labels; plain = mask only':28}")
     print(
         f"{'new image p50 (ms)':28}{figures['ours_new_image_p50_ms']:>14.1f}{figures['plain_set_image_p50_ms']:>22.1f}"

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from annotator.engine import choose_candidate
 from annotator.evaluation import ReferencePredictor, evaluate_prompts, farthest_interior_point
 from annotator.sam import DecodedMasks, SamPromptDecoder, upsample_logits
+
+from .conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +165,24 @@ def test_flip_tta_treats_an_image_and_its_mirror_alike(engine, coco_image):
     assert (tta.masks == tta_m.masks[:, :, ::-1]).mean() > 0.9999
     one_pass = engine.predict_boxes(emb, boxes, with_labels=False)
     assert one_pass.masks.shape == tta.masks.shape and not np.array_equal(one_pass.masks, tta.masks)
+
+
+def test_eval_command_scores_the_reference_on_the_same_clicks(coco_tiny, tmp_path):
+    """With SAM's own choice (margin 0) our clicks give SamPredictor's masks: no gain, no
+    instance better or worse; the default margin changes some of them."""
+    scores = {}
+    for margin in ("0", "0.02"):
+        out = tmp_path / f"scores-{margin}.json"
+        cmd = [sys.executable, "-m", "annotator", "eval", "--task", "prompt-point", "--reference",
+               "--clip", "none", "--backend", "torch", "--candidate-margin", margin,
+               "--images", str(coco_tiny / "images"), "--gt", str(coco_tiny / "instances.json"),
+               "--limit", "4", "--json", str(out)]  # fmt: skip
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "reference_mIoU" in proc.stdout
+        scores[margin] = json.loads(out.read_text())["prompt-point"]
+    same = scores["0"]
+    assert same["instances"] == scores["0.02"]["instances"] > 20
+    assert abs(same["gain"]) < 0.05 and same["better"] == same["worse"] == 0
+    assert scores["0.02"]["reference_mIoU"] == pytest.approx(same["reference_mIoU"])
+    assert scores["0.02"]["better"] + scores["0.02"]["worse"] > 0

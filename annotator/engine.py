@@ -60,9 +60,9 @@ def resolve_device(device: str = "auto") -> str:
 
 
 CANDIDATE_MARGIN = 0.02
-"""Default margin of :func:`choose_candidate`: on COCO (``coco_tiny_val``, one click per instance)
-it adds 0.5 mIoU at the farthest interior point and 1.4 at a random interior point over SAM's
-own choice (README, Measured)."""
+"""Default margin of :func:`choose_candidate`: on COCO (``coco_tiny_val``, 815 instances, one click
+each) +0.67 mIoU over SAM's own choice at the farthest interior point and +1.4 at a random
+interior point (README, "Masks against SamPredictor")."""
 
 
 def choose_candidate(decoded: DecodedMasks, margin: float = CANDIDATE_MARGIN) -> int:

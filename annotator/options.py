@@ -50,8 +50,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser, vocab_default: str | N
                    help="CPU threads for torch and the runtime (default: all cores)")  # fmt: skip
     g.add_argument("--refine", type=non_negative_int, default=DEFAULTS.refine,
                    help="extra SAM decoder passes per click or box, each fed the last mask "
-                        f"(default {DEFAULTS.refine}; see README, Measured)")  # fmt: skip
-    g.add_argument("--candidate-margin", type=float, default=DEFAULTS.candidate_margin,
+                        "(see README, Masks against SamPredictor)")  # fmt: skip
+    g.add_argument("--candidate-margin", type=unit_interval, default=DEFAULTS.candidate_margin,
                    help="a click's mask: the largest of SAM's candidates within this predicted IoU "
                         "of the best (0 = SAM's own choice, the best predicted IoU)")  # fmt: skip
 
@@ -68,6 +68,14 @@ def non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    """argparse type: a float from 0 to 1 (``ArgumentTypeError`` otherwise)."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, not {value}")
     return value
 
 

@@ -85,6 +85,20 @@ def test_resume_after_interruption_equals_uninterrupted_run(engine, photo_folder
     assert json.loads(third.store_path.read_text())["annotations"] == json.loads(before)["annotations"]
 
 
+def test_flip_tta_reaches_the_bulk_export(engine, photo_folder, tmp_path):
+    """``BulkConfig(flip_tta=True)``: the same boxes, each mask now from both views."""
+    folder, boxes_path = photo_folder
+    boxes = load_boxes(boxes_path)
+    plain = annotate_folder(engine, folder, tmp_path / "plain", BulkConfig(boxes=boxes), progress=False)
+    tta = annotate_folder(engine, folder, tmp_path / "tta", BulkConfig(boxes=boxes, flip_tta=True), progress=False)
+    assert tta.done == plain.done == N_PHOTOS and tta.instances_per_class == plain.instances_per_class
+    one, both = (json.loads(r.coco_path.read_text())["annotations"] for r in (plain, tta))
+    assert len(one) == len(both) == N_BOXES
+    assert [a["category_id"] for a in one] == [b["category_id"] for b in both]  # the same boxes, in order
+    changed = sum(a["segmentation"]["counts"] != b["segmentation"]["counts"] for a, b in zip(one, both, strict=True))
+    assert changed > N_BOXES // 2  # most masks change
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     """A real local Ray with 2 CPUs, shared by this module's in-process Ray runs."""

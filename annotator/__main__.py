@@ -22,6 +22,9 @@ def _eval(args: argparse.Namespace) -> int:
     if args.reference and args.task == "everything":
         print("--reference: for prompt-box and prompt-point (everything mode's reference is benchmarks/everything.py)")
         return 2
+    if args.flip_tta and args.task != "prompt-box":
+        print("--flip-tta: for prompt-box only (clicks measured worse with it; everything mode does not take it)")
+        return 2
     engine = build_engine(engine_config_from_args(args, args.vocab or args.gt))
     if args.task == "everything":
         patches = PatchConfig(points_per_side=args.points_per_side) if args.points_per_side else None

@@ -7,11 +7,36 @@ import logging
 import sys
 from pathlib import Path
 
-from .evaluation import TASKS, ReferencePredictor, evaluate_everything, evaluate_prompts
+from .evaluation import TASKS, ReferencePredictor, evaluate_everything, evaluate_find_all, evaluate_prompts
 from .everything.pipeline import METHODS
-from .options import add_engine_arguments, engine_config_from_args, positive_int
+from .options import add_engine_arguments, engine_config_from_args, positive_int, unit_interval
 from .outputs import EXPORT_FORMATS, FolderOutputs
 from .store import AnnotationStore
+from .text_prompts import LabelsUnavailable, parse_classes
+
+
+def _add_class_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--classes", metavar="NAMES|FILE",
+                        help=f"{what}: find all instances of these classes only, named against the rest of the "
+                        "vocabulary as background: 'car, person, traffic light' or a file with one class a line; "
+                        "names the vocabulary lacks are free text (needs CLIP)")  # fmt: skip
+    parser.add_argument("--class-threshold", type=unit_interval, metavar="P",
+                        help="with --classes: also keep a region whose named class loses to a background class "
+                        "when its probability reaches P (default: only where a named class wins)")  # fmt: skip
+
+
+def _classes(args: argparse.Namespace) -> list[str] | None:
+    """The --classes names, or None; exits 2 with the reason on a bad list."""
+    if not args.classes:
+        if args.class_threshold is not None:
+            print("--class-threshold: only with --classes", file=sys.stderr)
+            raise SystemExit(2)
+        return None
+    try:
+        return parse_classes(args.classes)
+    except ValueError as exc:
+        print(f"--classes: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -25,10 +50,29 @@ def _eval(args: argparse.Namespace) -> int:
     if args.flip_tta and args.task != "prompt-box":
         print("--flip-tta: for prompt-box only (clicks measured worse with it; everything mode does not take it)")
         return 2
+    classes = _classes(args)
+    if classes and args.task != "everything":
+        print("--classes: for --task everything (find all); prompt tasks name no class")
+        return 2
     engine = build_engine(engine_config_from_args(args, args.vocab or args.gt))
-    if args.task == "everything":
-        patches = PatchConfig(points_per_side=args.points_per_side) if args.points_per_side else None
-        config = EverythingConfig(method=args.method, patches=patches)
+    patches = PatchConfig(points_per_side=args.points_per_side) if args.points_per_side else None
+    config = EverythingConfig(method=args.method, patches=patches)
+    if classes:
+        try:
+            scores = evaluate_find_all(
+                engine,
+                args.images,
+                args.gt,
+                classes,
+                args.limit,
+                args.class_threshold,
+                config,
+            )
+        except (LabelsUnavailable, ValueError) as exc:
+            print(f"--classes: {exc}", file=sys.stderr)
+            return 2
+        result = {"find all": {"method": args.method, "classes": ", ".join(classes), **scores}}
+    elif args.task == "everything":
         scores = evaluate_everything(
             engine,
             args.images,
@@ -53,9 +97,8 @@ def _eval(args: argparse.Namespace) -> int:
     for task, row in result.items():
         print(f"\n{task}")
         for key, value in row.items():
-            shown = (
-                "n/a (no CLIP weights)" if value is None else (f"{value:.2f}" if isinstance(value, float) else value)
-            )
+            missing = "n/a (no ground truth instance)" if key.startswith("AP ") else "n/a (no CLIP weights)"
+            shown = missing if value is None else (f"{value:.2f}" if isinstance(value, float) else value)
             print(f"  {key:18} {shown}")
     if args.json:
         from .fileio import atomic_write_json
@@ -70,6 +113,10 @@ def _annotate(args: argparse.Namespace) -> int:
     if args.flip_tta and not args.boxes:
         print("--flip-tta: for box prompts (--boxes); the everything pass does not take it")
         return 2
+    classes = _classes(args)
+    if classes and args.boxes:
+        print("--classes: not with --boxes (the boxes already say what to segment)")
+        return 2
     boxes = load_boxes(args.boxes) if args.boxes else None
     engine_config = engine_config_from_args(args)
     config = BulkConfig(
@@ -78,15 +125,21 @@ def _annotate(args: argparse.Namespace) -> int:
         score_threshold=args.score_threshold,
         min_area=args.min_area,
         flip_tta=args.flip_tta,
+        classes=tuple(classes) if classes else None,
+        class_threshold=args.class_threshold,
     )
     if args.ray is None and args.workers is None:
         from .engine import build_engine, engine_summary
 
         engine = build_engine(engine_config)
         print(f"engine: {engine_summary(engine)}")
-        if not engine.has_labels:
+        if not engine.has_labels and not classes:
             print(f"labels: off ({engine.labels_unavailable}); instances are named 'object' unless --boxes names them")
-        summary = annotate_folder(engine, args.folder, args.out, config)
+        try:
+            summary = annotate_folder(engine, args.folder, args.out, config)
+        except LabelsUnavailable as exc:
+            print(f"--classes: {exc}", file=sys.stderr)
+            return 2
     else:
         from .cluster import RayConfig
 
@@ -208,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument(
         "--flip-tta", action="store_true", help="prompt-box: flip test-time augmentation, as annotate --flip-tta"
     )
+    _add_class_arguments(ev, "everything")
     add_engine_arguments(ev, vocab_default=None)  # --vocab: default the --gt categories
     ev.add_argument("--method", default="samcp", choices=METHODS, help="everything: the pass")
     ev.add_argument(
@@ -228,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         help="with --boxes: also decode each box on the mirrored image and average (better masks, "
         "one more image encoder pass per image)",
     )
+    _add_class_arguments(an, "instead of labelling everything")
     an.add_argument("--score-threshold", type=float, default=0.0, help="drop labelled instances scoring lower")
     an.add_argument("--min-area", type=int, default=0, help="drop instances smaller than this (pixels)")
     an.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",

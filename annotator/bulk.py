@@ -32,6 +32,7 @@ from .images import list_images, load_image_record
 from .instances import Instances, Source
 from .outputs import FolderOutputs
 from .store import AnnotationStore, source_of_prompt
+from .text_prompts import resolve_classes
 from .vocabulary import load_vocabulary
 
 if TYPE_CHECKING:
@@ -53,6 +54,11 @@ class BulkConfig:
         flip_tta: with ``boxes``, decode each box on the image and on its mirror image and
             average the two (:meth:`~annotator.engine.Engine.predict_boxes`): one more image
             encoder pass per image and one more decode per box.
+        classes: find all instances of these classes only (:meth:`~annotator.engine.Engine.find_all`:
+            the named classes against the rest of the vocabulary as background); the store
+            and the exports list exactly these categories. Needs CLIP; not with ``boxes``.
+        class_threshold: with ``classes``, also keep a region whose named class loses to a
+            background class when its probability reaches this; ``None`` = winners only.
     """
 
     method: str = "samcp"
@@ -60,6 +66,8 @@ class BulkConfig:
     score_threshold: float = 0.0
     min_area: int = 0
     flip_tta: bool = False
+    classes: tuple[str, ...] | None = None
+    class_threshold: float | None = None
 
 
 @dataclass
@@ -188,8 +196,8 @@ def _box_instances(engine: Engine, emb: ImageEmbedding, key: str, boxes: list[di
 
 
 def annotate_image(engine: Engine, image: np.ndarray, key: str, config: BulkConfig) -> Instances:
-    """Annotations of one image: its boxes decoded (``config.boxes``) or the everything pass,
-    without empty masks, masks under ``min_area`` and labelled ones under ``score_threshold``.
+    """Annotations of one image: its boxes decoded (``config.boxes``), the named classes found
+    (``config.classes``) or the everything pass, without empty masks, masks under ``min_area`` and labelled ones under ``score_threshold``.
 
     Returns:
         :class:`~annotator.instances.Instances` with ``data["prompt"]`` (what the journal keeps).
@@ -197,6 +205,8 @@ def annotate_image(engine: Engine, image: np.ndarray, key: str, config: BulkConf
     emb = engine.embed(image)
     if config.boxes is not None:
         found = _box_instances(engine, emb, key, boxes_for(config.boxes, key), config.flip_tta)
+    elif config.classes:
+        found = engine.find_all(emb, list(config.classes), config.class_threshold, EverythingConfig(config.method))
     else:
         found = engine.everything(emb, EverythingConfig(method=config.method)).annotations()
         found.data["prompt"] = [{"everything": config.method} for _ in range(len(found))]
@@ -351,6 +361,10 @@ def annotate_folder(
         raise ValueError("a Ray run needs the engine_config its actors build their models from")
     if ray is None and engine is None:
         raise ValueError("give the engine, or a Ray config and the engine_config")
+    if config.classes and config.boxes is not None:
+        raise ValueError("classes and boxes do not combine: boxes already say what to segment")
+    if config.classes and engine is not None:
+        engine.text_query(list(config.classes), config.class_threshold)  # no CLIP, bad names: say so before any image
     start = time.perf_counter()
     vocab = engine.vocabulary if engine is not None else load_vocabulary(engine_config.vocab)  # cheap checks first
     outputs = FolderOutputs(folder, out_dir)
@@ -370,7 +384,13 @@ def annotate_folder(
     finished = run_pending(outcomes, journal, len(todo), progress)
     seen.update(finished)
 
-    store = outputs.open_store(category_ids=dict(zip(vocab.names, vocab.ids, strict=True)) if vocab else {})
+    category_ids = dict(zip(vocab.names, vocab.ids, strict=True)) if vocab else {}
+    if config.classes:
+        named = resolve_classes(list(config.classes), vocab)
+        category_ids.update((c.name, c.category_id) for c in named)
+    store = outputs.open_store(category_ids=category_ids)
+    if config.classes:
+        store.meta["classes"] = [c.name for c in named]  # listed by the exports even where none was found
     import_journal(store, keys, seen)
     coco_path = outputs.export(store, "coco")
 

@@ -82,6 +82,21 @@ class RegionClassifier:
         p = (self.logit_scale * e @ self.text.T).softmax(dim=-1)
         return p * (e.norm(dim=-1, keepdim=True) > 0)
 
+    def distribution(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """The softmax over every class this classifier weighs, for ensembling (PosSAM's MASE):
+        here :meth:`probs`; a subclass may weigh classes it does not name (find-all's
+        background, :class:`~annotator.text_prompts.TextQueryClassifier`).
+
+        Returns:
+            (N, K') float32 on :attr:`device`, rows summing to 1 (zero rows for empty regions).
+        """
+        return self.probs(embeddings)
+
+    def restrict(self, distribution: torch.Tensor) -> torch.Tensor:
+        """The vocabulary's class probabilities from a :meth:`distribution` (here the same
+        tensor); (N, K'), → (N, K). A subclass may zero the rows of regions it rejects."""
+        return distribution
+
     @torch.inference_mode()
     def top(self, embeddings: torch.Tensor, k: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``k`` most probable classes of N regions (float16 scan + float32 rescoring for

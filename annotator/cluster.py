@@ -164,6 +164,8 @@ class EngineActor:
     def __init__(self, engine_config: EngineConfig, config: BulkConfig):
         self.engine = build_engine(engine_config)
         self.config = config
+        if config.classes:  # no CLIP on this node: the run stops with the reason, before any image
+            self.engine.text_query(list(config.classes), config.class_threshold)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outcomes = []

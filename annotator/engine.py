@@ -28,9 +28,10 @@ from .backends import BACKENDS, BackendError, backend_summary, resolve_backend
 from .classifier import LabelScore, RegionClassifier
 from .clip_regions import DEFAULT_TEMPLATES, ClipRegionEncoder, ClipSpec, ClipUnavailable
 from .everything.patches import PatchConfig, generate_patches
-from .everything.pipeline import EverythingConfig, EverythingResult, run_everything
+from .everything.pipeline import EverythingConfig, EverythingResult, SegmentedImage, run_everything
 from .instances import UNLABELLED, Instances, Source
 from .sam import DecodedMasks, SamImageEmbedding, SamPromptDecoder, load_sam, resample_logits, upsample_logits
+from .text_prompts import LabelsUnavailable, TextQueryClassifier, resolve_classes
 from .vocabulary import Vocabulary, load_vocabulary
 
 log = logging.getLogger(__name__)
@@ -164,11 +165,12 @@ class _Embeddings:
 
     sam: SamImageEmbedding
     clip_dense: torch.Tensor | None
+    segmented: SegmentedImage | None = None  # the last everything pass's patches
 
     @property
     def nbytes(self) -> int:
         dense = 0 if self.clip_dense is None else self.clip_dense.numel() * self.clip_dense.element_size()
-        return self.sam.nbytes + dense
+        return self.sam.nbytes + dense + (0 if self.segmented is None else self.segmented.nbytes)
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,8 @@ class Engine:
         self.backend = backend
         self.clip = clip
         self.vocabulary = vocabulary
+        self.templates = templates
+        self._free_text: OrderedDict[str, torch.Tensor] = OrderedDict()  # phrase -> (D,) text embedding
         self.topk = topk
         self.cache_bytes = cache_bytes
         self._cache: OrderedDict[str, _Embeddings] = OrderedDict()
@@ -570,20 +574,109 @@ class Engine:
             :class:`~annotator.everything.pipeline.EverythingResult`; its ``note`` says why the
             instances are unlabelled or their labels meaningless.
         """
+        return self._everything(emb, config, progress, self.classifier)
+
+    def _everything(
+        self, emb: ImageEmbedding, config: EverythingConfig | None, progress, classifier: RegionClassifier | None
+    ) -> EverythingResult:
+        """An everything pass with ``classifier`` as Prompt I, on the image's patches of an
+        earlier pass when the engine still holds them (same patch settings); keeps the new ones."""
         config = config or EverythingConfig()
         if config.patches is None:
             config = replace(config, patches=self.default_patch_config())
-        return run_everything(
+        with self._cache_lock:
+            state = self._cache.get(emb.key)
+            segmented = None if state is None else state.segmented
+        result = run_everything(
             emb.image,
             self.decoder,
             emb.sam,
             config,
             clip=self.clip if self.has_labels else None,
             clip_dense=emb.clip_dense,
-            classifier=self.classifier,
+            classifier=classifier,
             note=self.labels_unavailable,
             progress=progress,
+            segmented=segmented,
         )
+        with self._cache_lock:
+            state = self._cache.get(emb.key)
+            if state is not None and state.segmented is not result.segmented:
+                state.segmented = result.segmented
+                self._evict(keep_in_use=False)
+        return result
+
+    def is_segmented(self, emb: ImageEmbedding, config: EverythingConfig | None = None) -> bool:
+        """Whether the engine holds the image's patches for ``config``'s patch settings (an
+        everything pass or a find-all on it skips SAM)."""
+        patches = (config.patches if config else None) or self.default_patch_config()
+        with self._cache_lock:
+            state = self._cache.get(emb.key)
+            return state is not None and state.segmented is not None and state.segmented.config == patches
+
+    # ------------------------------------------------------------------ find all
+    def text_query(self, classes: list[str], threshold: float | None = None) -> TextQueryClassifier:
+        """Prompt I for a find-all: the named classes against the rest of the vocabulary (see
+        :mod:`annotator.text_prompts`). A name the vocabulary lacks gets its text embedding
+        now (the engine's prompt templates; kept in memory and, by CLIP, on disk).
+
+        Args:
+            classes: the names (see :func:`~annotator.text_prompts.parse_classes`).
+            threshold: see :class:`~annotator.text_prompts.TextQueryClassifier`.
+        Raises:
+            LabelsUnavailable: no CLIP (the reason is the one label suggestions give).
+            ValueError: no class, two names of one class, a threshold outside [0, 1].
+        """
+        if not self.has_labels:
+            raise LabelsUnavailable(f"find all needs CLIP to name regions, and {self.labels_unavailable}")
+        named = resolve_classes(list(classes), self.vocabulary)
+        vocab_text = self.classifier.text
+        new = list(dict.fromkeys(c.name for c in named if not c.in_vocabulary and c.name not in self._free_text))
+        if new:
+            free = Vocabulary("free text", tuple(new), tuple((n,) for n in new), tuple(range(1, len(new) + 1)))
+            for name, row in zip(new, self.clip.class_embeddings(free, self.templates), strict=True):
+                self._free_text[name] = row
+            while len(self._free_text) > 4096:
+                self._free_text.popitem(last=False)
+        rows = [vocab_text[c.vocab_indices[0]] if c.in_vocabulary else self._free_text[c.name] for c in named]
+        text = torch.stack([r.to(vocab_text.device) for r in rows])
+        return TextQueryClassifier(named, text, vocab_text, threshold, self.classifier.logit_scale)
+
+    def find_all(
+        self,
+        emb: ImageEmbedding,
+        classes: list[str],
+        threshold: float | None = None,
+        config: EverythingConfig | None = None,
+        progress=None,
+    ) -> Instances:
+        """Every instance of the named classes in an image: the everything pass (its patches
+        reused when the image was segmented before) with the names as Prompt I's text
+        queries against the rest of the vocabulary as background (see
+        :mod:`annotator.text_prompts`).
+
+        Args:
+            emb: the image, from :meth:`embed`.
+            classes: class names, from the vocabulary or free text, e.g. ``["car", "person"]``.
+            threshold: also keep a region whose best named class loses to a background class
+                when that class's probability reaches this (0 to 1); ``None`` = winners only.
+            config: the pass (``samcp``, ``possam``, ``patches``) and its settings.
+            progress: optional callable taking the fraction done.
+        Returns:
+            :class:`~annotator.instances.Instances`, best score first: the named classes only
+            (``class_names`` as :func:`~annotator.text_prompts.resolve_classes` names them),
+            ``scores`` their probability against named + background classes, ``data["prompt"]``
+            the pass and the classes; masks may overlap.
+        Raises:
+            LabelsUnavailable: no CLIP.
+            ValueError: bad classes or threshold.
+        """
+        query = self.text_query(classes, threshold)
+        result = self._everything(emb, config, progress, query)
+        found = result.instances[np.nonzero(np.nan_to_num(result.instances.scores) > 0)[0]]
+        prompt = {"everything": result.method, "classes": [c.name for c in query.named]}
+        found.data["prompt"] = [dict(prompt) for _ in range(len(found))]
+        return found
 
 
 @dataclass(frozen=True)

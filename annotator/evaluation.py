@@ -409,3 +409,76 @@ def _panoptic_against(pred: list, gt_json: str | Path, gt_dir: str | Path | None
         pred_path = write_coco_panoptic(pred, gt["categories"], Path(tmp) / "pred.json")
         gt_dir = Path(gt_dir) if gt_dir is not None else Path(gt_json).with_suffix("")
         return panoptic_quality(gt_path, pred_path, gt_dir, pred_path.with_suffix(""))
+
+
+def per_class_ap(coco: COCO, detections: list[dict], img_ids: list[int], cat_ids: list[int]) -> dict[int, float | None]:
+    """COCO mask AP (IoU 0.50:0.95, area all, 100 detections) of each category, percent.
+
+    Args:
+        detections: COCO results (``loadRes`` input) with those categories' ids.
+        img_ids: the images evaluated; cat_ids: the categories evaluated.
+    Returns:
+        category id → AP, ``None`` for a category with no ground-truth instance in ``img_ids``.
+    """
+    if not detections:
+        has_gt = {c: bool(coco.getAnnIds(imgIds=img_ids, catIds=[c], iscrowd=False)) for c in cat_ids}
+        return {c: 0.0 if has_gt[c] else None for c in cat_ids}
+    ev = COCOeval(coco, coco.loadRes(detections), "segm")
+    ev.params.imgIds, ev.params.catIds = img_ids, list(cat_ids)
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev.evaluate()
+        ev.accumulate()
+    precision = ev.eval["precision"][:, :, :, 0, -1]  # (T IoUs, R recalls, K categories), area all, 100 dets
+    out = {}
+    for k, cid in enumerate(ev.params.catIds):
+        p = precision[:, :, k]
+        out[cid] = float(100.0 * p[p > -1].mean()) if (p > -1).any() else None
+    return out
+
+
+def evaluate_find_all(
+    engine: Engine,
+    images_dir: str | Path,
+    gt_json: str | Path,
+    classes: list[str],
+    limit: int | None = None,
+    threshold: float | None = None,
+    config: EverythingConfig | None = None,
+    progress: bool = True,
+) -> dict:
+    """Score find-all (:meth:`~annotator.engine.Engine.find_all`) against COCO ground truth
+    restricted to the named classes: per-class mask AP and their mean (COCOeval, ``useCats=1``).
+
+    Args:
+        classes: names of ground-truth categories (as the engine's vocabulary names them).
+        threshold, config: as for :meth:`~annotator.engine.Engine.find_all`.
+    Returns:
+        ``{"images", "instances", "seconds_per_image", "AP" (mean over the classes with ground
+        truth), "AP <class>" per class (None: no ground truth in these images), "note"}``.
+    Raises:
+        ValueError: a class that is not a ground-truth category.
+        annotator.text_prompts.LabelsUnavailable: no CLIP.
+    """
+    coco = COCO(str(gt_json))
+    gt_cats = _category_ids(coco)
+    named = [c.name for c in engine.text_query(classes, threshold).named]
+    missing = [n for n in named if n not in gt_cats]
+    if missing:
+        raise ValueError(f"not categories of {gt_json}: {', '.join(missing)} (per-class AP needs ground truth)")
+    detections, img_ids, seconds = [], [], []
+    for img_id, image in _gt_images(coco, images_dir, limit, progress):
+        start = time.perf_counter()
+        found = engine.find_all(engine.embed(image), named, threshold, config)
+        seconds.append(time.perf_counter() - start)
+        img_ids.append(img_id)
+        detections += found.to_coco_results(img_id, gt_cats)
+    ap = per_class_ap(coco, detections, img_ids, [gt_cats[n] for n in named])
+    scored = [v for v in ap.values() if v is not None]
+    return {
+        "images": len(img_ids),
+        "instances": len(detections),
+        "seconds_per_image": float(np.mean(seconds)) if seconds else 0.0,
+        "AP": float(np.mean(scored)) if scored else None,
+        **{f"AP {n}": ap[gt_cats[n]] for n in named},
+        "note": engine.labels_unavailable,
+    }

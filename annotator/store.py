@@ -202,6 +202,11 @@ class AnnotationStore:
                 self.categories[name] = cid
             return self.categories[name]
 
+    def declared_categories(self) -> dict[str, int]:
+        """The categories a run declared (``annotate --classes`` keeps them in ``meta["classes"]``)
+        with their ids: the exports list them even where no instance was found."""
+        return {name: self.category_id(name) for name in self.meta.get("classes", [])}
+
     def add_image(self, image: str, width: int, height: int, save: bool = True) -> ImageInfo:
         """Register an image with no annotation yet (e.g. one where nothing was found: a
         negative, still exported and pushed for review). Existing images are left as they are."""

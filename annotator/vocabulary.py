@@ -116,6 +116,22 @@ class Vocabulary:
         ranked.sort(key=lambda r: r[0])
         return [(self.names[r[0][3]], r[1]) for r in ranked[:limit]]
 
+    def lookup(self, phrase: str) -> list[int]:
+        """Indices of the classes a phrase names exactly: through the display name or a synonym,
+        compared as :meth:`search` compares them (case-insensitive, ``_`` and ``-`` as spaces);
+        display-name matches first, then vocabulary order. Homonyms (``crane (1)``, ``crane
+        (2)``) all match their shared synonym. Empty when none does."""
+        q = _normalise(phrase)
+        if not q:
+            return []
+        hits = [
+            (k > 0, idx)
+            for idx, phrases in enumerate(self._search_phrases)
+            for k, (norm, _) in enumerate(phrases)
+            if norm == q
+        ]
+        return list(dict.fromkeys(idx for _, idx in sorted(hits)))
+
     def index_of(self, name: str) -> int:
         """Index of a display name. Raises ``KeyError`` if absent."""
         try:

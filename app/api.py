@@ -19,6 +19,10 @@ Routes (mounted under ``/ovsam/api`` by :func:`app.page.build_app`), JSON in and
   synonyms count), the best 20 names.
 - ``POST delete {ids}``, ``POST relabel {ids, label}``, ``POST merge {ids, label?}``,
   ``POST done {key, done}``, ``POST everything {session, method}``, ``GET progress?session=S``.
+- ``POST find {session, key, classes, threshold, method}``: find all instances of the named
+  classes (comma-separated; vocabulary names or free text) on the tab's image; they are held
+  as the tab's found candidates (nothing stored yet), each with its mask, label and score.
+- ``POST find_accept {session, key, indices}``: store those candidates as annotations.
 
 Each browser tab is a session (an id it makes itself); sessions never share prompts, and each
 holds the embedding of its own image (the engine keeps no current image). Decodes are
@@ -39,10 +43,11 @@ import numpy as np
 from annotator.engine import PromptResult
 from annotator.everything.pipeline import METHOD_TITLES, METHODS, EverythingConfig
 from annotator.images import ImageLoadError
-from annotator.instances import Source
+from annotator.instances import Instances, Source
 from annotator.masks import decode_rle, encode_rle
 from annotator.session import PromptSession
 from annotator.store import Annotation
+from annotator.text_prompts import LabelsUnavailable, parse_classes, resolve_classes
 from annotator.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -98,6 +103,7 @@ class _Tab:
     image: str | None = None
     prompt: PromptSession | None = None
     progress: float | None = None
+    found: tuple[str, Instances, set[int]] | None = None  # find-all candidates: image, instances, indices accepted
     seen: float = field(default_factory=time.monotonic)
 
 
@@ -211,6 +217,9 @@ class PageAPI:
             "vocab_size": len(vocab) if vocab else 0,
             "has_labels": self.engine.has_labels,
             "labels_unavailable": None if self.engine.has_labels else self.engine.labels_unavailable,
+            "find_unavailable": None
+            if self.engine.has_labels
+            else f"Find all needs CLIP: {self.engine.labels_unavailable}",
             "methods": [{"id": m, "title": METHOD_TITLES[m]} for m in METHODS],
         }
 
@@ -429,6 +438,94 @@ class PageAPI:
             "seconds": round(time.perf_counter() - t0, 2),
             "how": how,
             "changed_images": self._changed([key]),
+        }
+
+    def find(self, session: str, classes, threshold=None, method: str = "samcp", key: str | None = None) -> dict:
+        """Find all instances of the named classes on the tab's image (see
+        :meth:`~annotator.engine.Engine.find_all`); they become the tab's found candidates,
+        replacing earlier ones. Progress is readable meanwhile through :meth:`progress`.
+
+        Args:
+            classes: ``"car, person"`` or a list of names.
+            threshold: ``None`` (only where a named class beats every background class) or a
+                probability in [0, 1] that also keeps a region.
+            key: the image the user asked on; refused (409) if the tab shows another now.
+        Raises:
+            ApiError: 409 no image open, another image, or no CLIP (the reason); 422 no class
+                named, or a bad threshold; 400 unknown pass.
+        """
+        tab, prompt = self._tab(session), self._prompt(session, key)
+        if method not in METHODS:
+            raise ApiError(400, f"unknown everything pass {method!r}: one of {', '.join(METHODS)}")
+        try:
+            names = parse_classes(", ".join(classes) if isinstance(classes, list) else str(classes or ""))
+            threshold = None if threshold in (None, "") else float(threshold)
+        except ValueError as exc:
+            raise ApiError(422, str(exc)) from exc
+        config = EverythingConfig(method=method)
+        t0 = time.perf_counter()
+        tab.progress = 0.0
+        try:
+            with self._engine_lock:
+                reused = self.engine.is_segmented(prompt.embedding, config)
+                found = self.engine.find_all(
+                    prompt.embedding, names, threshold, config, progress=lambda f: setattr(tab, "progress", float(f))
+                )
+        except LabelsUnavailable as exc:
+            raise ApiError(409, str(exc)) from exc
+        except ValueError as exc:
+            raise ApiError(422, str(exc)) from exc
+        finally:
+            tab.progress = None
+        tab.found = (prompt.image, found, set())
+        scale, areas = self._scale(prompt.image), found.areas
+        return {
+            "key": prompt.image,
+            "found": [
+                {
+                    "index": i,
+                    "label": str(found.class_names[i]),
+                    "score": round(float(found.scores[i]), 4),
+                    "area": int(areas[i]),
+                    "bbox": [float(v) for v in found.boxes[i]],
+                    **mask_payload(found.masks[i], scale),
+                }
+                for i in range(len(found))
+            ],
+            "classes": [
+                {"name": c.name, "in_vocabulary": c.in_vocabulary}
+                for c in resolve_classes(names, self.engine.vocabulary)
+            ],
+            "reused_patches": reused,
+            "seconds": round(time.perf_counter() - t0, 2),
+            "note": self.engine.labels_unavailable,
+        }
+
+    def find_accept(self, session: str, indices, key: str | None = None) -> dict:
+        """Store found candidates (by ``index`` of :meth:`find`'s answer) as annotations.
+
+        Raises:
+            ApiError: 409 no candidates on this image, or one already accepted; 400 bad indices.
+        """
+        tab = self._tab(session)
+        if tab.found is None or (key is not None and tab.found[0] != key):
+            raise ApiError(409, "nothing found on this image: run Find all first")
+        image, found, accepted = tab.found
+        try:
+            idx = sorted({int(i) for i in indices})
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, "indices must be a list of found candidates' indices") from exc
+        if not idx or idx[0] < 0 or idx[-1] >= len(found):
+            raise ApiError(400, f"indices must lie in 0..{len(found) - 1}")
+        if accepted.intersection(idx):
+            raise ApiError(409, f"already accepted: {sorted(accepted.intersection(idx))}")
+        self.ws.store.set_last_image(image)
+        added = self.ws.store.add_instances(image, found[idx])
+        accepted.update(idx)
+        return {
+            "annotations": [self._annotation(a) for a in added],
+            "indices": idx,
+            "changed_images": self._changed([image]),
         }
 
     def progress(self, session: str) -> dict:

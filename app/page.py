@@ -184,6 +184,20 @@ def build_app(ws: Workspace, prefetch: int = 1) -> FastAPI:
     def everything(body: Json):
         return api.everything(body.get("session"), body.get("method", "samcp"))
 
+    @route("post", "find")
+    def find(body: Json):
+        return api.find(
+            body.get("session"),
+            body.get("classes"),
+            body.get("threshold"),
+            body.get("method", "samcp"),
+            body.get("key"),
+        )
+
+    @route("post", "find_accept")
+    def find_accept(body: Json):
+        return api.find_accept(body.get("session"), body.get("indices", []), body.get("key"))
+
     @route("get", "progress")
     def progress(session: Annotated[str, Query()]):
         return api.progress(session)

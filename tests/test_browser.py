@@ -608,3 +608,45 @@ def test_corrupt_image_is_reported_and_skipped(browser, labelled_engine, photos,
         page.close()
     finally:
         app.close()
+
+
+def test_find_all_then_reject_by_click_accept_one_and_the_rest(browser, app):
+    ws = app.ws
+    page = open_page(browser, app.url)
+    key = state(page)["current"]
+    page.select_option("#ov-method", "patches")  # one candidate per SAM patch
+    page.keyboard.press("t")
+    page.keyboard.type("person, dog")
+    page.locator("#ov-find-threshold").fill("0")  # every region takes a named class (the CLIP is random)
+    page.locator("#ov-find").press("Enter")
+    page.wait_for_function("() => OVSAM_STATE.found && OVSAM_STATE.found.items.size > 2", timeout=120_000)
+    found = page.evaluate(
+        "() => [...OVSAM_STATE.found.items.values()].map(f => ({index: f.index, label: f.label, area: f.area, rle: f.rle}))"
+    )
+    assert {f["label"] for f in found} <= {"person", "dog"} and "Found" in status(page)
+    assert page.locator("#ov-found-list li").count() == len(found)
+    # a click on the smallest candidate rejects it, and sends no prompt
+    smallest = min(found, key=lambda f: f["area"])
+    x, y = farthest_interior_point(decode_rle(smallest["rle"]))
+    page.mouse.click(*screen_xy(page, x, y))
+    page.wait_for_function("n => OVSAM_STATE.found.items.size === n", arg=len(found) - 1)
+    assert smallest["index"] not in page.evaluate("() => [...OVSAM_STATE.found.items.keys()]")
+    assert clicks_done(page) == 0 and not state(page)["pending"]
+    # accept one from the list, then the rest with Enter
+    first = page.locator("#ov-found-list li").first
+    label = first.locator(".name").inner_text()
+    first.locator(".ok").click()
+    page.wait_for_function("() => OVSAM_STATE.anns.size === 1")
+    assert [a.label for a in ws.store.for_image(key)] == [label]
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => OVSAM_STATE.found === null && OVSAM_STATE.anns.size > 1")
+    stored = ws.store.for_image(key)
+    assert len(stored) == len(found) - 1 and {a.label for a in stored} <= {"person", "dog"}
+    assert all(a.score is not None for a in stored)
+    # a second find reuses the patches; Esc rejects every candidate, nothing is stored
+    page.locator("#ov-find-btn").click()
+    page.wait_for_function("() => OVSAM_STATE.found !== null", timeout=60_000)
+    assert "patches reused" in status(page)
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => OVSAM_STATE.found === null")
+    assert len(ws.store.for_image(key)) == len(found) - 1 and not page.errors

@@ -19,7 +19,7 @@ from annotator.engine import Engine
 from annotator.evaluation import class_agnostic_scores, evaluate_everything, panoptic_quality
 from annotator.everything.panoptic import assemble_panoptic
 from annotator.everything.patches import PatchConfig
-from annotator.everything.pipeline import EverythingConfig, region_embeddings
+from annotator.everything.pipeline import EverythingConfig, SegmentedImage, region_embeddings
 from annotator.everything.possam import MaseConfig, mase
 from annotator.exporters.coco_panoptic import (
     PanopticFormatError,
@@ -164,7 +164,8 @@ def test_samcp_labels_patches_and_merges_stuff_per_class(panoptic_engine, panopt
     stuff = [int(c) for c, thing in zip(found.class_ids, found.isthing, strict=True) if not thing]
     assert stuff and len(stuff) == len(set(stuff))  # one instance per stuff class
     # Prompt I recomputed for every patch: each instance's patches all carry its label
-    dense, _ = region_embeddings(panoptic_photo, result.patches, panoptic_engine.clip, emb.clip_dense, "samcp")
+    fresh = SegmentedImage(GRID8, result.patches)
+    dense, _ = region_embeddings(panoptic_photo, fresh, panoptic_engine.clip, emb.clip_dense, "samcp")
     prompt_one = panoptic_engine.classifier.probs(dense).argmax(dim=1).tolist()
     covered = []
     for i, group in enumerate(found.data["patches"]):

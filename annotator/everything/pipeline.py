@@ -54,6 +54,30 @@ class EverythingConfig:
 
 
 @dataclass
+class SegmentedImage:
+    """An image's SAM patches and their CLIP region embeddings, kept so that a later pass on
+    the same image (another method, a find-all) skips the SAM decoding and the CLIP pooling.
+
+    Attributes:
+        config: the patch settings they were made with (reused only for the same settings).
+        patches: the SAM patches (source ``PATCHES``, dense masks).
+        dense, crop: (N, D) unit-norm CLIP region embeddings on the model's device, or
+            ``None`` until a pass needs them (see :func:`region_embeddings`).
+    """
+
+    config: PatchConfig
+    patches: Instances
+    dense: torch.Tensor | None = None
+    crop: torch.Tensor | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: the masks and the embeddings."""
+        tensors = [t for t in (self.dense, self.crop) if t is not None]
+        return self.patches.masks.nbytes + sum(t.numel() * t.element_size() for t in tensors)
+
+
+@dataclass
 class EverythingResult:
     """What an everything run produced for one image.
 
@@ -65,6 +89,7 @@ class EverythingResult:
         labelled: whether CLIP named the instances.
         note: why the instances are unlabelled (or the labels meaningless), else ``None``.
         seconds: wall time per stage (``patches``, ``features``, ``pass``, ``panoptic``).
+        segmented: the patches and region embeddings, for a later pass on the same image.
     """
 
     method: str
@@ -74,6 +99,7 @@ class EverythingResult:
     labelled: bool
     note: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    segmented: SegmentedImage | None = None
 
     def annotations(self) -> Instances:
         """The instances as annotations to keep: unlabelled ones carry no score (their score
@@ -87,7 +113,7 @@ class EverythingResult:
 
 def region_embeddings(
     image: np.ndarray,
-    patches: Instances,
+    segmented: SegmentedImage,
     clip: ClipRegionEncoder,
     clip_dense: torch.Tensor | None,
     method: str,
@@ -95,13 +121,14 @@ def region_embeddings(
     """CLIP embeddings of the patches: ``(dense, crop)``, each (N, D) unit-norm on the model's
     device or ``None``. Dense (mask pooling) whenever the image has a dense map; crop (the
     masked crop through the whole tower) for PosSAM's second classifier and when there is no
-    dense map."""
-    dense = crop = None
-    if clip_dense is not None:
-        dense = clip.mask_embeddings(clip_dense, coverage(patches.masks, tuple(clip_dense.shape[1:])))
-    if method == "possam" or clip_dense is None:
-        crop = clip.crop_embeddings(image, patches.masks)
-    return dense, crop
+    dense map. Computed once: kept in ``segmented`` and taken from it."""
+    masks = segmented.patches.masks
+    if clip_dense is not None and segmented.dense is None:
+        segmented.dense = clip.mask_embeddings(clip_dense, coverage(masks, tuple(clip_dense.shape[1:])))
+    if (method == "possam" or clip_dense is None) and segmented.crop is None:
+        segmented.crop = clip.crop_embeddings(image, masks)
+    crop = segmented.crop if method == "possam" or clip_dense is None else None
+    return (segmented.dense if clip_dense is not None else None), crop
 
 
 def run_everything(
@@ -114,6 +141,7 @@ def run_everything(
     classifier: RegionClassifier | None = None,
     note: str | None = None,
     progress: Callable[[float], None] | None = None,
+    segmented: SegmentedImage | None = None,
 ) -> EverythingResult:
     """Segment (and label, with CLIP) a whole image.
 
@@ -123,9 +151,14 @@ def run_everything(
         config: method and thresholds; ``config.patches`` must be set.
         clip: CLIP region encoder, or ``None`` for class-agnostic results labelled ``object``.
         clip_dense: (C, Hf, Wf) CLIP dense map of the image (dense mode), or ``None``.
-        classifier: the vocabulary's region classifier; needed with ``clip``.
+        classifier: the vocabulary's region classifier; needed with ``clip``. Any
+            :class:`~annotator.classifier.RegionClassifier` (e.g. find-all's
+            :class:`~annotator.text_prompts.TextQueryClassifier`); regions it gives an all-zero
+            row are background, dropped.
         note: shown with the result (e.g. why there is no CLIP).
         progress: called with the fraction done.
+        segmented: this image's patches (and region embeddings) from an earlier run with
+            ``config.patches``: SAM is not run again. Ignored when made with other settings.
     Raises:
         ValueError: ``config.patches`` is ``None``, or a CLIP without a classifier.
     """
@@ -135,15 +168,19 @@ def run_everything(
         raise ValueError("a CLIP needs the vocabulary's region classifier")
     seconds = {}
     t0 = time.perf_counter()
-    patch_progress = None if progress is None else (lambda f: progress(0.9 * f))
-    patches = generate_patches(decoder, emb, config.patches, patch_progress, image)
+    if segmented is None or segmented.config != config.patches:
+        patch_progress = None if progress is None else (lambda f: progress(0.9 * f))
+        segmented = SegmentedImage(
+            config.patches, generate_patches(decoder, emb, config.patches, patch_progress, image)
+        )
+    patches = segmented.patches
     seconds["patches"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     labelled = clip is not None and len(patches) > 0
     dense = crop = None
     if labelled:
-        dense, crop = region_embeddings(image, patches, clip, clip_dense, config.method)
+        dense, crop = region_embeddings(image, segmented, clip, clip_dense, config.method)
     labels = classifier if labelled else None
     seconds["features"] = time.perf_counter() - t0
 
@@ -165,7 +202,7 @@ def run_everything(
         progress(1.0)
     if not labelled and note is None and clip is None:
         note = "no CLIP model loaded"
-    return EverythingResult(config.method, patches, instances, panoptic, labelled, note, seconds)
+    return EverythingResult(config.method, patches, instances, panoptic, labelled, note, seconds, segmented)
 
 
 __all__ = [
@@ -173,5 +210,6 @@ __all__ = [
     "METHOD_TITLES",
     "EverythingConfig",
     "EverythingResult",
+    "SegmentedImage",
     "run_everything",
 ]

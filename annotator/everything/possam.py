@@ -82,7 +82,9 @@ def possam_pass(
         dense_embeddings: (N, D) unit-norm mask-pooled CLIP embeddings, or ``None``.
         crop_embeddings: (N, D) unit-norm crop CLIP embeddings, or ``None``.
         classifier: the vocabulary's region classifier (both classifiers' probabilities come
-            from it); ``None`` = unlabelled masks scored by predicted IoU.
+            from its :meth:`~annotator.classifier.RegionClassifier.distribution`, the ensemble
+            goes through its ``restrict``; a mask left with no probability is dropped);
+            ``None`` = unlabelled masks scored by predicted IoU.
         source: the provenance to record (``PATCHES`` when the everything mode's raw-patches
             method uses this pass with one classifier).
     Returns:
@@ -101,8 +103,8 @@ def possam_pass(
             source=source,
             data={"patches": patch_index},
         )
-    p_in = None if dense_embeddings is None else classifier.probs(dense_embeddings)
-    p_out = None if crop_embeddings is None else classifier.probs(crop_embeddings)
+    p_in = None if dense_embeddings is None else classifier.distribution(dense_embeddings)
+    p_out = None if crop_embeddings is None else classifier.distribution(crop_embeddings)
     if p_in is None and p_out is None:
         raise ValueError("labelling needs dense or crop embeddings")
     iou = torch.as_tensor(patches.predicted_iou, dtype=torch.float32, device=classifier.device)
@@ -110,9 +112,9 @@ def possam_pass(
         p = p_in if p_out is None else p_out
     else:
         p, _ = mase(p_in, p_out, iou, config)
-    top_p, top_k = p.max(dim=1)
+    top_p, top_k = classifier.restrict(p).max(dim=1)
     score = (top_p * iou).cpu().numpy()
-    keep = np.nonzero(top_p.cpu().numpy() >= config.label_threshold)[0]
+    keep = np.nonzero((top_p > 0).cpu().numpy() & (top_p.cpu().numpy() >= config.label_threshold))[0]
     k = top_k.cpu().numpy()
     vocab = classifier.vocabulary
     out = Instances(

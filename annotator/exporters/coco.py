@@ -1,8 +1,8 @@
 """COCO instances JSON export (https://cocodataset.org/#format-data).
 
 ``images`` (every image of the store, those without annotations too, with file_name relative to
-the image folder, width, height), ``categories`` (those used,
-with the store's stable ids), ``annotations`` with ``segmentation`` as compressed RLE (default)
+the image folder, width, height), ``categories`` (those used and those a run declared, see
+:meth:`~annotator.store.AnnotationStore.declared_categories`, with the store's stable ids), ``annotations`` with ``segmentation`` as compressed RLE (default)
 or polygons (holes and multi-part masks kept, see :func:`annotator.masks.mask_to_polygons`),
 ``bbox`` XYWH, ``area`` = mask pixel count, ``iscrowd`` 0 and ``score`` when predicted.
 """
@@ -31,7 +31,7 @@ def to_coco(store: AnnotationStore, segmentation: str = "rle", description: str 
         raise ValueError(f"segmentation must be one of {SEGMENTATION_FORMATS}, not {segmentation!r}")
     used_images = sorted(store.images)
     image_ids = {key: i + 1 for i, key in enumerate(used_images)}
-    coco_anns, used_cats = [], {}
+    coco_anns, used_cats = [], store.declared_categories()
     for key in used_images:
         found = store.instances(key)
         for i, rle in enumerate(found.rles()):

@@ -64,6 +64,7 @@ def export_yolo(store: AnnotationStore, images_root: str | Path, out_dir: str | 
     per_image = {key: store.instances(key) for key in sorted(store.images)}
     cats = sorted(
         {(int(c), str(n)) for f in per_image.values() for c, n in zip(f.class_ids, f.class_names, strict=True)}
+        | {(c, n) for n, c in store.declared_categories().items()}
     )
     index = {label: i for i, (_, label) in enumerate(cats)}
     by_image: dict[str, list[str]] = {}

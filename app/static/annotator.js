@@ -105,6 +105,7 @@
       pending: null, pendLayer: document.createElement("canvas"), prompt: { points: [], labels: [], box: null },
       selection: new Set(), hover: null, tool: "segment", showMasks: true, opacity: 0.45,
       suggestions: [], labelLocked: false, results: [], active: -1,
+      found: null, foundLayer: document.createElement("canvas"), foundDirty: true, foundHover: null, findUnavailable: null,
       press: null, drag: null, pan: null, space: false, queue: Promise.resolve(), busy: false,
     };
     window.OVSAM_STATE = S;
@@ -214,6 +215,18 @@
         }
       } else {
         for (const id of S.selection) { const a = S.anns.get(id); if (a) strokeOutline(a.outline, "#ffffff", 3); }
+      }
+      if (S.found) {
+        if (S.foundDirty) rebuildFound();
+        ctx.globalAlpha = 0.55;
+        ctx.drawImage(S.foundLayer, 0, 0);
+        ctx.globalAlpha = 1;
+        ctx.setLineDash([6 / S.z, 4 / S.z]);
+        for (const f of S.found.items.values()) {
+          const hov = S.foundHover === f.index;
+          strokeOutline(f.outline, hov ? "#ffff00" : rgbCss(colourOf(f.label), 1), hov ? 3 : 2);
+        }
+        ctx.setLineDash([]);
       }
       if (S.pending) {
         ctx.globalAlpha = 0.5;
@@ -387,7 +400,9 @@
         Object.assign(S, {
           current: key, img, W: info.width, H: info.height, dw: img.naturalWidth, dh: img.naturalHeight,
           pending: null, prompt: { points: [], labels: [], box: null }, suggestions: [], fitted: false,
+          found: null, foundHover: null,
         });
+        renderFound();
         S.selection.clear();
         S.anns.clear();
         info.annotations.forEach(addAnn);
@@ -555,13 +570,7 @@
       const method = $("ov-method").value;
       S.busy = true;
       $("ov-everything").disabled = true;
-      const poll = setInterval(async () => {
-        try {
-          const p = await call("progress?session=" + encodeURIComponent(S.session));
-          if (p.progress != null) status(`Segmenting everything (${method})… ${Math.round(p.progress * 100)} %`);
-        } catch (e) { /* the next poll retries */ }
-      }, 500);
-      status(`Segmenting everything (${method})…`);
+      const poll = pollProgress(`Segmenting everything (${method})…`);
       enqueue(async () => {
         try {
           const r = await call("everything", { method });
@@ -576,6 +585,132 @@
           $("ov-everything").disabled = false;
         }
       });
+    }
+
+    /** Show the server's progress of a long pass in the status line until the returned timer is cleared. */
+    function pollProgress(what) {
+      status(what);
+      return setInterval(async () => {
+        try {
+          const p = await call("progress?session=" + encodeURIComponent(S.session));
+          if (p.progress != null) status(`${what} ${Math.round(p.progress * 100)} %`);
+        } catch (e) { /* the next poll retries */ }
+      }, 500);
+    }
+
+    // ------------------------------------------------------------ find all
+    function findAll() {
+      if (!S.current || S.busy) return;
+      if (S.findUnavailable) { status("⚠ " + S.findUnavailable); return; }
+      const classes = $("ov-find").value.trim();
+      if (!classes) { status("Name the classes to find, comma-separated (T), e.g. car, person."); $("ov-find").focus(); return; }
+      const tv = $("ov-find-threshold").value.trim(), threshold = tv === "" ? null : Number(tv);
+      const method = $("ov-method").value, key = S.current;
+      S.busy = true;
+      $("ov-find-btn").disabled = true;
+      const poll = pollProgress(`Finding ${classes}…`);
+      enqueue(async () => {
+        try {
+          const r = await call("find", { key, classes, threshold, method });
+          if (key !== S.current) return;
+          setFound(key, r.found);
+          const names = r.classes.map((c) => c.name).join(", ");
+          const free = r.classes.filter((c) => !c.in_vocabulary).map((c) => c.name);
+          status(`Found ${r.found.length} (${names}) in ${r.seconds} s` +
+            (r.reused_patches ? ", patches reused" : "") + (free.length ? `; free text: ${free.join(", ")}` : "") +
+            (r.found.length ? ". Enter accepts all; click one to reject it." : ".") + (r.note ? ` (${r.note})` : ""));
+        } finally {
+          clearInterval(poll);
+          S.busy = false;
+          $("ov-find-btn").disabled = false;
+        }
+      });
+    }
+
+    function setFound(key, items) {
+      S.found = items.length ? { key, items: new Map(items.map((f) => [f.index, { ...f, counts: rleCounts(f.rle.counts) }])) } : null;
+      S.foundHover = null;
+      S.foundDirty = true;
+      renderFound();
+      draw();
+    }
+
+    function rebuildFound() {
+      const L = S.foundLayer;
+      if (L.width !== S.dw || L.height !== S.dh) { L.width = S.dw; L.height = S.dh; }
+      const lctx = L.getContext("2d");
+      const im = lctx.createImageData(S.dw, S.dh);
+      for (const f of S.found.items.values()) paintRuns(im.data, S.dw, S.dh, f.counts, colourOf(f.label));
+      lctx.putImageData(im, 0, 0);
+      S.foundDirty = false;
+    }
+
+    function renderFound() {
+      $("ov-found").hidden = !S.found;
+      const list = $("ov-found-list");
+      list.textContent = "";
+      if (!S.found) return;
+      $("ov-found-count").textContent = `${S.found.items.size} found`;
+      for (const f of S.found.items.values()) {
+        const li = document.createElement("li");
+        li.dataset.index = f.index;
+        li.innerHTML = '<span class="swatch"></span><span class="name"></span><span class="count"></span>' +
+          '<button class="ok" title="Accept this one">✓</button><button class="no" title="Reject this one">✕</button>';
+        li.querySelector(".swatch").style.background = rgbCss(colourOf(f.label), 1);
+        li.querySelector(".name").textContent = f.label;
+        li.querySelector(".count").textContent = f.score < 0.01 ? f.score.toPrecision(2) : f.score.toFixed(2);
+        li.querySelector(".ok").addEventListener("click", () => acceptFound([f.index]));
+        li.querySelector(".no").addEventListener("click", () => rejectFound([f.index]));
+        li.addEventListener("mouseenter", () => { S.foundHover = f.index; draw(); });
+        li.addEventListener("mouseleave", () => { if (S.foundHover === f.index) { S.foundHover = null; draw(); } });
+        list.appendChild(li);
+      }
+    }
+
+    /** Drop candidates from the page (rejected, or stored as annotations). */
+    function dropFound(indices) {
+      if (!S.found) return;
+      indices.forEach((i) => S.found.items.delete(i));
+      if (!S.found.items.size) S.found = null;
+      S.foundDirty = true;
+      renderFound();
+      draw();
+    }
+
+    function rejectFound(indices) {
+      if (!S.found) return;
+      indices = indices || [...S.found.items.keys()];
+      const names = indices.map((i) => S.found.items.get(i)).filter(Boolean).map((f) => f.label);
+      dropFound(indices);
+      status(`Rejected ${names.length === 1 ? names[0] : names.length + " candidates"}.`);
+    }
+
+    function acceptFound(indices) {
+      if (!S.found) return;
+      const key = S.found.key;
+      indices = indices || [...S.found.items.keys()];
+      enqueue(async () => {
+        const r = await call("find_accept", { key, indices });
+        if (key === S.current) {
+          r.annotations.forEach(addAnn);
+          dropFound(r.indices);
+          renderAnns();
+          draw();
+        }
+        updateImages(r.changed_images);
+        status(`✅ Saved ${r.annotations.length} annotation(s)` + (S.found ? `; ${S.found.items.size} candidate(s) left.` : "."));
+      });
+    }
+
+    /** The found candidate under display pixel (x, y): the smallest one holding it. */
+    function hitFound(dx, dy) {
+      const x = Math.floor(dx), y = Math.floor(dy);
+      if (!S.found || x < 0 || y < 0 || x >= S.dw || y >= S.dh) return null;
+      let best = null;
+      for (const f of S.found.items.values()) {
+        if (runsContain(f.counts, S.dh, x, y) && (!best || f.area < best.area)) best = f;
+      }
+      return best ? best.index : null;
     }
 
     // ------------------------------------------------------------ labels
@@ -682,6 +817,10 @@
         if (p.button === 0) select(hitTest(dx, dy), p.shift);
         return;
       }
+      if (p.button === 0 && !p.shift && S.found && !S.pending) {
+        const hit = hitFound(dx, dy);
+        if (hit != null) { rejectFound([hit]); return; }
+      }
       if (p.button === 0) sendPoint(dx, dy, !p.shift, t0);
       else if (p.button === 2) sendPoint(dx, dy, false, t0);
     });
@@ -764,10 +903,15 @@
       else if (k === "Escape") {
         if (!$("ov-help").hidden) toggleHelp(false);
         else if (S.pending || S.prompt.points.length || S.prompt.box) clearPrompt();
+        else if (S.found) rejectFound();
         else select(null, false);
       } else if (k === "Enter") {
-        if (!S.pending && S.selection.size) relabelSelection(); else accept();
+        if (S.pending) accept();
+        else if (S.found) acceptFound();
+        else if (S.selection.size) relabelSelection();
+        else accept();
       }
+      else if (k === "t" || k === "T") $("ov-find").focus();
       else if (k === "d" || k === "D" || k === "ArrowRight") step(1, t0);
       else if (k === "a" || k === "A" || k === "ArrowLeft") step(-1, t0);
       else if (k >= "1" && k <= "5") {
@@ -792,7 +936,12 @@
       "tool-segment": () => setTool("segment"), "tool-select": () => setTool("select"),
       undo, clear: clearPrompt, fit: () => { fit(); draw(); }, everything, "toggle-masks": toggleMasks,
       help: () => toggleHelp(), accept, relabel: relabelSelection, merge: mergeSelection, delete: deleteSelection,
+      find: findAll, "found-accept": () => acceptFound(), "found-reject": () => rejectFound(),
     };
+    $("ov-find").addEventListener("keydown", (e) => {
+      if (e.key === "Enter") { e.preventDefault(); $("ov-find").blur(); findAll(); }
+      else if (e.key === "Escape") $("ov-find").blur();
+    });
     root.querySelectorAll("[data-act]").forEach((b) =>
       b.addEventListener("click", () => { actions[b.dataset.act](); b.blur(); }));
     $("ov-help").addEventListener("click", () => toggleHelp(false));
@@ -813,6 +962,8 @@
         });
         label.placeholder = `Label: search ${st.vocab_size.toLocaleString()} classes or type a new one ( / )`;
         setImages(st.images);
+        S.findUnavailable = st.find_unavailable;
+        if (st.find_unavailable) $("ov-find-btn").title = st.find_unavailable;
         if (!st.has_labels) status(`Label suggestions are off: ${st.labels_unavailable}`);
         await openImage(st.current);
         if (!S.current) {  // unreadable: the first image after it that opens

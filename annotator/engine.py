@@ -603,7 +603,8 @@ class Engine:
             state = self._cache.get(emb.key)
             if state is not None and state.segmented is not result.segmented:
                 state.segmented = result.segmented
-                self._evict(keep_in_use=False)
+                self._cache.move_to_end(emb.key)  # the newest entry: the bound evicts others first
+                self._evict(keep_in_use=True)
         return result
 
     def is_segmented(self, emb: ImageEmbedding, config: EverythingConfig | None = None) -> bool:

@@ -242,7 +242,7 @@ class PageAPI:
             embedding = self.engine.embed(image)
         ms = (time.perf_counter() - t0) * 1000
         h, w = image.shape[:2]
-        tab.image, tab.prompt = key, PromptSession(key, embedding)
+        tab.image, tab.prompt, tab.found = key, PromptSession(key, embedding), None
         self.ws.store.set_last_image(key)
         self._prefetch_after(key)
         return {

@@ -40,6 +40,19 @@ def rle_bbox(rle: dict) -> list[float]:
     return [float(v) for v in mask_utils.toBbox(_pycoco(rle))]
 
 
+def rle_iou(a: list[dict], b: list[dict]) -> np.ndarray:
+    """Mask IoU of every RLE in ``a`` with every RLE in ``b`` (pycocotools ``iou``, no crowd).
+
+    Returns:
+        (len(a), len(b)) float64 in [0, 1].
+    """
+    if not a or not b:
+        return np.zeros((len(a), len(b)))
+    return np.asarray(mask_utils.iou([_pycoco(r) for r in a], [_pycoco(r) for r in b], [0] * len(b))).reshape(
+        len(a), len(b)
+    )
+
+
 def masks_to_boxes(masks):
     """Tight boxes of masks, XYXY pixels with exclusive max (a one-pixel mask at (x, y) gives
     ``[x, y, x + 1, y + 1]``); ``[0, 0, 0, 0]`` for an empty mask. The project's one

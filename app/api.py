@@ -44,7 +44,7 @@ from annotator.engine import PromptResult
 from annotator.everything.pipeline import METHOD_TITLES, METHODS, EverythingConfig
 from annotator.images import ImageLoadError
 from annotator.instances import Instances, Source
-from annotator.masks import decode_rle, encode_rle
+from annotator.masks import decode_rle, encode_rle, rle_iou
 from annotator.session import PromptSession
 from annotator.store import Annotation
 from annotator.text_prompts import LabelsUnavailable, parse_classes, resolve_classes
@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 MAX_DISPLAY_SIDE = 4096  # larger photos travel downscaled; clicks are mapped back exactly
 LABEL_RESULTS = 20
 LOSSLESS = (".png", ".bmp", ".tif", ".tiff", ".webp")
+DUPLICATE_IOU = 0.9  # a find-all candidate this close to an annotation of the image is not offered again
 TAB_IDLE_S = 12 * 3600  # a tab unseen this long is forgotten (its pending prompt with it)
 
 
@@ -443,7 +444,9 @@ class PageAPI:
     def find(self, session: str, classes, threshold=None, method: str = "samcp", key: str | None = None) -> dict:
         """Find all instances of the named classes on the tab's image (see
         :meth:`~annotator.engine.Engine.find_all`); they become the tab's found candidates,
-        replacing earlier ones. Progress is readable meanwhile through :meth:`progress`.
+        replacing earlier ones. A candidate whose mask IoU with an annotation of the image
+        reaches :data:`DUPLICATE_IOU` is not offered (counted in ``already_annotated``).
+        Progress is readable meanwhile through :meth:`progress`.
 
         Args:
             classes: ``"car, person"`` or a list of names.
@@ -477,6 +480,9 @@ class PageAPI:
             raise ApiError(422, str(exc)) from exc
         finally:
             tab.progress = None
+        stored = [a.rle for a in self.ws.store.for_image(prompt.image)]
+        known = rle_iou(found.rles(), stored).max(axis=1, initial=0.0) >= DUPLICATE_IOU
+        found = found[np.nonzero(~known)[0]]
         tab.found = (prompt.image, found, set())
         scale, areas = self._scale(prompt.image), found.areas
         return {
@@ -496,6 +502,7 @@ class PageAPI:
                 {"name": c.name, "in_vocabulary": c.in_vocabulary}
                 for c in resolve_classes(names, self.engine.vocabulary)
             ],
+            "already_annotated": int(known.sum()),
             "reused_patches": reused,
             "seconds": round(time.perf_counter() - t0, 2),
             "note": self.engine.labels_unavailable,

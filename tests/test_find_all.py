@@ -12,6 +12,7 @@ import torch
 
 from annotator.bulk import BulkConfig, annotate_folder
 from annotator.everything.pipeline import EverythingConfig
+from annotator.masks import rle_iou
 from annotator.text_prompts import LabelsUnavailable, TextQueryClassifier, parse_classes, resolve_classes
 from annotator.vocabulary import Vocabulary, load_vocabulary
 
@@ -198,6 +199,10 @@ def test_page_api_finds_then_accepts_some(coco_engine, engine, two_photos, tmp_p
         assert len(ws.store.for_image(key)) == 3
         with pytest.raises(ApiError, match="already accepted"):
             api.find_accept("tab", pick[:1], key=key)
+        third = api.find("tab", "person, dog", threshold=0.0, method="patches", key=key)  # the stored 3 are not offered
+        assert third["already_annotated"] >= 3 and len(third["found"]) == len(r["found"]) - third["already_annotated"]
+        offered = [f["rle"] for f in third["found"]]
+        assert rle_iou([a.rle for a in ws.store.for_image(key)], offered).max() < 0.9
     finally:
         ws.close()
     masks_only = Workspace.open_folder(engine, two_photos, tmp_path / "out2")

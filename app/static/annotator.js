@@ -618,6 +618,7 @@
           const free = r.classes.filter((c) => !c.in_vocabulary).map((c) => c.name);
           status(`Found ${r.found.length} (${names}) in ${r.seconds} s` +
             (r.reused_patches ? ", patches reused" : "") + (free.length ? `; free text: ${free.join(", ")}` : "") +
+            (r.already_annotated ? `; ${r.already_annotated} already annotated, not offered` : "") +
             (r.found.length ? ". Enter accepts all; click one to reject it." : ".") + (r.note ? ` (${r.note})` : ""));
         } finally {
           clearInterval(poll);

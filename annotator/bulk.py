@@ -197,7 +197,8 @@ def _box_instances(engine: Engine, emb: ImageEmbedding, key: str, boxes: list[di
 
 def annotate_image(engine: Engine, image: np.ndarray, key: str, config: BulkConfig) -> Instances:
     """Annotations of one image: its boxes decoded (``config.boxes``), the named classes found
-    (``config.classes``) or the everything pass, without empty masks, masks under ``min_area`` and labelled ones under ``score_threshold``.
+    (``config.classes``) or the everything pass, without empty masks, masks under ``min_area``
+    and labelled ones under ``score_threshold``.
 
     Returns:
         :class:`~annotator.instances.Instances` with ``data["prompt"]`` (what the journal keeps).

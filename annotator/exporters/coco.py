@@ -3,8 +3,9 @@
 ``images`` (every image of the store, those without annotations too, with file_name relative to
 the image folder, width, height), ``categories`` (those used and those a run declared, see
 :meth:`~annotator.store.AnnotationStore.declared_categories`, with the store's stable ids),
-``annotations`` with ``segmentation`` as compressed RLE (default) or polygons (holes and multi-part masks kept, see :func:`annotator.masks.mask_to_polygons`),
-``bbox`` XYWH, ``area`` = mask pixel count, ``iscrowd`` 0 and ``score`` when predicted.
+``annotations`` with ``segmentation`` as compressed RLE (default) or polygons (holes and
+multi-part masks kept, see :func:`annotator.masks.mask_to_polygons`), ``bbox`` XYWH, ``area`` =
+mask pixel count, ``iscrowd`` 0 and ``score`` when predicted.
 """
 
 from __future__ import annotations

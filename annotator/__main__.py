@@ -137,8 +137,8 @@ def _annotate(args: argparse.Namespace) -> int:
             print(f"labels: off ({engine.labels_unavailable}); instances are named 'object' unless --boxes names them")
         try:
             summary = annotate_folder(engine, args.folder, args.out, config)
-        except LabelsUnavailable as exc:
-            print(f"--classes: {exc}", file=sys.stderr)
+        except (LabelsUnavailable, ValueError) as exc:  # no CLIP; a journal of other classes
+            print(f"annotate: {exc}", file=sys.stderr)
             return 2
     else:
         from .cluster import RayConfig

@@ -324,6 +324,30 @@ def import_journal(store: AnnotationStore, keys: list[str], seen: dict[str, Imag
     store.save()
 
 
+def _check_same_classes(journal: Journal, seen: dict[str, ImageOutcome], classes: list[str]) -> None:
+    """Refuse to resume a journal of everything-pass results made with other ``--classes`` (or
+    none): its images would be skipped and the folder would mix two questions. Read from the
+    classes each journalled everything-pass annotation records in its prompt.
+
+    Raises:
+        ValueError: the journal holds results of other classes; the message says what to do.
+    """
+    made = {
+        tuple(a["prompt"].get("classes") or ())
+        for o in seen.values()
+        if o.status == "done"
+        for a in o.annotations
+        if "everything" in (a.get("prompt") or {})
+    }
+    other = made - {tuple(classes)}
+    if other:
+        before = ", ".join(sorted(other)[0]) or "no --classes"
+        raise ValueError(
+            f"{journal.path} holds results of another question ({before}); to resume it, run with the "
+            f"same classes; for {', '.join(classes) or 'no --classes'}, use another --out"
+        )
+
+
 def annotate_folder(
     engine: Engine | None,
     folder: str | Path,
@@ -354,7 +378,9 @@ def annotate_folder(
     Raises:
         FileNotFoundError: ``folder`` is not a folder.
         ValueError: it holds no image files, or ``ray`` without ``engine_config``, or neither
-            ``engine`` nor ``ray``.
+            ``engine`` nor ``ray``, or ``classes`` with ``boxes``, or a journal made with other
+            ``classes``.
+        annotator.text_prompts.LabelsUnavailable: ``classes`` without CLIP.
         RuntimeError: the Ray run stopped (e.g. the actors could not load the models); what
             was journalled is kept.
     """
@@ -374,6 +400,8 @@ def annotate_folder(
         raise ValueError(f"{folder} contains no image files")
     journal = Journal(outputs.journal_path)
     seen = journal.read()
+    named = resolve_classes(list(config.classes), vocab) if config.classes else []
+    _check_same_classes(journal, seen, [c.name for c in named])
     resumed = sum(k in seen and seen[k].status != "failed" for k in keys)
     todo = list(_pending(keys, seen))[:max_images]
     if ray is None:
@@ -386,9 +414,7 @@ def annotate_folder(
     seen.update(finished)
 
     category_ids = dict(zip(vocab.names, vocab.ids, strict=True)) if vocab else {}
-    if config.classes:
-        named = resolve_classes(list(config.classes), vocab)
-        category_ids.update((c.name, c.category_id) for c in named)
+    category_ids.update((c.name, c.category_id) for c in named)
     store = outputs.open_store(category_ids=category_ids)
     if config.classes:
         store.meta["classes"] = [c.name for c in named]  # listed by the exports even where none was found

@@ -155,15 +155,25 @@ def two_photos(coco_tiny, coco_gt, tmp_path):
 
 
 def test_bulk_with_classes_writes_only_those_categories(coco_engine, two_photos, tmp_path):
+    from annotator.exporters.coco import to_coco
+    from annotator.store import AnnotationStore
+
     classes = ("person", "car", "giraffe crossing")
-    config = BulkConfig(method="patches", classes=classes, class_threshold=0.5)
+    config = BulkConfig(method="patches", classes=classes, class_threshold=0.0)  # every region named
     summary = annotate_folder(coco_engine, two_photos, tmp_path / "out", config, progress=False)
     coco = json.loads(summary.coco_path.read_text())
     names = {c["id"]: c["name"] for c in coco["categories"]}
-    assert sorted(names.values()) == sorted(classes)  # declared even where nothing was found
-    assert names[1] == "person" and names[3] == "car"  # the vocabulary's ids
-    assert {a["category_id"] for a in coco["annotations"]} <= set(names)
+    assert sorted(names.values()) == sorted(classes)
+    assert names[1] == "person" and names[3] == "car" and names[91] == "giraffe crossing"  # COCO's ids, then new
+    assert coco["annotations"] and {a["category_id"] for a in coco["annotations"]} <= set(names)
     assert set(summary.instances_per_class) <= set(classes)
+    # a journal of these classes is not resumed for another question (its images would be skipped)
+    with pytest.raises(ValueError, match="another question"):
+        annotate_folder(coco_engine, two_photos, tmp_path / "out", BulkConfig(method="patches"), progress=False)
+    # a declared class found nowhere is still listed
+    store = AnnotationStore(tmp_path / "declared.json")
+    store.meta["classes"] = ["giraffe crossing"]
+    assert [c["name"] for c in to_coco(store)["categories"]] == ["giraffe crossing"]
 
 
 def test_cli_classes_without_clip_or_with_boxes_exits_2(two_photos, tmp_path, capsys):

@@ -257,6 +257,7 @@ class Engine:
         self.vocabulary = vocabulary
         self.templates = templates
         self._free_text: OrderedDict[str, torch.Tensor] = OrderedDict()  # phrase -> (D,) text embedding
+        self._queries: OrderedDict[tuple, TextQueryClassifier] = OrderedDict()  # (classes, threshold) -> query
         self.topk = topk
         self.cache_bytes = cache_bytes
         self._cache: OrderedDict[str, _Embeddings] = OrderedDict()
@@ -619,7 +620,8 @@ class Engine:
     def text_query(self, classes: list[str], threshold: float | None = None) -> TextQueryClassifier:
         """Prompt I for a find-all: the named classes against the rest of the vocabulary (see
         :mod:`annotator.text_prompts`). A name the vocabulary lacks gets its text embedding
-        now (the engine's prompt templates; kept in memory and, by CLIP, on disk).
+        now (the engine's prompt templates; kept in memory and, by CLIP, on disk). The query
+        is kept for the same classes and threshold (the last 16 asked).
 
         Args:
             classes: the names (see :func:`~annotator.text_prompts.parse_classes`).
@@ -630,7 +632,16 @@ class Engine:
         """
         if not self.has_labels:
             raise LabelsUnavailable(f"find all needs CLIP to name regions, and {self.labels_unavailable}")
-        named = resolve_classes(list(classes), self.vocabulary)
+        key = (tuple(classes), threshold)
+        query = self._queries.get(key)
+        if query is None:  # built once per question: a bulk run or a page asks it for image after image
+            query = self._queries[key] = self._build_query(list(classes), threshold)
+            while len(self._queries) > 16:
+                self._queries.popitem(last=False)
+        return query
+
+    def _build_query(self, classes: list[str], threshold: float | None) -> TextQueryClassifier:
+        named = resolve_classes(classes, self.vocabulary)
         vocab_text = self.classifier.text
         new = list(dict.fromkeys(c.name for c in named if not c.in_vocabulary and c.name not in self._free_text))
         if new:

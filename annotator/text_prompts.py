@@ -158,7 +158,6 @@ class TextQueryClassifier(RegionClassifier):
                 keep[list(c.vocab_indices)] = False
             self.background = vocabulary_text.to(self.device, torch.float32)
             self._excluded = (~keep).to(self.device)
-            self.text_half = None  # scans stay float32: Q is small, the background is scored in one pass
 
     @torch.inference_mode()
     def distribution(self, embeddings: torch.Tensor) -> torch.Tensor:

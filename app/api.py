@@ -47,7 +47,7 @@ from annotator.instances import Instances, Source
 from annotator.masks import decode_rle, encode_rle, rle_iou
 from annotator.session import PromptSession
 from annotator.store import Annotation
-from annotator.text_prompts import LabelsUnavailable, parse_classes, resolve_classes
+from annotator.text_prompts import LabelsUnavailable, parse_classes
 from annotator.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -482,9 +482,9 @@ class PageAPI:
             tab.progress = None
         stored = [a.rle for a in self.ws.store.for_image(prompt.image)]
         known = rle_iou(found.rles(), stored).max(axis=1, initial=0.0) >= DUPLICATE_IOU
-        found = found[np.nonzero(~known)[0]]
+        found = found[np.nonzero(~known)[0]]  # keeps the RLEs encoded for the test above
         tab.found = (prompt.image, found, set())
-        scale, areas = self._scale(prompt.image), found.areas
+        scale, areas, rles = self._scale(prompt.image), found.areas, found.rles()
         return {
             "key": prompt.image,
             "found": [
@@ -494,13 +494,13 @@ class PageAPI:
                     "score": round(float(found.scores[i]), 4),
                     "area": int(areas[i]),
                     "bbox": [float(v) for v in found.boxes[i]],
-                    **mask_payload(found.masks[i], scale),
+                    **mask_payload(found.masks[i], scale, rles[i]),
                 }
                 for i in range(len(found))
             ],
             "classes": [
                 {"name": c.name, "in_vocabulary": c.in_vocabulary}
-                for c in resolve_classes(names, self.engine.vocabulary)
+                for c in self.engine.text_query(names, threshold).named  # the query find_all used
             ],
             "already_annotated": int(known.sum()),
             "reused_patches": reused,

@@ -114,7 +114,8 @@ def possam_pass(
         p, _ = mase(p_in, p_out, iou, config)
     top_p, top_k = classifier.restrict(p).max(dim=1)
     score = (top_p * iou).cpu().numpy()
-    keep = np.nonzero((top_p > 0).cpu().numpy() & (top_p.cpu().numpy() >= config.label_threshold))[0]
+    named = top_p.cpu().numpy()
+    keep = np.nonzero((named > 0) & (named >= config.label_threshold))[0]
     k = top_k.cpu().numpy()
     vocab = classifier.vocabulary
     out = Instances(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from .backends import BACKENDS
+from .backends import BACKENDS, PRECISIONS
 from .clip_regions import LABEL_MODES
 from .engine import DEVICES, EngineConfig
 from .sam import SAM_BUILDERS
@@ -20,7 +20,7 @@ DEFAULTS = EngineConfig()
 
 def add_engine_arguments(parser: argparse.ArgumentParser, vocab_default: str | None = DEFAULTS.vocab) -> None:
     """Add ``--sam``, ``--sam-checkpoint``, ``--clip``, ``--clip-pretrained``, ``--vocab``,
-    ``--label-mode``, ``--device``, ``--backend``, ``--int8``, ``--threads``, ``--refine`` and ``--candidate-margin`` to ``parser`` (read back by :func:`engine_config_from_args`).
+    ``--label-mode``, ``--device``, ``--backend``, ``--precision`` (``--int8``), ``--threads``, ``--refine`` and ``--candidate-margin`` to ``parser`` (read back by :func:`engine_config_from_args`).
 
     Args:
         vocab_default: the default ``--vocab``; ``None`` leaves it to the command (``eval``
@@ -43,9 +43,12 @@ def add_engine_arguments(parser: argparse.ArgumentParser, vocab_default: str | N
     g.add_argument("--backend", default=DEFAULTS.backend, choices=list(BACKENDS),
                    help="where SAM's image encoder and CLIP's dense pass run: auto = OpenVINO on a CPU "
                         "(graphs exported once from the weights and checked against torch), torch on CUDA")  # fmt: skip
-    g.add_argument("--int8", action="store_true", default=DEFAULTS.int8,
-                   help="SAM's image encoder in int8 (OpenVINO, NNCF; needs pip install nncf): "
-                        "~1.8x faster encoder, point mIoU -0.6 on COCO")  # fmt: skip
+    g.add_argument("--precision", default=DEFAULTS.precision, choices=list(PRECISIONS),
+                   help="inference precision on the CPU runtime: auto = SAM's encoder in bf16 where the CPU "
+                        "has AMX or AVX-512 BF16 (f32 elsewhere), CLIP in f32; f32; bf16 (both; OpenVINO); "
+                        "int8 (SAM's encoder, OpenVINO + NNCF: faster, point mIoU -0.6 on COCO)")  # fmt: skip
+    g.add_argument("--int8", dest="precision", action="store_const", const="int8",
+                   help="the same as --precision int8")  # fmt: skip
     g.add_argument("--threads", type=positive_int, default=DEFAULTS.threads,
                    help="CPU threads for torch and the runtime (default: all cores)")  # fmt: skip
     g.add_argument("--refine", type=non_negative_int, default=DEFAULTS.refine,
@@ -95,7 +98,7 @@ def engine_config_from_args(args: argparse.Namespace, vocab: str | None = None) 
         label_mode=args.label_mode,
         backend=args.backend,
         threads=args.threads,
-        int8=args.int8,
+        precision=args.precision,
         refine=args.refine,
         candidate_margin=args.candidate_margin,
     )

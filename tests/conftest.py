@@ -84,10 +84,13 @@ def tiny_clip_factory(tmp_path_factory):
         mode: str = "dense",
         cache_dir: Path | None = None,
         backend: str = "torch",
+        precision: str = "auto",
     ):
         torch.manual_seed(0)
         spec = ClipSpec(name, None, dense_size)
-        return ClipRegionEncoder(spec, "cpu", cache_dir=cache_dir or cache, mode=mode, backend=backend)
+        return ClipRegionEncoder(
+            spec, "cpu", cache_dir=cache_dir or cache, mode=mode, backend=backend, precision=precision
+        )
 
     return make
 

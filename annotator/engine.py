@@ -17,6 +17,7 @@ import logging
 import threading
 import weakref
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from .allocator import retain_freed_memory
-from .backends import BACKENDS, BackendError, backend_summary, resolve_backend
+from .backends import BACKENDS, BackendError, backend_summary, plan_precisions, resolve_backend
 from .classifier import LabelScore, RegionClassifier
 from .clip_regions import DEFAULT_TEMPLATES, ClipRegionEncoder, ClipSpec, ClipUnavailable
 from .everything.patches import PatchConfig, generate_patches
@@ -117,7 +118,10 @@ class PromptResult:
         candidates: the first decoder pass's candidates (K = 3 with multimask output, else 1).
         chosen: index in ``candidates`` of the one kept (:func:`choose_candidate`), which
             refinement passes (see :meth:`Engine.predict`) then refined into ``mask``.
-        labels: top-k label suggestions, best first; empty without CLIP.
+        labels: top-k label suggestions, best first; empty without CLIP, and until
+            :meth:`Engine.suggest_for` fills them in when ``labels_pending``.
+        labels_pending: decoded with ``wait_for_labels=False`` before the image's CLIP dense
+            pass was done: the suggestions are still to come.
     """
 
     mask: np.ndarray
@@ -126,6 +130,7 @@ class PromptResult:
     candidates: DecodedMasks
     chosen: int
     labels: list[LabelScore] = field(default_factory=list)
+    labels_pending: bool = False
 
     @property
     def area(self) -> int:
@@ -159,18 +164,27 @@ class PromptResult:
         )
 
 
+def _done(value) -> Future:
+    future: Future = Future()
+    future.set_result(value)
+    return future
+
+
 @dataclass
 class _Embeddings:
-    """What the cache holds per image."""
+    """What the cache holds per image: SAM's embedding, and CLIP's dense map once it is computed
+    (a :class:`~concurrent.futures.Future`: the page's first click on an image does not wait
+    for it, see :meth:`Engine.embed`)."""
 
     sam: SamImageEmbedding
-    clip_dense: torch.Tensor | None
+    clip_dense: Future
     segmented: SegmentedImage | None = None  # the last everything pass's patches
 
     @property
     def nbytes(self) -> int:
-        dense = 0 if self.clip_dense is None else self.clip_dense.numel() * self.clip_dense.element_size()
-        return self.sam.nbytes + dense + (0 if self.segmented is None else self.segmented.nbytes)
+        dense = self.clip_dense.result() if self.clip_dense.done() and not self.clip_dense.exception() else None
+        size = 0 if dense is None else dense.numel() * dense.element_size()
+        return self.sam.nbytes + size + (0 if self.segmented is None else self.segmented.nbytes)
 
 
 @dataclass(frozen=True)
@@ -181,13 +195,25 @@ class ImageEmbedding:
         key: the image's content key (:func:`image_key`).
         image: (H, W, 3) uint8 RGB pixels (the crop classifier and everything mode need them).
         sam: SAM's image embedding and the decoder's image-only terms.
-        clip_dense: (C, Hf, Wf) CLIP dense map on the model's device (dense label mode), else ``None``.
+        dense: CLIP's dense map as a :class:`~concurrent.futures.Future` (done unless the
+            handle came from ``embed(image, defer_labels=True)``); read :attr:`clip_dense`.
     """
 
     key: str
     image: np.ndarray
     sam: SamImageEmbedding
-    clip_dense: torch.Tensor | None
+    dense: Future
+
+    @property
+    def clip_dense(self) -> torch.Tensor | None:
+        """(C, Hf, Wf) CLIP dense map on the model's device (dense label mode), else ``None``;
+        waits for the pass if it is still running (and raises what it raised)."""
+        return self.dense.result()
+
+    @property
+    def labels_ready(self) -> bool:
+        """Whether label suggestions can be computed without waiting for CLIP's dense pass."""
+        return self.dense.done()
 
     @property
     def size(self) -> tuple[int, int]:
@@ -219,7 +245,9 @@ class Engine:
         backend: where SAM's image encoder runs (``torch``, ``openvino``, ``onnxruntime``; see
             :mod:`annotator.backends`); the CLIP's own ``backend`` says where its dense pass runs.
         threads: the CPU runtime's threads (``None`` = all cores).
-        int8: SAM's image encoder in int8 (``openvino`` only; see :class:`SamPromptDecoder`).
+        precision: SAM's image encoder's precision on a CPU runtime (``auto``, ``f32``,
+            ``bf16``, ``int8``; see :class:`~annotator.sam.SamPromptDecoder`); the CLIP's own
+            ``precision`` says that of its dense pass.
         refine: extra decoder passes per prompt by default (see :meth:`predict`).
         candidate_margin: how :meth:`predict` picks among SAM's candidates
             (:func:`choose_candidate`; 0 = SAM's own rule, the best predicted IoU).
@@ -227,6 +255,9 @@ class Engine:
         ValueError: a CLIP without a vocabulary, embeddings of the wrong length, or a negative
             ``refine``, or a ``candidate_margin`` outside [0, 1].
         annotator.backends.BackendError: SAM's image encoder cannot run on ``backend``.
+    Attributes:
+        notes: what runs other than asked (a failed precision check, a runtime fallback), one
+            sentence each, for the log and the page's status.
     """
 
     def __init__(
@@ -241,7 +272,7 @@ class Engine:
         text_embeddings: torch.Tensor | None = None,
         backend: str = "torch",
         threads: int | None = None,
-        int8: bool = False,
+        precision: str = "auto",
         refine: int = 0,
         candidate_margin: float = CANDIDATE_MARGIN,
     ):
@@ -251,7 +282,7 @@ class Engine:
             raise ValueError(f"candidate_margin is a predicted-IoU margin in [0, 1], not {candidate_margin}")
         self.refine = refine
         self.candidate_margin = candidate_margin
-        self.decoder = SamPromptDecoder(sam_model, backend, threads, int8)
+        self.decoder = SamPromptDecoder(sam_model, backend, threads, precision)
         self.backend = backend
         self.clip = clip
         self.vocabulary = vocabulary
@@ -265,8 +296,10 @@ class Engine:
         self._pending: dict[str, threading.Event] = {}  # embeddings being computed, by image key
         self._keys: dict[int, tuple[weakref.ref, str]] = {}  # id of a read-only array -> its content key
         self._in_use: str | None = None  # the key last asked for by embed(): a prefetch never evicts it
+        self._labeller: ThreadPoolExecutor | None = None  # deferred CLIP dense passes (embed(defer_labels=True))
         self.classifier: RegionClassifier | None = None
         self.labels_unavailable = labels_unavailable
+        self.notes: list[str] = [*self.decoder.notes, *(clip.notes if clip is not None else [])]
         if clip is not None:
             if vocabulary is None:
                 raise ValueError("a CLIP needs a vocabulary")
@@ -284,6 +317,15 @@ class Engine:
         return self.decoder.device
 
     @property
+    def precisions(self) -> dict[str, str]:
+        """What each heavy pass runs on: ``{"sam": "openvino bf16", "clip": "openvino f32"}``
+        (``clip`` absent without a dense CLIP pass)."""
+        out = {"sam": f"{self.decoder.backend} {self.decoder.precision}"}
+        if self.clip is not None and self.clip.dense_tower is not None:
+            out["clip"] = f"{self.clip.backend} {self.clip.precision}"
+        return out
+
+    @property
     def has_labels(self) -> bool:
         """Whether ``predict`` returns label suggestions."""
         return self.classifier is not None
@@ -294,7 +336,7 @@ class Engine:
         return None if self.classifier is None else self.classifier.text
 
     # ------------------------------------------------------------------ embeddings
-    def embed(self, image: np.ndarray) -> ImageEmbedding:
+    def embed(self, image: np.ndarray, defer_labels: bool = False) -> ImageEmbedding:
         """The image's embeddings, computed unless cached.
 
         If another thread is computing the same image's embeddings (a :meth:`prefetch`), this
@@ -303,12 +345,17 @@ class Engine:
         Args:
             image: (H, W, 3) uint8 RGB. A read-only array is hashed once (its key is
                 remembered), so later calls with it cost a dictionary lookup.
+            defer_labels: return as soon as SAM's image encoder is done; CLIP's dense pass
+                then runs on the engine's labelling thread, right after (the mask before the
+                labels: the page's first click on a new photo waits for SAM only). Whatever
+                reads the dense map waits for it (:attr:`ImageEmbedding.clip_dense`);
+                :meth:`predict` with ``wait_for_labels=False`` does not.
         Returns:
             :class:`ImageEmbedding`, the handle to pass to :meth:`predict` and the passes.
         Raises:
             ValueError: not an (H, W, 3) uint8 array.
         """
-        key, state = self._embedded(image, keep_in_use=False)
+        key, state = self._embedded(image, keep_in_use=False, defer_labels=defer_labels)
         self._in_use = key
         return ImageEmbedding(key, image, state.sam, state.clip_dense)
 
@@ -357,7 +404,7 @@ class Engine:
         self._keys[ident] = (weakref.ref(image, lambda _ref: self._keys.pop(ident, None)), key)
         return key
 
-    def _embedded(self, image: np.ndarray, keep_in_use: bool) -> tuple[str, _Embeddings]:
+    def _embedded(self, image: np.ndarray, keep_in_use: bool, defer_labels: bool = False) -> tuple[str, _Embeddings]:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
         key = self._key_of(image)
@@ -375,10 +422,13 @@ class Engine:
                 pending.wait()
                 continue
             try:
-                dense = None
-                if self.clip is not None and self.clip.mode == "dense":
-                    dense = self.clip.dense_features(image)
-                state = _Embeddings(self.decoder.encode(image), dense)
+                dense = _done(None)
+                if self.clip is not None and self.clip.mode == "dense" and not defer_labels:
+                    dense = _done(self.clip.dense_features(image))
+                sam = self.decoder.encode(image)
+                if self.clip is not None and self.clip.mode == "dense" and defer_labels:
+                    dense = self._labelling().submit(self.clip.dense_features, image)
+                state = _Embeddings(sam, dense)
                 with self._cache_lock:
                     self._cache[key] = state
                     self._evict(keep_in_use)
@@ -398,6 +448,13 @@ class Engine:
                 continue
             total -= self._cache.pop(key).nbytes
 
+    def _labelling(self) -> ThreadPoolExecutor:
+        """The one thread that runs deferred CLIP dense passes, in order (made on first use)."""
+        with self._cache_lock:
+            if self._labeller is None:
+                self._labeller = ThreadPoolExecutor(1, thread_name_prefix="clip-dense")
+            return self._labeller
+
     # ------------------------------------------------------------------ prompts
     def predict(
         self,
@@ -408,6 +465,7 @@ class Engine:
         mask_input: np.ndarray | None = None,
         multimask_output: bool | None = None,
         refine: int | None = None,
+        wait_for_labels: bool = True,
     ) -> PromptResult:
         """Decode a prompt on an image into a mask and label suggestions.
 
@@ -423,6 +481,9 @@ class Engine:
             refine: extra decoder passes, each given the same points and box and the last
                 pass's low-res logits as ``mask_input``, one mask out (``None`` = the engine's
                 ``refine``). Each pass costs one decode (~20 ms on a 2-core CPU, MobileSAM).
+            wait_for_labels: ``False``: if the image's CLIP dense pass is still running (see
+                :meth:`embed`'s ``defer_labels``), return the mask at once, without labels and
+                with ``labels_pending`` set; :meth:`suggest_for` gives them when it is done.
         Returns:
             :class:`PromptResult`.
         Raises:
@@ -445,8 +506,26 @@ class Engine:
             again = self.decoder.decode(emb.sam, point_coords, point_labels, box, logits[None], False)
             logits, iou = again.low_res_logits[0], float(again.iou_predictions[0])
         mask = upsample_logits(logits, emb.sam.input_size, emb.sam.original_size)
-        labels = self._labels_from_low_res(emb, logits, mask) if self.has_labels else []
-        return PromptResult(mask, iou, logits[None], decoded, chosen, labels)
+        result = PromptResult(mask, iou, logits[None], decoded, chosen)
+        if self.has_labels:
+            if wait_for_labels or emb.labels_ready:
+                result.labels = self._labels_from_low_res(emb, logits, mask)
+            else:
+                result.labels_pending = True
+        return result
+
+    def suggest_for(self, emb: ImageEmbedding, result: PromptResult) -> list[LabelScore]:
+        """The label suggestions of a :meth:`predict` result, waiting for the image's CLIP
+        dense pass if it is still running; they are also stored in ``result`` (its
+        ``labels_pending`` cleared), so accepting it keeps their scores.
+
+        Returns:
+            Top-k :class:`LabelScore`, best first; empty without CLIP.
+        """
+        if self.has_labels and (result.labels_pending or not result.labels):
+            result.labels = self._labels_from_low_res(emb, result.low_res_logits[0], result.mask)
+        result.labels_pending = False
+        return result.labels
 
     def flipped(self, emb: ImageEmbedding) -> SamImageEmbedding:
         """SAM's embedding of the image mirrored left to right, for :meth:`predict_boxes`'s
@@ -708,7 +787,10 @@ class EngineConfig:
         backend: ``auto`` (a CPU runtime on a CPU, torch on CUDA), ``torch``, ``openvino`` or
             ``onnxruntime``: where SAM's image encoder and CLIP's dense pass run.
         threads: CPU threads for torch and the runtime; ``None`` = all cores.
-        int8: SAM's image encoder in int8 (OpenVINO; opt-in: faster, slightly worse masks).
+        precision: ``auto``, ``f32``, ``bf16`` or ``int8`` (see
+            :func:`annotator.backends.plan_precisions`): ``auto`` = SAM's encoder in bf16 on a
+            CPU with AMX or AVX-512 BF16 (f32 elsewhere), CLIP in f32; ``bf16`` both in bf16;
+            ``int8`` SAM's encoder in int8 (opt-in: slightly worse masks), CLIP in f32.
         refine: extra decoder passes per prompt (see :meth:`Engine.predict`).
         candidate_margin: how a click's candidate mask is picked (:func:`choose_candidate`).
     """
@@ -723,7 +805,7 @@ class EngineConfig:
     cache_mb: int = 1024
     backend: str = "auto"
     threads: int | None = None
-    int8: bool = False
+    precision: str = "auto"
     refine: int = 0
     candidate_margin: float = CANDIDATE_MARGIN
 
@@ -744,47 +826,57 @@ def build_engine(config: EngineConfig) -> Engine:
     """Load SAM, CLIP (when it can be had) and the vocabulary into an :class:`Engine`.
 
     CLIP weights that cannot be had do not stop the engine: it runs masks-only and
-    ``Engine.labels_unavailable`` says why (also logged once). With ``backend="auto"`` a CPU
-    runtime that cannot run a graph (:class:`~annotator.backends.BackendError`) falls back to
-    torch, with a warning; the log says which backend runs.
+    ``Engine.labels_unavailable`` says why (also logged once). With ``precision="auto"`` a graph
+    whose bf16 check fails runs in f32 on the same runtime; with ``backend="auto"`` a CPU
+    runtime that cannot run a graph in f32 (:class:`~annotator.backends.BackendError`) falls
+    back to torch. Each fallback is logged once, as a warning, and kept in ``Engine.notes`` for
+    the page; the log says which backend and precisions run.
 
     Raises:
         annotator.checkpoints.CheckpointError: SAM weights cannot be had.
         annotator.vocabulary.VocabularyError: bad vocabulary.
-        annotator.backends.BackendError: the backend asked for by name cannot run a graph.
-        ValueError: bad device, backend or model name.
+        annotator.backends.BackendError: the backend or precision asked for by name cannot run
+            a graph.
+        ValueError: bad device, backend, precision or model name.
     """
     device = resolve_device(config.device)
     backend = resolve_backend(config.backend, device)
-    if config.int8 and backend != "openvino":
-        raise ValueError(f"--int8 runs on OpenVINO on a CPU, not on {backend} ({device})")
+    plan_precisions(config.precision, backend, auto_bf16=True, quantizable=True)  # cheap checks first
     if config.threads:
         torch.set_num_threads(config.threads)
     retain_freed_memory()  # the decoder's tensors: reused, not mapped again (see annotator.allocator)
-    vocabulary = load_vocabulary(config.vocab)  # cheap checks first
+    vocabulary = load_vocabulary(config.vocab)
     sam_model = load_sam(config.sam, config.sam_checkpoint, device)
     spec = clip_spec_for(config, device)
     try:
-        engine = _assemble(config, sam_model, spec, vocabulary, device, backend)
+        engine = _assemble(config, sam_model, spec, vocabulary, device, backend, config.precision)
     except BackendError as exc:
-        if config.backend != "auto" or config.int8:  # asked for by name: say so, do not fall back
+        if config.backend != "auto" or config.precision not in ("auto", "f32"):  # asked for by name: no fallback
             raise
-        log.warning("%s; running on torch instead", exc)
+        note = f"{exc}; running on torch instead (--backend torch skips the {backend} graphs)"
+        log.warning("%s", note)
         backend = "torch"
-        engine = _assemble(config, sam_model, spec, vocabulary, device, backend)
-    log.info(
-        "inference backend: %s%s", backend_summary(backend, config.threads), ", SAM in int8" if config.int8 else ""
-    )
+        engine = _assemble(config, sam_model, spec, vocabulary, device, backend, "f32")
+        engine.notes.insert(0, note)
+    log.info("inference backend: %s; %s", backend_summary(backend, config.threads), precision_summary(engine))
     return engine
 
 
-def _assemble(config: EngineConfig, sam_model, spec, vocabulary, device: str, backend: str) -> Engine:
+def precision_summary(engine: Engine) -> str:
+    """``SAM image encoder openvino bf16, CLIP dense pass openvino f32``, for logs and figures."""
+    names = {"sam": "SAM image encoder", "clip": "CLIP dense pass"}
+    return ", ".join(f"{names[k]} {v}" for k, v in engine.precisions.items())
+
+
+def _assemble(config: EngineConfig, sam_model, spec, vocabulary, device: str, backend: str, precision: str) -> Engine:
     clip, reason = None, None
     if spec is None:
         reason = "CLIP is switched off (--clip none)"
     else:
         try:
-            clip = ClipRegionEncoder(spec, device, mode=config.label_mode, backend=backend, threads=config.threads)
+            clip = ClipRegionEncoder(
+                spec, device, mode=config.label_mode, backend=backend, threads=config.threads, precision=precision
+            )
         except ClipUnavailable as exc:
             reason = str(exc)
     if reason:
@@ -797,7 +889,7 @@ def _assemble(config: EngineConfig, sam_model, spec, vocabulary, device: str, ba
         labels_unavailable=reason,
         backend=backend,
         threads=config.threads,
-        int8=config.int8 and backend == "openvino",
+        precision=precision,
         refine=config.refine,
         candidate_margin=config.candidate_margin,
     )
@@ -805,7 +897,7 @@ def _assemble(config: EngineConfig, sam_model, spec, vocabulary, device: str, ba
 
 def engine_summary(engine: Engine) -> str:
     """One line describing the loaded engine, for logs and the UI."""
-    parts = [f"device {engine.device}", f"backend {engine.backend}{' (SAM int8)' if engine.decoder.int8 else ''}"]
+    parts = [f"device {engine.device}", f"backend {engine.backend} ({precision_summary(engine)})"]
     if engine.clip is not None:
         parts.append(f"CLIP {engine.clip.spec.model}/{engine.clip.spec.pretrained or 'random'}")
     if engine.vocabulary is not None:
@@ -822,5 +914,6 @@ __all__ = [
     "PromptResult",
     "build_engine",
     "engine_summary",
+    "precision_summary",
     "resolve_device",
 ]

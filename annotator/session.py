@@ -55,12 +55,16 @@ class PromptSession:
         image: the image's key (path relative to the folder).
         embedding: its embeddings, from :meth:`~annotator.engine.Engine.embed`.
         max_history: undo steps kept (each holds a full-resolution mask); older ones are dropped.
+        wait_for_labels: ``False``: decode without waiting for the image's CLIP dense pass when
+            it is still running (results then come with ``labels_pending``; see
+            :meth:`~annotator.engine.Engine.suggest_for`). The page does this.
     """
 
-    def __init__(self, image: str, embedding: ImageEmbedding, max_history: int = 50):
+    def __init__(self, image: str, embedding: ImageEmbedding, max_history: int = 50, wait_for_labels: bool = True):
         self.image = image
         self.embedding = embedding
         self.max_history = max_history
+        self.wait_for_labels = wait_for_labels
         self._history: list[tuple[Prompt, PromptResult]] = []
 
     @property
@@ -77,7 +81,14 @@ class PromptSession:
         pts = np.array(prompt.points, dtype=np.float64) if prompt.points else None
         labels = np.array(prompt.labels, dtype=np.int64) if prompt.points else None
         box = np.array(prompt.box, dtype=np.float64) if prompt.box is not None else None
-        result = engine.predict(self.embedding, point_coords=pts, point_labels=labels, box=box, mask_input=mask_input)
+        result = engine.predict(
+            self.embedding,
+            point_coords=pts,
+            point_labels=labels,
+            box=box,
+            mask_input=mask_input,
+            wait_for_labels=self.wait_for_labels,
+        )
         self._history.append((prompt, result))
         del self._history[: -self.max_history]
         return result

@@ -12,7 +12,12 @@ Routes (mounted under ``/ovsam/api`` by :func:`app.page.build_app`), JSON in and
   from the cache), prefetch the next ones; the image's size, display scale and annotations.
 - ``GET  image?key=K``: the image at the displayed resolution (PNG or JPEG).
 - ``POST click {session, x, y, positive}``, ``POST box {session, box}``, ``POST undo``,
-  ``POST clear``: the prompt, in original image pixels; each answers with the pending mask.
+  ``POST clear``: the prompt, in original image pixels; each answers with the pending mask and
+  a ``token`` naming it. The mask comes before the labels: on an image whose CLIP dense pass
+  is still running (``open`` waits for SAM's encoder only) the answer has no labels and
+  ``labels_pending`` set.
+- ``POST suggest {session, key}``: the label suggestions of the tab's pending mask (and its
+  ``token``), once the image's CLIP dense pass is done.
 - ``POST accept {session, label}``: store the pending mask; a label not in the vocabulary
   becomes a new category.
 - ``GET  labels?q=TEXT``: the vocabulary ranked on the server (exact, prefix, substring;
@@ -57,6 +62,15 @@ LABEL_RESULTS = 20
 LOSSLESS = (".png", ".bmp", ".tif", ".tiff", ".webp")
 DUPLICATE_IOU = 0.9  # a find-all candidate this close to an annotation of the image is not offered again
 TAB_IDLE_S = 12 * 3600  # a tab unseen this long is forgotten (its pending prompt with it)
+
+
+def _token(result: PromptResult) -> str:
+    """A name for one decoded result, alive while the tab holds it (its undo history does)."""
+    return f"{id(result):x}"
+
+
+def _labels(labels) -> list[dict]:
+    return [{"name": s.name, "score": round(s.score, 4)} for s in labels]
 
 
 class ApiError(Exception):
@@ -176,12 +190,14 @@ class PageAPI:
     ) -> dict:
         prompt = session.prompt.as_dict() if session is not None else {"points": [], "labels": [], "box": None}
         if result is None:
-            return {"mask": None, "prompt": prompt, "labels": []}
+            return {"mask": None, "prompt": prompt, "labels": [], "token": None}
         return {
             "mask": mask_payload(result.mask, self._scale(session.image)),
+            "token": _token(result),
             "area": result.area,
             "predicted_iou": round(result.predicted_iou, 4),
-            "labels": [{"name": s.name, "score": round(s.score, 4)} for s in result.labels],
+            "labels": _labels(result.labels),
+            "labels_pending": result.labels_pending,
             "engine_ms": None if engine_ms is None else round(engine_ms, 2),
             "prompt": prompt,
         }
@@ -209,10 +225,12 @@ class PageAPI:
 
     # ------------------------------------------------------------------ routes
     def state(self, session: str) -> dict:
-        """The page's start-up state for a tab (see the module docstring)."""
+        """The page's start-up state for a tab (see the module docstring); ``notes`` says what
+        runs other than asked (a precision check that failed, a runtime fallback)."""
         tab = self._tab(session)
         vocab = self.engine.vocabulary
         return {
+            "notes": list(self.engine.notes),
             "images": self.images(),
             "current": tab.image if tab.image in self.ws.keys else self.ws.last_image(),
             "vocab_size": len(vocab) if vocab else 0,
@@ -240,10 +258,10 @@ class PageAPI:
             raise ApiError(422, str(exc)) from exc
         cached = self.engine.is_cached(image)
         with self._engine_lock:
-            embedding = self.engine.embed(image)
+            embedding = self.engine.embed(image, defer_labels=True)  # SAM's encoder only: CLIP follows
         ms = (time.perf_counter() - t0) * 1000
         h, w = image.shape[:2]
-        tab.image, tab.prompt, tab.found = key, PromptSession(key, embedding), None
+        tab.image, tab.prompt, tab.found = key, PromptSession(key, embedding, wait_for_labels=False), None
         self.ws.store.set_last_image(key)
         self._prefetch_after(key)
         return {
@@ -253,6 +271,7 @@ class PageAPI:
             "scale": display_scale(h, w),
             "ready_ms": round(ms, 1),
             "cached": cached,
+            "labels_ready": embedding.labels_ready,
             "annotations": [self._annotation(a) for a in self.ws.store.for_image(key)],
         }
 
@@ -351,6 +370,29 @@ class PageAPI:
         (ann,) = self.ws.store.add_instances(prompt.image, result.to_instances(source, label, prompt.prompt.as_dict()))
         prompt.clear()
         return {"annotation": self._annotation(ann), "changed_images": self._changed([prompt.image])}
+
+    def suggest(self, session: str, key: str | None = None) -> dict:
+        """The label suggestions of the tab's pending mask, waiting for the image's CLIP dense
+        pass if it is still running (outside the engine lock: clicks go on meanwhile).
+
+        Returns:
+            ``{"token", "labels"}``: the pending mask's token (as the click answered it; the
+            page shows the labels only if it still shows that mask) and its top-5 labels
+            (empty without CLIP, or with nothing pending).
+        Raises:
+            ApiError: 409 no image open, or another one; 500 CLIP's dense pass failed.
+        """
+        prompt = self._prompt(session, key)
+        try:
+            prompt.embedding.dense.result()
+        except Exception as exc:  # the pass's own error, e.g. the runtime's
+            raise ApiError(500, f"CLIP's dense pass failed: {exc}") from exc
+        result = prompt.result  # the mask shown now (the user may have clicked while this waited)
+        if result is None:
+            return {"token": None, "labels": []}
+        with self._engine_lock:
+            labels = self.engine.suggest_for(prompt.embedding, result)
+        return {"token": _token(result), "labels": _labels(labels)}
 
     def labels(self, query: str) -> dict:
         """The best :data:`LABEL_RESULTS` vocabulary names for what was typed."""

@@ -156,6 +156,10 @@ def build_app(ws: Workspace, prefetch: int = 1) -> FastAPI:
     def clear(body: Json):
         return api.clear(body.get("session"))
 
+    @route("post", "suggest")
+    def suggest(body: Json):
+        return api.suggest(body.get("session"), body.get("key"))
+
     @route("post", "accept")
     def accept(body: Json):
         return api.accept(body.get("session"), body.get("label"), body.get("key"))

@@ -7,8 +7,9 @@ Copies the first ``--limit`` photos to a scratch folder, then (MobileSAM, no CLI
 when there is a GPU, and then photos/s per GPU are printed too) times
 ``python -m annotator annotate`` runs on them, one after another in the same run:
 
-- default: one uninterrupted run per ``--backends`` entry (``torch,openvino``: before and after
-  the exported encoder);
+- default: one uninterrupted run per ``--configs`` entry (``--backend torch``, ``--precision
+  f32``, ``--precision auto``: eager torch, the exported encoder in f32, and the CPU default,
+  which on a CPU with AMX or AVX-512 BF16 runs SAM's encoder in bf16);
 - ``--ray``: the single-process run, then the same command on a local Ray with one two-core
   engine actor (``--ray --workers 1 --threads 2``: the single-process run's shape, so the
   difference is what Ray adds), then with ``--ray`` alone (its default plan: one one-core
@@ -81,20 +82,32 @@ def main() -> int:
     ap.add_argument("--images", required=True)
     ap.add_argument("--limit", type=int, default=80)
     ap.add_argument("--method", default="samcp")
-    ap.add_argument("--backends", default="torch,openvino", help="comma-separated --backend values to compare")
+    ap.add_argument(
+        "--configs",
+        default="--backend torch,--precision f32,--precision auto",
+        help="comma-separated engine options to compare, one run each",
+    )
     ap.add_argument("--ray", action="store_true", help="compare the single-process run with --ray runs instead")
     args = ap.parse_args()
 
+    from annotator.backends import cpu_summary
     from annotator.engine import EngineConfig, build_engine
 
     if args.ray:
         runs = {"single process": [], "--ray --workers 1 --threads 2": ["--ray", "--workers", "1", "--threads", "2"], "--ray": ["--ray"]}  # fmt: skip
-        backends = ["auto"]
     else:
-        backends = args.backends.split(",")
-        runs = {f"--backend {b}": ["--backend", b] for b in backends}
-    for backend in backends:  # export (once per machine) before timing
-        build_engine(EngineConfig(clip_model="none", vocab="coco", device="cpu", backend=backend))
+        runs = {c.strip(): c.split() for c in args.configs.split(",")}
+    for extra in runs.values():  # export and check (once per machine) before timing
+        options = dict(zip(extra[::2], extra[1::2], strict=False))
+        build_engine(
+            EngineConfig(
+                clip_model="none",
+                vocab="coco",
+                device="cpu",
+                backend=options.get("--backend", "auto"),
+                precision=options.get("--precision", "auto"),
+            )
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "photos"
@@ -125,7 +138,7 @@ def main() -> int:
 
     gpus = torch.cuda.device_count()
     where = f"{gpus} GPU(s)" if gpus else "CPU"
-    print(f"{n} COCO photos, MobileSAM on {where}, everything pass '{args.method}', no CLIP")
+    print(f"{n} COCO photos, MobileSAM on {where} ({cpu_summary()}), everything pass '{args.method}', no CLIP")
     ref = next(iter(runs))
     steady = {}
     for run, r in results.items():

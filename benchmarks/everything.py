@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from annotator.allocator import retain_freed_memory
-from annotator.backends import resolve_backend, weights_sha256
+from annotator.backends import weights_sha256
 from annotator.engine import Engine
 from annotator.evaluation import class_agnostic_scores
 from annotator.everything import patches as patches_module
@@ -41,6 +41,7 @@ from annotator.images import load_image
 from annotator.sam import load_sam
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cpu_engine import add_engine_options, build
 from reference_masks import reference_masks
 
 
@@ -84,7 +85,7 @@ def main() -> int:
     ap.add_argument("--ref-grid", type=int, default=32, help="reference points per side (0: skip)")
     ap.add_argument("--methods", nargs="+", default=["patches"], help="passes to run: patches samcp possam")
     ap.add_argument("--ref-cached-only", action="store_true", help="skip photos whose reference is not cached")
-    ap.add_argument("--backend", default="auto", help="image encoder backend (auto, torch, openvino, onnxruntime)")
+    add_engine_options(ap, clip=False)  # --backend, --precision of the image encoder
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument(
         "--default-malloc", action="store_true", help="leave glibc's mmap/trim thresholds alone (as builds before)"
@@ -96,8 +97,8 @@ def main() -> int:
     torch.set_grad_enabled(False)
     retained = False if args.default_malloc else retain_freed_memory()  # as build_engine does
     sam = load_sam("vit_t", device="cpu")
-    backend = resolve_backend(args.backend, "cpu")
-    engine = Engine(sam, backend=backend)
+    engine, ran, _ = build(args, sam)
+    print(ran, flush=True)
     timer = _Timer(engine)
     default = engine.default_patch_config()
     configs = {"ours segments (CPU default)": default}
@@ -159,7 +160,7 @@ def main() -> int:
         print(name, {k: round(v["seconds"][-1], 1) for k, v in rows.items()}, flush=True)
 
     print(
-        f"\nMobileSAM on CPU ({torch.get_num_threads()} threads, encoder: {engine.backend}, "
+        f"\nMobileSAM on CPU ({torch.get_num_threads()} threads; {ran}; "
         f"freed memory {'retained' if retained else 'returned (glibc defaults)'}), "
         f"{len(ids)} COCO photos, class-agnostic; reference seconds from the cache for {ref_cached} of them"
     )
@@ -168,6 +169,8 @@ def main() -> int:
     summary = {
         "images": len(ids),
         "backend": engine.backend,
+        "precision": engine.precisions,
+        "engine": ran,
         "threads": torch.get_num_threads(),
         "retain_freed_memory": retained,
         "rows": {},

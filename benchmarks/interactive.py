@@ -15,9 +15,12 @@ real ones are missing) runs RN50's exact architecture with random weights and ra
 unit text embeddings of the vocabulary's size.  The timings are then real; the labels are
 not, and are not reported.
 
-``--backend`` says where our SAM image encoder and CLIP dense pass run (default ``auto``: OpenVINO
-on a CPU, see ``annotator/backends.py``); the plain SamPredictor is always eager torch, the
-reference.  The figures name the backend and the versions.
+``--backend`` and ``--precision`` say where and how our SAM image encoder and CLIP dense pass
+run (default ``auto``: OpenVINO on a CPU, SAM's encoder in bf16 where the CPU has AMX or AVX-512
+BF16; see ``annotator/backends.py``); the plain SamPredictor is always eager torch f32, the
+reference. The figures name the CPU, the backend, the precisions and the versions. "New image"
+is both passes (SAM + CLIP); "SAM only" is what the page's first click on a new photo waits
+for (``embed(defer_labels=True)``: the labels follow).
 """
 
 from __future__ import annotations
@@ -31,15 +34,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from cpu_engine import add_engine_options, build  # benchmarks/cpu_engine.py, beside this script
 
 from annotator.allocator import retain_freed_memory
-from annotator.backends import BACKENDS, backend_summary, resolve_backend
-from annotator.clip_regions import ClipRegionEncoder, ClipSpec, ClipUnavailable
-from annotator.engine import Engine
+from annotator.backends import backend_summary, cpu_summary
 from annotator.evaluation import farthest_interior_point
 from annotator.images import load_image
 from annotator.sam import load_sam
-from annotator.vocabulary import load_vocabulary
 
 
 def pct(values: list[float], q: float) -> float:
@@ -52,13 +53,9 @@ def main() -> int:
     ap.add_argument("--gt", required=True, help="COCO instances JSON for the click points")
     ap.add_argument("--limit", type=int, default=20, help="number of images")
     ap.add_argument("--clicks", type=int, default=5, help="clicks per image")
-    ap.add_argument("--vocab", default="imagenet21k")
-    ap.add_argument("--clip-weights", choices=["auto", "random", "none"], default="auto")
-    ap.add_argument("--backend", default="auto", choices=list(BACKENDS), help="where our encoders run")
-    ap.add_argument("--int8", action="store_true", help="our SAM image encoder in int8 (OpenVINO + NNCF)")
+    add_engine_options(ap)
     ap.add_argument("--json", help="write the figures here too")
     args = ap.parse_args()
-    backend = resolve_backend(args.backend, "cpu")
 
     from mobile_sam import SamPredictor
     from pycocotools.coco import COCO
@@ -66,28 +63,12 @@ def main() -> int:
     torch.set_grad_enabled(False)
     retain_freed_memory()  # as the app's build_engine does
     sam = load_sam("vit_t", device="cpu")
-    vocab = load_vocabulary(args.vocab)
-    clf, clip_note = None, "no CLIP"
-    if args.clip_weights != "none":
-        try:
-            if args.clip_weights == "random":
-                raise ClipUnavailable("random weights asked for")
-            clf = ClipRegionEncoder(ClipSpec("RN50", "openai", 672), "cpu", backend=backend)
-            engine = Engine(sam, clf, vocab, backend=backend, int8=args.int8)
-            clip_note = "CLIP RN50/openai"
-        except ClipUnavailable:
-            torch.manual_seed(0)
-            clf = ClipRegionEncoder(ClipSpec("RN50", None, 672), "cpu", backend=backend)
-            dim = clf.model.text_projection.shape[1]
-            text = torch.nn.functional.normalize(torch.randn(len(vocab), dim), dim=-1)
-            engine = Engine(sam, clf, vocab, text_embeddings=text, backend=backend, int8=args.int8)
-            clip_note = "CLIP RN50 architecture, random weights (timing only)"
-    if clf is None:
-        engine = Engine(sam, backend=backend, int8=args.int8)
+    engine, ran, clip_note = build(args, sam)
+    vocab = engine.vocabulary
     plain = SamPredictor(sam)
 
     coco = COCO(args.gt)
-    ours_click, plain_click, ours_set, plain_set, ours_switch = [], [], [], [], []
+    ours_click, plain_click, ours_set, plain_set, ours_switch, ours_sam_only = [], [], [], [], [], []
     sam_choice_click = []
     images = []
     for img_id in sorted(coco.getImgIds())[: args.limit]:
@@ -96,6 +77,12 @@ def main() -> int:
         anns = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=img_id, iscrowd=False)) if a["area"] > 0]
         points = [farthest_interior_point(coco.annToMask(a).astype(bool)) for a in anns[: args.clicks]]
         images.append(image)
+        engine.clear_cache()
+        t = time.perf_counter()
+        deferred = engine.embed(image, defer_labels=True)  # what the page's first click waits for
+        ours_sam_only.append(time.perf_counter() - t)
+        deferred.dense.result()  # CLIP's pass, left out of the figure, must not overlap the next one
+        engine.clear_cache()
         t = time.perf_counter()
         emb = engine.embed(image)
         ours_set.append(time.perf_counter() - t)
@@ -124,10 +111,12 @@ def main() -> int:
     figures = {
         "device": "cpu",
         "threads": torch.get_num_threads(),
-        "backend": backend,
-        "backend_detail": backend_summary(backend) + (", SAM image encoder int8 (NNCF)" if args.int8 else ""),
-        "int8": args.int8,
-        "plain_backend": backend_summary("torch"),
+        "cpu": cpu_summary(),
+        "backend": engine.backend,
+        "precision": engine.precisions,
+        "precision_asked": args.precision,
+        "backend_detail": ran,
+        "plain_backend": backend_summary("torch") + ", f32",
         "images": len(images),
         "clicks": len(ours_click),
         "labels": clip_note,
@@ -140,13 +129,14 @@ def main() -> int:
         "plain_click_p50_ms": pct(plain_click, 50),
         "plain_click_p95_ms": pct(plain_click, 95),
         "ours_new_image_p50_ms": pct(ours_set, 50),
+        "ours_new_image_sam_only_p50_ms": pct(ours_sam_only, 50),
         "plain_set_image_p50_ms": pct(plain_set, 50),
         "ours_switch_back_p50_ms": pct(ours_switch, 50),
         "plain_switch_back_p50_ms": pct(plain_set, 50),
     }
     print(f"MobileSAM on CPU ({figures['threads']} threads), {len(images)} COCO photos, {len(ours_click)} clicks")
     print(f"ours: {figures['backend_detail']}; plain: {figures['plain_backend']}")
-    print(f"labels: {clip_note}; vocabulary {figures['vocabulary']}")
+    print(f"vocabulary {figures['vocabulary']}")
     print(f"{'':28}{'ours':>14}{'plain SamPredictor':>22}")
     print(f"{'click p50 (ms)':28}{figures['ours_click_p50_ms']:>14.1f}{figures['plain_click_p50_ms']:>22.1f}")
     print(f"{'click p95 (ms)':28}{figures['ours_click_p95_ms']:>14.1f}{figures['plain_click_p95_ms']:>22.1f}")
@@ -161,9 +151,11 @@ def main() -> int:
     print(
         f"{'switch back p50 (ms)':28}{figures['ours_switch_back_p50_ms']:>14.1f}{figures['plain_switch_back_p50_ms']:>22.1f}"
     )
+    print(f"{'  SAM only (the mask waits)':28}{figures['ours_new_image_sam_only_p50_ms']:>14.1f}")
     ratio = figures["ours_new_image_p50_ms"] / figures["plain_set_image_p50_ms"]
     print(f"new image: ours / plain = {ratio:.2f} (goal <= 0.50)")
     figures["new_image_ratio"] = ratio
+    figures["new_image_sam_only_ratio"] = figures["ours_new_image_sam_only_p50_ms"] / figures["plain_set_image_p50_ms"]
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return 0

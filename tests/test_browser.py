@@ -164,6 +164,7 @@ def click_image(page, x: float, y: float, button: str = "left", modifiers=None) 
         for m in modifiers:
             page.keyboard.up(m)
     page.wait_for_function("n => OVSAM_PERF.clicks.length > n", arg=n, timeout=30_000)
+    page.wait_for_function("() => !OVSAM_STATE.labelsPending", timeout=30_000)  # the labels follow the mask
 
 
 def inside_only(ws, ann_id: int) -> tuple[float, float]:
@@ -650,3 +651,59 @@ def test_find_all_then_reject_by_click_accept_one_and_the_rest(browser, app):
     page.keyboard.press("Escape")
     page.wait_for_function("() => OVSAM_STATE.found === null")
     assert len(ws.store.for_image(key)) == len(found) - 1 and not page.errors
+
+
+def test_the_mask_comes_before_the_labels(browser, sam_model, tiny_clip_factory, photos, coco_gt, tmp_path):
+    """A photo whose CLIP pass is still running (held by the test): the mask is painted first,
+    "Labels coming" shows, a typed label is accepted at once, Enter with nothing typed accepts
+    with the best label when it arrives; a fallback note stays in view."""
+    import threading
+
+    import torch
+
+    from annotator.engine import Engine
+    from annotator.vocabulary import load_vocabulary
+
+    clf = tiny_clip_factory()
+    vocab = load_vocabulary("imagenet21k")
+    torch.manual_seed(0)
+    text = torch.nn.functional.normalize(torch.randn(len(vocab), clf.model.text_projection.shape[1]), dim=-1)
+    engine = Engine(sam_model, clf, vocab, text_embeddings=text)
+    engine.notes.append("openvino bf16 output of sam-TinyViT differs from torch; running in f32 instead")
+    release = threading.Event()
+    real_dense = clf.dense_features
+    clf.dense_features = lambda img: (release.wait(60), real_dense(img))[1]
+    folder, picked = photos
+    info, anns = picked[0]
+    served = App(engine, folder, tmp_path / "out")
+    try:
+        page = open_page(browser, served.url)  # the photo is shown: SAM's encoder is done, CLIP is not
+        assert "sam-TinyViT differs" in page.locator("#ov-notice").inner_text()
+        px, py = farthest_interior_point(instance_mask(coco_gt, anns[0]))
+        sx, sy = screen_xy(page, px, py)
+        page.mouse.click(sx, sy)
+        page.wait_for_function("() => OVSAM_PERF.clicks.length === 1", timeout=30_000)
+        s = state(page)
+        assert s["pending"] and s["suggestions"] == [] and s["label"] == ""
+        assert page.evaluate("() => OVSAM_STATE.labelsPending")
+        assert "Labels coming" in page.locator("#ov-suggestions").inner_text()
+        accept_with(page, "typed before the labels")  # Accept works before the labels arrive
+        assert [a.label for a in served.ws.store.for_image(info["file_name"])] == ["typed before the labels"]
+
+        page.mouse.click(sx, sy)
+        page.wait_for_function("() => OVSAM_PERF.clicks.length === 2 && OVSAM_STATE.labelsPending", timeout=30_000)
+        page.keyboard.press("Enter")  # nothing typed: accepted with the best label once it is here
+        wait_status(page, "once the labels are here")
+        assert len(served.ws.store.for_image(info["file_name"])) == 1
+        release.set()
+        page.wait_for_function("() => OVSAM_STATE.anns.size === 2", timeout=30_000)
+        saved = served.ws.store.for_image(info["file_name"])[-1]
+        assert saved.label in vocab.names and saved.score is not None
+
+        click_image(page, px, py)  # CLIP is done: the labels come with the mask
+        assert len(state(page)["suggestions"]) == 5 and state(page)["label"] == state(page)["suggestions"][0]
+        assert page.errors == []
+        page.close()
+    finally:
+        clf.dense_features = real_dense
+        served.close()

@@ -281,3 +281,41 @@ def test_prefetch_fills_the_cache_beside_clicks_and_is_never_computed_twice(sam_
     assert small.cached_images == 2 and small.is_cached(image) and small.is_cached(other)
     small.prefetch(third)
     assert small.is_cached(image) and small.is_cached(third) and not small.is_cached(other)
+
+
+def test_the_mask_comes_before_the_labels(sam_model, tiny_clip_factory, coco_image):
+    """embed(defer_labels=True) returns once SAM's encoder is done; a click then gets its mask
+    while CLIP's dense pass still runs (held here until the test lets it finish), and its
+    labels afterwards: the same as when both passes ran first."""
+    import threading
+
+    image, anns = coco_image
+    vocab = load_vocabulary("coco")
+    eng = Engine(sam_model, tiny_clip_factory("tiny_rn_clip"), vocab)
+    x, y, bw, bh = anns[0]["bbox"]
+    box = np.array([x, y, x + bw, y + bh])
+    ref = eng.predict(eng.embed(image), box=box)
+    eng.clear_cache()
+
+    release, started = threading.Event(), threading.Event()
+    real_dense = eng.clip.dense_features
+
+    def held_dense(img):
+        started.set()
+        release.wait(60)
+        return real_dense(img)
+
+    eng.clip.dense_features = held_dense
+    emb = eng.embed(image, defer_labels=True)
+    assert started.wait(10) and not emb.labels_ready
+    early = eng.predict(emb, box=box, wait_for_labels=False)
+    assert early.labels_pending and early.labels == [] and np.array_equal(early.mask, ref.mask)
+    assert not emb.labels_ready  # nothing waited for CLIP
+    release.set()
+    labels = eng.suggest_for(emb, early)
+    assert [(s.name, s.score) for s in labels] == [(s.name, s.score) for s in ref.labels]
+    assert early.labels == labels and not early.labels_pending
+    assert emb.labels_ready and eng.embed(image).labels_ready  # the cached entry holds the dense map
+    later = eng.predict(emb, box=box, wait_for_labels=False)  # once it is done, labels come inline
+    assert not later.labels_pending and [s.name for s in later.labels] == [s.name for s in ref.labels]
+    eng.clip.dense_features = real_dense

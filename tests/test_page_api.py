@@ -254,3 +254,53 @@ def test_undo_history_is_bounded(engine, coco_image):
     assert len(session.prompt.points) == 3
     assert session.undo() is not None and len(session.prompt.points) == 2
     assert session.undo() is None and session.prompt.empty  # older steps were dropped
+
+
+def test_the_page_gets_the_mask_before_the_labels(sam_model, tiny_clip_factory, coco_tiny, coco_gt, tmp_path):
+    """open waits for SAM's encoder only; a click on a photo whose CLIP pass still runs answers
+    with the mask and labels_pending; Accept works at once with the label typed; suggest gives
+    the labels of the mask the tab shows, named by its token."""
+    import threading
+
+    from annotator.engine import Engine
+    from annotator.vocabulary import load_vocabulary
+    from app.api import PageAPI
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    img_id = sorted(coco_gt.getImgIds())[0]
+    shutil.copy(coco_tiny / "images" / coco_gt.loadImgs(img_id)[0]["file_name"], folder / "a.jpg")
+    engine = Engine(sam_model, tiny_clip_factory("tiny_rn_clip"), load_vocabulary("coco"))
+    release = threading.Event()
+    real_dense = engine.clip.dense_features
+    engine.clip.dense_features = lambda img: (release.wait(60), real_dense(img))[1]  # CLIP held until released
+    ws = Workspace.open_folder(engine, folder, tmp_path / "out")
+    api = PageAPI(ws, prefetch=0)
+    opened = api.open("s", "a.jpg")
+    assert opened["labels_ready"] is False
+    ann = coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=img_id, iscrowd=False))[0]
+    px, py = farthest_interior_point(instance_mask(coco_gt, ann))
+    first = api.click("s", px, py, key="a.jpg")
+    assert first["mask"] is not None and first["labels_pending"] and first["labels"] == []
+    saved = api.accept("s", "my label", key="a.jpg")["annotation"]  # Accept before the labels: the label typed
+    assert saved["label"] == "my label" and saved["score"] is None
+    second = api.click("s", px, py, key="a.jpg")
+    assert second["labels_pending"] and second["token"] != first["token"]
+    answer = []
+    waiter = threading.Thread(target=lambda: answer.append(api.suggest("s", "a.jpg")))
+    waiter.start()
+    time.sleep(0.3)
+    assert waiter.is_alive()  # waits for CLIP's pass, outside the engine lock:
+    assert api.click("s", px + 2, py, key="a.jpg")["mask"] is not None  # a click goes on meanwhile
+    release.set()
+    waiter.join(60)
+    (labels,) = answer
+    third = api._prompt("s").result
+    assert labels["token"] == f"{id(third):x}" and len(labels["labels"]) == 5  # the mask the tab shows now
+    assert api.click("s", px, py, key="a.jpg")["labels_pending"] is False  # CLIP done: labels inline
+    best = labels["labels"][0]["name"]
+    api.clear("s")
+    api.click("s", px, py, key="a.jpg")
+    assert api.accept("s", best, key="a.jpg")["annotation"]["score"] is not None
+    engine.clip.dense_features = real_dense
+    ws.close()

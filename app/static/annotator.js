@@ -11,7 +11,9 @@
  *
  * Timing marks for benchmarks/browser.py: window.OVSAM_PERF.clicks / .switches hold, per
  * click or image switch, the mouse or key event time and the time of the first frame that
- * shows the result (performance.now() clock).
+ * shows the result; .labels, per mask whose labels came after it (the mask before the labels:
+ * on a photo whose CLIP pass is still running), the click's time and the frame showing the
+ * suggestions (performance.now() clock).
  */
 (function () {
   "use strict";
@@ -24,7 +26,7 @@
   ];
   const PENDING = [30, 144, 255];
   const DRAG_PX = 5; // a press that moves further than this is a box, not a click
-  const PERF = (window.OVSAM_PERF = window.OVSAM_PERF || { clicks: [], switches: [] });
+  const PERF = (window.OVSAM_PERF = window.OVSAM_PERF || { clicks: [], switches: [], labels: [] });
 
   // ---------------------------------------------------------------- masks
   /** COCO compressed RLE string -> run lengths (pycocotools' rleFrString). */
@@ -104,7 +106,7 @@
       anns: new Map(), accLayer: document.createElement("canvas"), accDirty: true,
       pending: null, pendLayer: document.createElement("canvas"), prompt: { points: [], labels: [], box: null },
       selection: new Set(), hover: null, tool: "segment", showMasks: true, opacity: 0.45,
-      suggestions: [], labelLocked: false, results: [], active: -1,
+      suggestions: [], labelLocked: false, results: [], active: -1, token: null, labelsPending: false,
       found: null, foundLayer: document.createElement("canvas"), foundDirty: true, foundHover: null, findUnavailable: null,
       press: null, drag: null, pan: null, space: false, queue: Promise.resolve(), busy: false,
     };
@@ -367,6 +369,12 @@
     function renderSuggestions() {
       const box = $("ov-suggestions");
       box.textContent = "";
+      if (S.labelsPending) {
+        const wait = document.createElement("span");
+        wait.className = "ov-hint";
+        wait.textContent = "Labels coming… (Enter accepts with the label typed)";
+        box.appendChild(wait);
+      }
       S.suggestions.slice(0, 5).forEach((s, i) => {
         const b = document.createElement("button");
         b.innerHTML = `<span class="k">${i + 1}</span>`;
@@ -392,15 +400,18 @@
       if (!key) return;
       status(`Opening ${key}…`);
       try {
-        const info = await call("open", { key });
         const img = new Image();
         img.src = API + "image?key=" + encodeURIComponent(key);
-        await img.decode();
+        // the photo travels while the server runs SAM's encoder (open); CLIP's pass follows there
+        const decoded = img.decode().then(() => null, (e) => e);
+        const info = await call("open", { key }); // its reason first (a corrupt file says so)
+        const failed = await decoded;
+        if (failed) throw failed;
         const previous = S.current;
         Object.assign(S, {
           current: key, img, W: info.width, H: info.height, dw: img.naturalWidth, dh: img.naturalHeight,
           pending: null, prompt: { points: [], labels: [], box: null }, suggestions: [], fitted: false,
-          found: null, foundHover: null,
+          found: null, foundHover: null, token: null, labelsPending: false,
         });
         renderFound();
         S.selection.clear();
@@ -439,13 +450,17 @@
       const arrived = performance.now();
       S.prompt = r.prompt;
       setPending(r.mask);
+      S.token = r.token || null;
+      S.labelsPending = !!(r.mask && r.labels_pending);
       if (r.mask) {
         S.suggestions = r.labels || [];
         if (S.suggestions.length && !S.labelLocked) $("ov-label").value = S.suggestions[0].name;
       } else {
         S.suggestions = [];
       }
+      if (S.labelsPending && !S.labelLocked) $("ov-label").value = ""; // not the last mask's label
       renderSuggestions();
+      if (S.labelsPending) fetchLabels(S.current, r.token, t0);
       drawThen((drawn, frame) => {
         if (kind && t0) PERF.clicks.push({ kind, t0, arrived, drawn, frame, engine_ms: r.engine_ms });
         if (r.mask) {
@@ -455,6 +470,18 @@
           status("No prompt. Click an object, or drag a box.");
         }
       });
+    }
+
+    function fetchLabels(key, token, t0) {
+      // not queued: the next click must not wait for this mask's labels
+      call("suggest", { key }).then((d) => {
+        if (key !== S.current || d.token !== S.token || !S.pending) return; // another mask by now
+        S.labelsPending = false;
+        S.suggestions = d.labels;
+        if (S.suggestions.length && !S.labelLocked) $("ov-label").value = S.suggestions[0].name;
+        renderSuggestions();
+        if (t0 && d.token === token) requestAnimationFrame((frame) => PERF.labels.push({ t0, frame }));
+      }).catch((e) => status("⚠ labels: " + e.message));
     }
 
     function sendPoint(dx, dy, positive, t0) {
@@ -484,6 +511,16 @@
     function accept() {
       enqueue(async () => {
         if (!S.pending) { status("Nothing to accept: click an object first."); return; }
+        if (S.labelsPending && !S.labelLocked) { // nothing typed: accept with the best label once it is here
+          status("Accepting with the best label once the labels are here…");
+          const d = await call("suggest", { key: S.current });
+          if (d.token === S.token) {
+            S.labelsPending = false;
+            S.suggestions = d.labels;
+            if (S.suggestions.length) $("ov-label").value = S.suggestions[0].name;
+            renderSuggestions();
+          }
+        }
         const label = $("ov-label").value.trim();
         if (!label) { status("Choose a label first: suggestions (1–5) or the label search (/)."); $("ov-label").focus(); return; }
         const r = await call("accept", { key: S.current, label });
@@ -492,6 +529,8 @@
         S.pending = null;
         S.prompt = { points: [], labels: [], box: null };
         S.suggestions = [];
+        S.token = null;
+        S.labelsPending = false;
         S.labelLocked = false;
         renderSuggestions();
         renderAnns();
@@ -964,6 +1003,9 @@
         label.placeholder = `Label: search ${st.vocab_size.toLocaleString()} classes or type a new one ( / )`;
         setImages(st.images);
         S.findUnavailable = st.find_unavailable;
+        const notice = $("ov-notice");
+        notice.textContent = (st.notes || []).map((n) => "⚠ " + n).join("\n");
+        notice.hidden = !(st.notes || []).length;
         if (st.find_unavailable) $("ov-find-btn").title = st.find_unavailable;
         if (!st.has_labels) status(`Label suggestions are off: ${st.labels_unavailable}`);
         await openImage(st.current);

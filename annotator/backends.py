@@ -253,7 +253,7 @@ class CompiledGraph:
                 if threads:
                     options.intra_op_num_threads = int(threads)
                 self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-                self._input = self._session.get_inputs()[0].name
+                self._inputs = [i.name for i in self._session.get_inputs()]
         except Exception as exc:  # the runtimes raise their own types
             raise BackendError(f"{backend} cannot compile {self.path.name}: {exc}") from exc
 
@@ -265,25 +265,33 @@ class CompiledGraph:
             return "f32"
         return self._compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # "f32", "bf16"
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Run the graph on one input.
+    def __call__(self, *xs: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Run the graph.
 
         Args:
-            x: the graph's input (shape as exported, float32).
+            xs: the graph's inputs, in order (shapes as exported, float32).
         Returns:
-            The first output, a float32 array the caller owns.
+            Its output, a float32 array the caller owns; a tuple of them for a graph with
+            several outputs.
         """
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        xs = [np.ascontiguousarray(x, dtype=np.float32) for x in xs]
         if self.backend == "onnxruntime":
-            return self._session.run(None, {self._input: x})[0]
-        request = getattr(self._local, "request", None)
-        if request is None:  # an infer request is not thread-safe: one per thread
-            request = self._local.request = self._compiled.create_infer_request()
-        request.infer({0: x})
-        return request.get_output_tensor(0).data.copy()
+            outs = self._session.run(None, dict(zip(self._inputs, xs, strict=True)))
+        else:
+            request = getattr(self._local, "request", None)
+            if request is None:  # an infer request is not thread-safe: one per thread
+                request = self._local.request = self._compiled.create_infer_request()
+            request.infer(dict(enumerate(xs)))
+            outs = [request.get_output_tensor(i).data.copy() for i in range(len(self._compiled.outputs))]
+        return outs[0] if len(outs) == 1 else tuple(outs)
 
 
-def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, dynamic_axes: dict | None) -> None:
+def _names(n: int, prefix: str) -> list[str]:
+    """``input`` / ``output`` for one tensor, ``input0``, ``input1``, ... for several."""
+    return [prefix] if n == 1 else [f"{prefix}{i}" for i in range(n)]
+
+
+def _export(module: torch.nn.Module, example, path: Path, dynamic_axes: dict | None, outputs: int = 1) -> None:
     """``torch.onnx.export`` (TorchScript exporter, opset :data:`OPSET`) into a temp file, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".onnx.tmp")
@@ -293,11 +301,11 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, dynamic_
             warnings.simplefilter("ignore")  # tracer and deprecation warnings of the exporter
             torch.onnx.export(
                 module,
-                (example,),
+                example if isinstance(example, tuple) else (example,),
                 tmp,
                 opset_version=OPSET,
-                input_names=["input"],
-                output_names=["output"],
+                input_names=_names(len(example) if isinstance(example, tuple) else 1, "input"),
+                output_names=_names(outputs, "output"),
                 dynamic_axes=dynamic_axes,
                 dynamo=False,
             )
@@ -347,14 +355,18 @@ def compile_module(
     cache_dir: Path | None = None,
     precisions: tuple[str, ...] = ("f32",),
     int8_calibration=None,
+    check_inputs=None,
+    outputs: int = 1,
 ) -> CompiledGraph:
     """Export ``module`` (once), compile it for ``backend`` at the first of ``precisions`` whose
     check against torch passes (each check made once, see the module doc).
 
     Args:
-        module: a CPU module in eval mode taking one float32 tensor and returning one.
-        example: an input of the exported shape; its values do not matter (the f32 and bf16
-            checks use a seeded random tensor of the same shape).
+        module: a CPU module in eval mode taking float32 tensors and returning ``outputs`` of
+            them (a tuple when several).
+        example: an input of the exported shape, or a tuple of them (inputs ``input0``, ...);
+            its values do not matter (the f32 and bf16 checks use ``check_inputs``, by default
+            a seeded random tensor of the same shape).
         name: the graph's name in the cache (``sam-TinyViT``, ...).
         backend: ``openvino`` or ``onnxruntime``.
         threads: intra-op threads (``None`` = all cores).
@@ -364,6 +376,11 @@ def compile_module(
         int8_calibration: a callable returning calibration inputs (a list of float32 arrays of
             the exported shape) for ``int8`` (:func:`quantize_int8`; OpenVINO only); called only
             when the int8 graph is not cached yet. Its first input is the int8 check's input.
+        check_inputs: a callable returning the f32 / bf16 check's inputs (a list of float32
+            arrays, one per graph input), for graphs whose inputs must be real to mean
+            anything (the prompt decoder: an image's embedding); called only to check.
+        outputs: how many outputs the module returns (``output0``, ...); the check takes the
+            largest error over them.
     Returns:
         The :class:`CompiledGraph`; its ``precision`` is the one that runs and its ``notes`` say
         which earlier precision failed its check, and why.
@@ -379,14 +396,14 @@ def compile_module(
     meta_path = cache_dir / f"{key}.json"
     if not path.is_file():
         t0 = time.perf_counter()
-        _export(module, example, path, dynamic_axes)
+        _export(module, example, path, dynamic_axes, outputs)
         log.info("exported %s in %.1f s", path, time.perf_counter() - t0)
     notes: list[str] = []
     error = None
     for i, precision in enumerate(precisions):
         try:
             graph = _compile_checked(
-                module, example, name, backend, threads, path, meta_path, precision, int8_calibration
+                module, example, name, backend, threads, path, meta_path, precision, int8_calibration, check_inputs
             )
         except BackendError as exc:
             error = exc
@@ -401,7 +418,9 @@ def compile_module(
     raise error
 
 
-def _compile_checked(module, example, name, backend, threads, path, meta_path, precision, int8_calibration):
+def _compile_checked(
+    module, example, name, backend, threads, path, meta_path, precision, int8_calibration, check_inputs
+):
     """One precision: the cached outcome of its check, or the check now (then cached)."""
     graph_path = path
     inputs = None
@@ -430,26 +449,26 @@ def _compile_checked(module, example, name, backend, threads, path, meta_path, p
         return CompiledGraph(graph_path, backend, threads, precision)
     graph = CompiledGraph(graph_path, backend, threads, precision)
     if precision == "int8":
-        x = (inputs or list(int8_calibration()))[0]
+        xs = [(inputs or list(int8_calibration()))[0]]
+    elif check_inputs is not None:
+        xs = [np.asarray(x, dtype=np.float32) for x in check_inputs()]
     else:
-        x = torch.randn(example.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float32).numpy()
+        gen = torch.Generator().manual_seed(0)
+        xs = [torch.randn(example.shape, generator=gen, dtype=torch.float32).numpy()]
     with torch.inference_mode():
-        ref = module(torch.from_numpy(x)).float().numpy()
-    out = graph(x)
+        refs = module(*(torch.from_numpy(x) for x in xs))
+    refs = [r.float().numpy() for r in (refs if isinstance(refs, tuple) else (refs,))]
+    outs = graph(*xs)
+    outs = list(outs) if isinstance(outs, tuple) else [outs]
     metric, tolerance = CHECKS[precision]
-    if out.shape != ref.shape:
-        err = float("inf")
-    elif metric == "max_abs":
-        err = float(np.abs(out - ref).max()) / (float(np.abs(ref).max()) or 1.0)
-    else:
-        err = float(np.linalg.norm(out - ref) / (np.linalg.norm(ref) or 1.0))
+    err = max(_error(metric, out, ref) for out, ref in zip(outs, refs, strict=True))
     record = {
         "passed": bool(err <= tolerance),
         "precision": precision,
         "metric": metric,
         "error": err,
         "tolerance": tolerance,
-        "input_shape": list(x.shape),
+        "input_shape": [list(x.shape) for x in xs] if len(xs) > 1 else list(xs[0].shape),
         "graph": _identity(graph_path),
         "checked": time.strftime("%Y-%m-%d %H:%M"),
     }
@@ -463,6 +482,15 @@ def _compile_checked(module, example, name, backend, threads, path, meta_path, p
         "%s on %s in %s checked against torch: %s %.2g (allowed %g)", name, backend, precision, metric, err, tolerance
     )
     return graph
+
+
+def _error(metric: str, out: np.ndarray, ref: np.ndarray) -> float:
+    """One output's error against torch's, in the check's metric (see :data:`CHECKS`)."""
+    if out.shape != ref.shape:
+        return float("inf")
+    if metric == "max_abs":
+        return float(np.abs(out - ref).max()) / (float(np.abs(ref).max()) or 1.0)
+    return float(np.linalg.norm(out - ref) / (np.linalg.norm(ref) or 1.0))
 
 
 def quantize_int8(onnx_path: Path, calibration: list[np.ndarray], ir_path: Path) -> None:

@@ -318,9 +318,13 @@ class Engine:
 
     @property
     def precisions(self) -> dict[str, str]:
-        """What each heavy pass runs on: ``{"sam": "openvino bf16", "clip": "openvino f32"}``
-        (``clip`` absent without a dense CLIP pass)."""
+        """What each heavy pass runs on: ``{"sam": "openvino bf16", "sam_prompts": "openvino
+        f32", "clip": "openvino f32"}``: SAM's image encoder, its batched prompt decoder
+        (everything mode, find all, bulk boxes; clicks decode in torch) and CLIP's dense pass
+        (absent without one)."""
         out = {"sam": f"{self.decoder.backend} {self.decoder.precision}"}
+        if self.decoder.backend != "torch":
+            out["sam_prompts"] = f"{self.decoder.backend} {self.decoder.decoder_precision}"
         if self.clip is not None and self.clip.dense_tower is not None:
             out["clip"] = f"{self.clip.backend} {self.clip.precision}"
         return out
@@ -864,7 +868,7 @@ def build_engine(config: EngineConfig) -> Engine:
 
 def precision_summary(engine: Engine) -> str:
     """``SAM image encoder openvino bf16, CLIP dense pass openvino f32``, for logs and figures."""
-    names = {"sam": "SAM image encoder", "clip": "CLIP dense pass"}
+    names = {"sam": "SAM image encoder", "sam_prompts": "batched prompts", "clip": "CLIP dense pass"}
     return ", ".join(f"{names[k]} {v}" for k, v in engine.precisions.items())
 
 

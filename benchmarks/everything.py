@@ -5,8 +5,8 @@ against SamAutomaticMaskGenerator at 32×32 on the same photos.
         --gt ../shared/data/coco_tiny_val/instances.json --limit 20 --json OUT.json
 
 MobileSAM on the CPU. Ours: the engine's default everything patches on a CPU (one prompt per
-unexplained image segment, see ``annotator/everything/prompts.py``; image encoder on ``--backend``)
-and, for comparison, SAM's uniform grid at ``--grids`` with the reference's thresholds. Each run
+unexplained image segment, see ``annotator/everything/prompts.py``; image encoder and batched
+prompt decoder on ``--backend`` at ``--precision``) and, for comparison, SAM's uniform grid at ``--grids`` with the reference's thresholds. Each run
 is timed from the pixels (image encoder included) and split into encoder, segmentation (the
 segments sampler's), decoder passes and the rest (filters, NMS, upsampling, small-region clean-up).
 ``--methods samcp possam`` also times the SAM-CP and PosSAM passes on top (class-agnostic).
@@ -81,6 +81,7 @@ def main() -> int:
     ap.add_argument("--images", required=True)
     ap.add_argument("--gt", required=True)
     ap.add_argument("--limit", type=int, default=20)
+    ap.add_argument("--offset", type=int, default=0, help="skip the first photos (e.g. 20: photos 21-40, not tuned on)")
     ap.add_argument("--grids", type=int, nargs="*", default=[16], help="uniform grids to compare (points per side)")
     ap.add_argument("--ref-grid", type=int, default=32, help="reference points per side (0: skip)")
     ap.add_argument("--methods", nargs="+", default=["patches"], help="passes to run: patches samcp possam")
@@ -106,7 +107,7 @@ def main() -> int:
         configs[f"grid {grid}x{grid}"] = PatchConfig(points_per_side=grid, min_mask_region_area=100)
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO(args.gt)
-    ids = sorted(coco.getImgIds())[: args.limit]
+    ids = sorted(coco.getImgIds())[args.offset : args.offset + args.limit]
     weights = weights_sha256(sam)
     refs = {}  # image id -> ReferenceMasks, read from the cache (or computed) once
     if args.ref_grid:

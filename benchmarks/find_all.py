@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from annotator.clip_regions import ClipRegionEncoder, ClipSpec  # noqa: E402
-from annotator.engine import Engine  # noqa: E402
+from annotator.engine import Engine, engine_summary  # noqa: E402
 from annotator.images import list_images  # noqa: E402
 from annotator.sam import load_sam  # noqa: E402
 from annotator.text_prompts import parse_classes  # noqa: E402
@@ -66,6 +66,7 @@ def main() -> None:
         for path in list_images(Path(args.images))[: args.limit]:
             shutil.copy(path, folder / path.name)
         ws = Workspace.open_folder(engine, folder, Path(tmp) / "out")
+        summary = engine_summary(engine)
         api = PageAPI(ws, prefetch=0)
         classes = parse_classes(args.classes)
         rows: dict[str, list[float]] = {"everything": [], "find, fresh": [], "find, reused": []}
@@ -91,6 +92,7 @@ def main() -> None:
             engine.clear_cache()
         ws.close()
     print(f"{len(rows['everything'])} photos, {args.method}, classes: {', '.join(classes)}, threshold {args.threshold}")
+    print(f"engine: {summary}")
     print(f"{'':14} {'median s':>9} {'mean s':>8} {'vs everything':>14} {'candidates/photo':>17}")
     ref = statistics.median(rows["everything"])
     for name, values in rows.items():

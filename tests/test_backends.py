@@ -23,7 +23,7 @@ from annotator.clip_regions import ClipRegionEncoder, ClipSpec
 from annotator.engine import Engine, EngineConfig, build_engine
 from annotator.evaluation import farthest_interior_point, mask_iou
 from annotator.images import load_image
-from annotator.sam import SamPromptDecoder
+from annotator.sam import AUTO_BF16_DECODER, SamPromptDecoder
 from annotator.vocabulary import load_vocabulary
 
 from .conftest import instance_mask
@@ -154,19 +154,25 @@ def test_auto_falls_back_to_f32_when_bf16_fails_its_check(tmp_path, monkeypatch,
 
 
 def test_default_graphs_pass_their_checks_on_this_cpu(sam_model, tmp_path, monkeypatch):
-    """Every graph the CPU default builds (MobileSAM's encoder, RN50's dense pass at 672 px;
-    random RN50 weights, as no CLIP weights reach us), exported and checked afresh on this
-    machine: every check passes, nothing falls back."""
+    """Every graph the CPU default builds (MobileSAM's encoder and batched prompt decoder,
+    RN50's dense pass at 672 px; random RN50 weights, as no CLIP weights reach us), exported and
+    checked afresh on this machine: every check passes, nothing falls back."""
     monkeypatch.setattr(backends, "exported_dir", lambda: tmp_path)
     backend = resolve_backend("auto", "cpu")
     torch.manual_seed(0)
     clip = ClipRegionEncoder(ClipSpec("RN50", None, 672), "cpu", backend=backend)
     engine = Engine(sam_model, clip, load_vocabulary("coco"), backend=backend)
     bf16 = "bf16" if cpu_bf16_features() else "f32"
-    assert engine.precisions == {"sam": f"openvino {bf16}", "clip": "openvino f32"}
+    prompts = "bf16" if cpu_bf16_features() and AUTO_BF16_DECODER else "f32"
+    assert engine.precisions == {
+        "sam": f"openvino {bf16}",
+        "sam_prompts": f"openvino {prompts}",
+        "clip": "openvino f32",
+    }
     assert engine.notes == []
     checks = [c for meta in tmp_path.glob("*.json") for c in json.loads(meta.read_text())["checks"].values()]
-    assert len(checks) == 2 and all(c["passed"] for c in checks)
+    assert len(checks) == 3 and all(c["passed"] for c in checks)
+    assert engine.decoder._decoder_graph.inference_precision == prompts
     assert engine.decoder._encoder_graph.inference_precision == bf16
     assert clip._dense_graph.inference_precision == "f32"
 
@@ -195,6 +201,41 @@ def test_each_precision_can_be_forced(sam_model, tiny_clip_factory, coco_image, 
     for got, ref in pairs:
         err = np.linalg.norm(got - ref) / np.linalg.norm(ref)
         assert (err < 1e-5) if precision == "f32" else (1e-4 < err < backends.CHECKS["bf16"][1]), (precision, err)
+
+
+@pytest.mark.parametrize("precision", ["f32", "bf16"])
+def test_batched_prompts_through_the_runtime_give_the_torch_masks(sam_model, coco_tiny, coco_gt, precision):
+    """The prompt decoder graph (everything mode's points, bulk boxes) on 3 COCO photos of two
+    aspect ratios: in f32 torch's logits and predicted IoU; in bf16 within 0.5 % of the
+    low-res mask cells. Clicks stay in torch."""
+    if precision == "bf16" and not cpu_bf16_features():
+        pytest.skip("bf16 needs AMX or AVX-512 BF16")
+    graph = SamPromptDecoder(sam_model, "openvino", precision=precision)
+    assert graph.decoder_precision == precision and graph._decoder_graph.inference_precision == precision
+    eager = SamPromptDecoder(sam_model)
+    rng = np.random.default_rng(0)
+    for img_id in sorted(coco_gt.getImgIds())[:3]:
+        info = coco_gt.loadImgs(img_id)[0]
+        image = load_image(coco_tiny / "images" / info["file_name"])
+        emb = eager.encode(image)
+        points = rng.uniform([0, 0], [info["width"], info["height"]], size=(8, 2))
+        logits, iou, prompt = graph.decode_points(emb, points, min_iou=0.0)
+        ref_logits, ref_iou, ref_prompt = eager.decode_points(emb, points, min_iou=0.0)
+        assert logits.shape == ref_logits.shape and torch.equal(prompt, ref_prompt)
+        flipped = ((logits > 0) != (ref_logits > 0)).float().mean().item()
+        boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                          for a in coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=img_id))[:5]])  # fmt: skip
+        got, ref = graph.decode_boxes(emb, boxes), eager.decode_boxes(emb, boxes, batch_size=1)
+        if precision == "f32":
+            assert (logits - ref_logits).abs().max() < 1e-3 and (iou - ref_iou).abs().max() < 1e-4
+            assert np.abs(got.low_res_logits - ref.low_res_logits).max() < 1e-3 and flipped == 0
+        else:
+            assert flipped < 0.005 and (iou - ref_iou).abs().max() < 0.05
+            assert ((got.low_res_logits > 0) != (ref.low_res_logits > 0)).mean() < 0.005
+        kept = graph.decode_points(emb, points, min_iou=0.9)[2]  # the predicted-IoU filter as in torch
+        assert (
+            set(kept.tolist()) == set(eager.decode_points(emb, points, min_iou=0.9)[2].tolist()) or precision == "bf16"
+        )
 
 
 def _prompted(engine: Engine, coco_tiny, coco_gt, images: int):

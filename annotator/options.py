@@ -44,10 +44,11 @@ def add_engine_arguments(parser: argparse.ArgumentParser, vocab_default: str | N
                    help="where SAM's image encoder and CLIP's dense pass run: auto = OpenVINO on a CPU "
                         "(graphs exported once from the weights and checked against torch), torch on CUDA")  # fmt: skip
     g.add_argument("--precision", default=DEFAULTS.precision, choices=list(PRECISIONS),
-                   help="inference precision on the CPU runtime: auto = SAM's encoder in bf16 where the CPU "
-                        "has AMX or AVX-512 BF16 (f32 elsewhere), CLIP in f32; f32; bf16 (both; OpenVINO); "
-                        "int8 (SAM's encoder, OpenVINO + NNCF: faster, point mIoU -0.6 on COCO)")  # fmt: skip
-    g.add_argument("--int8", dest="precision", action="store_const", const="int8",
+                   help="inference precision on the CPU runtime: auto = SAM's image encoder and batched prompt "
+                        "decoder in bf16 where the CPU has AMX or AVX-512 BF16 (f32 elsewhere), CLIP in f32; "
+                        "f32; bf16 (all of them; OpenVINO); int8 (SAM's encoder, OpenVINO + NNCF: faster, "
+                        "point mIoU -0.6 on COCO)")  # fmt: skip
+    g.add_argument("--int8", dest="precision", action="store_const", const="int8", default=argparse.SUPPRESS,
                    help="the same as --precision int8")  # fmt: skip
     g.add_argument("--threads", type=positive_int, default=DEFAULTS.threads,
                    help="CPU threads for torch and the runtime (default: all cores)")  # fmt: skip

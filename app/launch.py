@@ -11,6 +11,13 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
+class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's defaults in the help, except ``None`` (those options say their default in words)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The launcher's options: the folder, where outputs go, the models (declared once in
     :mod:`annotator.options`) and the address to serve on."""
@@ -19,7 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="ovsam-annotator",
         description="Click or box an object, get its mask and an open-vocabulary label, export COCO JSON.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsShown,
     )
     p.add_argument("--images", help="folder of images to annotate (default: bundled sample photos from scikit-image)")
     p.add_argument("--out", default="exports", help="folder for the annotation store and exports")

@@ -544,6 +544,35 @@ def test_image_list_done_marks_and_prefetch(browser, app, photos):
     page.close()
 
 
+def accepted_layer(page) -> dict:
+    """What the layer of accepted masks holds: its painted pixels and size, and the photo's size."""
+    return page.evaluate(
+        """() => { const S = OVSAM_STATE, L = S.accLayer;
+        const d = L.getContext('2d').getImageData(0, 0, L.width, L.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0;
+        return {painted: n, size: [L.width, L.height], photo: [S.dw, S.dh]}; }"""
+    )
+
+
+def test_a_saved_mask_is_not_drawn_on_the_next_photo(browser, app, photos, coco_gt):
+    """Found by trying it: accept a mask, press D to a photo without annotations, and the last
+    photo's masks must not be drawn over it."""
+    _, picked = photos
+    _, anns = picked[0]
+    page = open_page(browser, app.url)
+    click_image(page, *farthest_interior_point(instance_mask(coco_gt, anns[0])))
+    accept_with(page, "thing")
+    assert accepted_layer(page)["painted"] > 0
+    n = page.evaluate("() => OVSAM_PERF.switches.length")
+    page.keyboard.press("d")
+    wait_switches(page, n + 1)
+    layer = accepted_layer(page)
+    assert page.evaluate("() => OVSAM_STATE.anns.size") == 0
+    assert layer["painted"] == 0 and layer["size"] == layer["photo"]
+    assert page.errors == []
+    page.close()
+
+
 def test_two_tabs_do_not_mix_and_reload_and_restart_keep_everything(
     browser, labelled_engine, photos, coco_gt, tmp_path
 ):

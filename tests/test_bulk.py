@@ -112,12 +112,13 @@ def local_ray():
 MASKS_ONLY = {"clip_model": "none", "vocab": "coco", "device": "cpu"}
 
 
-def test_ray_run_gives_the_single_process_output(engine, photo_folder, tmp_path, local_ray):
+def test_ray_run_gives_the_single_process_output(photo_folder, tmp_path, local_ray):
     from annotator.cluster import RayConfig
-    from annotator.engine import EngineConfig
+    from annotator.engine import EngineConfig, build_engine
 
     folder, boxes_path = photo_folder
     config = BulkConfig(boxes=load_boxes(boxes_path))
+    engine = build_engine(EngineConfig(**MASKS_ONLY))  # the actors' engine: the CPU default, its precisions
     single = annotate_folder(engine, folder, tmp_path / "single", config, progress=False)
 
     def on_ray_run():

@@ -416,6 +416,7 @@
         renderFound();
         S.selection.clear();
         S.anns.clear();
+        S.accDirty = true; // the layer is rebuilt for this photo, even one with no annotations
         info.annotations.forEach(addAnn);
         fit();
         markCurrent(previous);

@@ -320,7 +320,8 @@ class Engine:
     def precisions(self) -> dict[str, str]:
         """What each heavy pass runs on: ``{"sam": "openvino bf16", "sam_prompts": "openvino
         f32", "clip": "openvino f32"}``: SAM's image encoder, its batched prompt decoder
-        (everything mode, find all, bulk boxes; clicks decode in torch) and CLIP's dense pass
+        (everything mode, find all, bulk boxes, and a click or box without a mask input) and
+        CLIP's dense pass
         (absent without one)."""
         out = {"sam": f"{self.decoder.backend} {self.decoder.precision}"}
         if self.decoder.backend != "torch":

@@ -207,7 +207,7 @@ def test_each_precision_can_be_forced(sam_model, tiny_clip_factory, coco_image, 
 def test_batched_prompts_through_the_runtime_give_the_torch_masks(sam_model, coco_tiny, coco_gt, precision):
     """The prompt decoder graph (everything mode's points, bulk boxes) on 3 COCO photos of two
     aspect ratios: in f32 torch's logits and predicted IoU; in bf16 within 0.5 % of the
-    low-res mask cells. Clicks stay in torch."""
+    low-res mask cells; a lone click or box (no mask input) takes the same path."""
     if precision == "bf16" and not cpu_bf16_features():
         pytest.skip("bf16 needs AMX or AVX-512 BF16")
     graph = SamPromptDecoder(sam_model, "openvino", precision=precision)

@@ -321,8 +321,7 @@ class Engine:
         """What each heavy pass runs on: ``{"sam": "openvino bf16", "sam_prompts": "openvino
         f32", "clip": "openvino f32"}``: SAM's image encoder, its batched prompt decoder
         (everything mode, find all, bulk boxes, and a click or box without a mask input) and
-        CLIP's dense pass
-        (absent without one)."""
+        CLIP's dense pass (absent without one)."""
         out = {"sam": f"{self.decoder.backend} {self.decoder.precision}"}
         if self.decoder.backend != "torch":
             out["sam_prompts"] = f"{self.decoder.backend} {self.decoder.decoder_precision}"
@@ -793,8 +792,9 @@ class EngineConfig:
             ``onnxruntime``: where SAM's image encoder and CLIP's dense pass run.
         threads: CPU threads for torch and the runtime; ``None`` = all cores.
         precision: ``auto``, ``f32``, ``bf16`` or ``int8`` (see
-            :func:`annotator.backends.plan_precisions`): ``auto`` = SAM's encoder in bf16 on a
-            CPU with AMX or AVX-512 BF16 (f32 elsewhere), CLIP in f32; ``bf16`` both in bf16;
+            :func:`annotator.backends.plan_precisions`): ``auto`` = SAM's image encoder and
+            batched prompt decoder in bf16 on a CPU with AMX or AVX-512 BF16 (f32 elsewhere),
+            CLIP in f32; ``bf16`` all of them in bf16;
             ``int8`` SAM's encoder in int8 (opt-in: slightly worse masks), CLIP in f32.
         refine: extra decoder passes per prompt (see :meth:`Engine.predict`).
         candidate_margin: how a click's candidate mask is picked (:func:`choose_candidate`).

@@ -426,11 +426,10 @@ class Engine:
                 pending.wait()
                 continue
             try:
-                dense = _done(None)
-                if self.clip is not None and self.clip.mode == "dense" and not defer_labels:
-                    dense = _done(self.clip.dense_features(image))
+                dense_mode = self.clip is not None and self.clip.mode == "dense"
+                dense = _done(self.clip.dense_features(image) if dense_mode and not defer_labels else None)
                 sam = self.decoder.encode(image)
-                if self.clip is not None and self.clip.mode == "dense" and defer_labels:
+                if dense_mode and defer_labels:  # SAM first: the mask does not wait for CLIP
                     dense = self._labelling().submit(self.clip.dense_features, image)
                 state = _Embeddings(sam, dense)
                 with self._cache_lock:

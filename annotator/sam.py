@@ -149,6 +149,12 @@ class SamImageEmbedding:
         return sum(t.numel() * t.element_size() for t in ts)
 
     @property
+    def valid_cells(self) -> tuple[int, int]:
+        """(rows, cols) of the 64x64 embedding grid that cover the image (the rest is padding)."""
+        h, w = self.input_size
+        return math.ceil(h / 16), math.ceil(w / 16)
+
+    @property
     def valid_low_res(self) -> tuple[int, int]:
         """(rows, cols) of the 256x256 low-res grid that cover the image (the rest is padding)."""
         h, w = self.input_size
@@ -292,6 +298,7 @@ class _PromptDecoderGraph(torch.nn.Module):
 
     def forward(self, sparse, keys, t2i_k, t2i_v, i2t_q, valid):
         decoder = self._decoder[0]
+        # only the cached terms are read on this path (no mask input): image_embedding is unused
         emb = SamImageEmbedding((0, 0), (0, 0), keys, keys, t2i_k, t2i_v, i2t_q)
         hs, out_keys = decoder._run_transformer(emb, sparse, None)
         iou = self.mask_decoder.iou_prediction_head(hs[:, 0])
@@ -384,14 +391,13 @@ class SamPromptDecoder:
     def _graph_decode(self, emb: SamImageEmbedding, sparse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """B prompts (sparse tokens (B, T, C)) through the runtime's decoder graph: predicted IoU
         (B, 4) and low-res logits (B, 4, 4hv, 4wv) of all four mask tokens, float32 CPU tensors."""
-        hv, wv = math.ceil(emb.input_size[0] / 16), math.ceil(emb.input_size[1] / 16)
         iou, logits = self._decoder_graph(
             sparse.numpy(),
             emb.keys.numpy(),
             emb.t2i_k.numpy(),
             emb.t2i_v.numpy(),
             emb.i2t_q.numpy(),
-            np.zeros((hv, wv)),
+            np.zeros(emb.valid_cells),
         )
         return torch.from_numpy(iou), torch.from_numpy(logits)
 
@@ -422,8 +428,7 @@ class SamPromptDecoder:
             sparse, _ = self.model.prompt_encoder(
                 points=(coords, torch.ones(4, 1, dtype=torch.int)), boxes=None, masks=None
             )
-        hv, wv = math.ceil(emb.input_size[0] / 16), math.ceil(emb.input_size[1] / 16)
-        terms = (sparse, emb.keys, emb.t2i_k, emb.t2i_v, emb.i2t_q, torch.zeros(hv, wv))
+        terms = (sparse, emb.keys, emb.t2i_k, emb.t2i_v, emb.i2t_q, torch.zeros(emb.valid_cells))
         return [t.numpy() for t in terms]
 
     def _model_input(self, image: np.ndarray) -> tuple[tuple[int, int], torch.Tensor]:
@@ -571,8 +576,7 @@ class SamPromptDecoder:
 
     def _mask_logits(self, emb: SamImageEmbedding, hs: torch.Tensor, keys: torch.Tensor, idx: list[int]):
         """(B, K, 4hv, 4wv) low-res logits over the unpadded region for mask tokens ``idx``."""
-        hv, wv = math.ceil(emb.input_size[0] / 16), math.ceil(emb.input_size[1] / 16)
-        return self._upscaled(hs, keys, idx, hv, wv)
+        return self._upscaled(hs, keys, idx, *emb.valid_cells)
 
     def _upscaled(self, hs: torch.Tensor, keys: torch.Tensor, idx: list[int], hv, wv) -> torch.Tensor:
         """(B, K, 4hv, 4wv) logits of mask tokens ``idx`` over the first hv × wv embedding cells."""

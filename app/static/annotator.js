@@ -106,7 +106,7 @@
       anns: new Map(), accLayer: document.createElement("canvas"), accDirty: true,
       pending: null, pendLayer: document.createElement("canvas"), prompt: { points: [], labels: [], box: null },
       selection: new Set(), hover: null, tool: "segment", showMasks: true, opacity: 0.45,
-      suggestions: [], labelLocked: false, results: [], active: -1, token: null, labelsPending: false,
+      suggestions: [], labelLocked: false, results: [], active: -1, token: null, labelsPending: false, labelsFetch: null,
       found: null, foundLayer: document.createElement("canvas"), foundDirty: true, foundHover: null, findUnavailable: null,
       press: null, drag: null, pan: null, space: false, queue: Promise.resolve(), busy: false,
     };
@@ -474,8 +474,8 @@
     }
 
     function fetchLabels(key, token, t0) {
-      // not queued: the next click must not wait for this mask's labels
-      call("suggest", { key }).then((d) => {
+      // not queued: the next click must not wait for this mask's labels; Accept awaits S.labelsFetch
+      S.labelsFetch = call("suggest", { key }).then((d) => {
         if (key !== S.current || d.token !== S.token || !S.pending) return; // another mask by now
         S.labelsPending = false;
         S.suggestions = d.labels;
@@ -514,13 +514,7 @@
         if (!S.pending) { status("Nothing to accept: click an object first."); return; }
         if (S.labelsPending && !S.labelLocked) { // nothing typed: accept with the best label once it is here
           status("Accepting with the best label once the labels are here…");
-          const d = await call("suggest", { key: S.current });
-          if (d.token === S.token) {
-            S.labelsPending = false;
-            S.suggestions = d.labels;
-            if (S.suggestions.length) $("ov-label").value = S.suggestions[0].name;
-            renderSuggestions();
-          }
+          await S.labelsFetch; // the request fetchLabels made for this mask fills the label field
         }
         const label = $("ov-label").value.trim();
         if (!label) { status("Choose a label first: suggestions (1–5) or the label search (/)."); $("ov-label").focus(); return; }

@@ -92,9 +92,9 @@ def test_image_cache_is_keyed_by_content_and_bounded(sam_model, coco_image):
     eng = Engine(sam_model)
     first = eng.embed(image)
     again = eng.embed(image.copy())
-    assert again.key == first.key and again.sam is first.sam  # same pixels: no recompute
+    assert again.digest == first.digest and again.sam is first.sam  # same pixels: no recompute
     flipped = np.ascontiguousarray(image[:, ::-1])
-    assert eng.embed(flipped).key != first.key and eng.cached_images == 2
+    assert eng.embed(flipped).digest != first.digest and eng.cached_images == 2
     assert eng.embed(image).sam is first.sam  # switching back is a cache hit
     small = Engine(sam_model, cache_bytes=1)  # bound below one image: keeps only the last
     small.embed(image)

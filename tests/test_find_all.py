@@ -130,7 +130,7 @@ def test_find_all_reuses_patches_embeds_free_text_once_and_follows_the_rule(coco
     assert len(everyone) == len(result.patches)  # threshold 0: every region takes a named class
     assert set(everyone.class_names) <= set(classes) and ((everyone.scores > 0) & (everyone.scores <= 1)).all()
     # winners only: exactly the patches whose best named class beats every other COCO class
-    seg = coco_engine._cache[emb.key].segmented
+    seg = coco_engine.embeddings.get(emb.digest).segmented
     query = coco_engine.text_query(classes)
     full = query.distribution(seg.dense)
     expected = torch.nonzero(full[:, :3].max(1).values > full[:, 3:].max(1).values).flatten().tolist()

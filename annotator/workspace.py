@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 
 from .engine import Engine
 from .images import ImageLoadError, list_images, load_image
+from .lru import BoundedLRU
 from .outputs import FolderOutputs
 from .store import AnnotationStore
 
@@ -71,8 +71,7 @@ class Workspace:
         self.keys = keys
         self.store = store
         self.image_cache_bytes = image_cache_bytes
-        self._images: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._images_lock = threading.Lock()
+        self._images: BoundedLRU[str, np.ndarray] = BoundedLRU(max_bytes=image_cache_bytes, nbytes=lambda a: a.nbytes)
         self._prefetcher: ThreadPoolExecutor | None = None
         self._prefetching: list[Future] = []
 
@@ -110,18 +109,11 @@ class Workspace:
         """
         if key not in self.keys:
             raise KeyError(key)
-        with self._images_lock:
-            image = self._images.get(key)
-            if image is not None:
-                self._images.move_to_end(key)
-                return image
-        image = load_image(self.root / key)
-        image.flags.writeable = False
-        with self._images_lock:
-            self._images[key] = image
-            total = sum(a.nbytes for a in self._images.values())
-            while len(self._images) > 1 and total > self.image_cache_bytes:
-                total -= self._images.popitem(last=False)[1].nbytes
+        image = self._images.get(key)
+        if image is None:
+            image = load_image(self.root / key)
+            image.flags.writeable = False
+            self._images.put(key, image)
         return image
 
     def prefetch(self, keys: list[str], limit: int | None = None) -> Future:

@@ -141,9 +141,9 @@ def _annotate(args: argparse.Namespace) -> int:
             print(f"annotate: {exc}", file=sys.stderr)
             return 2
     else:
-        from .cluster import RayConfig
+        from .bulk import RayConfig
 
-        logging.getLogger("annotator.cluster").setLevel(logging.INFO)  # the actor plan
+        logging.getLogger("annotator.bulk.ray_runner").setLevel(logging.INFO)  # the actor plan
         logging.getLogger("ray.data").setLevel(logging.ERROR)  # one progress bar, ours; errors still show
         address = None if args.ray in (None, "local") else args.ray
         ray = RayConfig(address=address, actors=args.workers, cpus_per_actor=args.threads)

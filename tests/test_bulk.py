@@ -113,7 +113,7 @@ MASKS_ONLY = {"clip_model": "none", "vocab": "coco", "device": "cpu"}
 
 
 def test_ray_run_gives_the_single_process_output(photo_folder, tmp_path, local_ray):
-    from annotator.cluster import RayConfig
+    from annotator.bulk import RayConfig
     from annotator.engine import EngineConfig, build_engine
 
     folder, boxes_path = photo_folder
@@ -147,7 +147,7 @@ def test_ray_run_gives_the_single_process_output(photo_folder, tmp_path, local_r
 
 
 def test_ray_actors_that_cannot_load_the_models_stop_the_run_with_the_reason(photo_folder, tmp_path, local_ray):
-    from annotator.cluster import RayConfig
+    from annotator.bulk import RayConfig
     from annotator.engine import EngineConfig
 
     folder, _ = photo_folder
@@ -159,7 +159,7 @@ def test_ray_actors_that_cannot_load_the_models_stop_the_run_with_the_reason(pho
 
 
 def test_actor_plan_follows_the_cluster_resources():
-    from annotator.cluster import ACTOR_MEMORY, RayConfig, plan_actors
+    from annotator.bulk.ray_runner import ACTOR_MEMORY, RayConfig, plan_actors
     from annotator.engine import EngineConfig
 
     auto, plain = EngineConfig(), RayConfig()
@@ -250,25 +250,25 @@ def test_cli_on_ray_killed_then_rerun(photo_folder, tmp_path):
 def test_a_failing_image_is_reported_then_retried_and_bad_boxes_are_skipped(
     engine, photo_folder, tmp_path, monkeypatch
 ):
-    import annotator.bulk as bulk
+    import annotator.bulk.step as step
 
     folder, boxes_path = photo_folder
     boxes = load_boxes(boxes_path)
     first_key = sorted(boxes)[0]
     boxes[first_key] = [*boxes[first_key], {"bbox": [5000, 5000, 10, 10], "label": "outside"}]
     config = BulkConfig(boxes=boxes)
-    real = bulk.annotate_image
+    real = step.annotate_image
 
     def flaky(eng, image, key, cfg):
         if key.endswith(first_key):
             raise RuntimeError("out of memory (simulated)")
         return real(eng, image, key, cfg)
 
-    monkeypatch.setattr(bulk, "annotate_image", flaky)
+    monkeypatch.setattr(step, "annotate_image", flaky)
     broken = annotate_folder(engine, folder, tmp_path / "out", config, progress=False)
     failed = [k for k, why in broken.skipped.items() if "RuntimeError" in why]
     assert len(failed) == 1 and failed[0].endswith(first_key) and broken.done == N_PHOTOS - 1
-    monkeypatch.setattr(bulk, "annotate_image", real)
+    monkeypatch.setattr(step, "annotate_image", real)
     fixed = annotate_folder(engine, folder, tmp_path / "out", config, progress=False)
     assert fixed.done == N_PHOTOS and fixed.resumed == N_PHOTOS - 1 + 2
     assert sum(fixed.instances_per_class.values()) == N_BOXES and "outside" not in fixed.instances_per_class

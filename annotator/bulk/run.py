@@ -1,0 +1,262 @@
+"""A bulk run of a folder, written as its named steps.
+
+1. :func:`pick_runner`: where the images are annotated (:class:`~.local.LocalRunner` with a
+   loaded engine, or :class:`~.ray_runner.RayRunner` from an engine config), and
+   :func:`check_question`: the options asked for can be answered, before any image.
+2. :func:`list_keys`: every image under the folder (recursively), as keys: POSIX paths
+   relative to it.
+3. :func:`resume`: read the journal (:mod:`.journal`), refuse one made for other classes; the
+   images it lacks, or has as ``failed``, are what is left to do.
+4. :func:`journal_outcomes`: the runner annotates those; each outcome is journalled by this
+   process as it arrives (durable line by line), whichever runner produced it.
+5. :func:`open_run_store` and :func:`import_journal`: the journal's annotations into the folder's
+   annotation store (the one the page edits), each image once; then the COCO export.  Both
+   files are written atomically (:class:`~annotator.outputs.FolderOutputs`).
+
+Running the same command again reads the journal and skips every image already in it, so a
+killed or crashed run continues where it stopped: nothing lost, nothing done twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..engine import Engine, EngineConfig
+from ..images import list_images
+from ..outputs import FolderOutputs
+from ..store import AnnotationStore
+from ..text_prompts import NamedClass, resolve_classes
+from ..vocabulary import Vocabulary, load_vocabulary
+from .journal import Journal, check_same_classes, pending, resumed
+from .local import LocalRunner
+from .ray_runner import RayConfig, RayRunner
+from .records import from_records
+from .step import BulkConfig, ImageOutcome, Runner
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = BulkConfig()  # frozen: one shared default
+
+
+@dataclass
+class BulkSummary:
+    """What a run did.
+
+    Attributes:
+        done: images annotated (this run and earlier runs).
+        skipped: key → reason for images that could not be read (or failed; those are retried
+            by the next run).
+        resumed: images found in the journal at start.
+        instances_per_class: label → count over all done images.
+        seconds: wall time of this run; images_per_minute: of the images processed this run.
+        coco_path: the COCO export; store_path: the annotation store.
+    """
+
+    done: int
+    skipped: dict[str, str]
+    resumed: int
+    instances_per_class: dict[str, int]
+    seconds: float
+    images_per_minute: float
+    coco_path: Path
+    store_path: Path
+
+
+def pick_runner(engine: Engine | None, ray: RayConfig | None, engine_config: EngineConfig | None) -> Runner:
+    """The runner of a run: on Ray when ``ray`` is given (actors built from ``engine_config``),
+    else in this process with ``engine``.
+
+    Raises:
+        ValueError: ``ray`` without ``engine_config``, or neither ``engine`` nor ``ray``.
+    """
+    if ray is not None:
+        if engine_config is None:
+            raise ValueError("a Ray run needs the engine_config its actors build their models from")
+        return RayRunner(engine_config, ray)
+    if engine is None:
+        raise ValueError("give the engine, or a Ray config and the engine_config")
+    return LocalRunner(engine)
+
+
+def check_question(engine: Engine | None, config: BulkConfig) -> None:
+    """Refuse options that cannot be answered, before any image: ``classes`` with ``boxes``;
+    ``classes`` that the local engine cannot find (no CLIP, names it cannot read).
+
+    Raises:
+        ValueError: ``classes`` with ``boxes``.
+        annotator.text_prompts.LabelsUnavailable: ``classes`` without CLIP.
+    """
+    if config.classes and config.boxes is not None:
+        raise ValueError("classes and boxes do not combine: boxes already say what to segment")
+    if config.classes and engine is not None:
+        engine.text_query(list(config.classes), config.class_threshold)  # no CLIP, bad names: say so before any image
+
+
+def run_vocabulary(engine: Engine | None, engine_config: EngineConfig | None) -> Vocabulary | None:
+    """The vocabulary that names the store's categories: the engine's, else the one
+    ``engine_config`` names (loaded here; a Ray run's models live in its actors)."""
+    return engine.vocabulary if engine is not None else load_vocabulary(engine_config.vocab)
+
+
+def list_keys(outputs: FolderOutputs, folder: str | Path) -> list[str]:
+    """Every image under the folder (recursively, sorted) as a POSIX path relative to it.
+
+    Raises:
+        FileNotFoundError: the folder is not a folder.
+        ValueError: it holds no image files.
+    """
+    keys = [p.relative_to(outputs.folder).as_posix() for p in list_images(outputs.folder, recursive=True)]
+    if not keys:
+        raise ValueError(f"{folder} contains no image files")
+    return keys
+
+
+def resume(
+    journal: Journal, config: BulkConfig, vocab: Vocabulary | None
+) -> tuple[dict[str, ImageOutcome], list[NamedClass]]:
+    """The journal's outcomes by key, and ``config.classes`` resolved against ``vocab``
+    (:class:`~annotator.text_prompts.NamedClass` each; ``[]`` without classes).
+
+    Raises:
+        ValueError: the journal holds results of other classes (see
+            :func:`~.journal.check_same_classes`).
+    """
+    seen = journal.read()
+    named = resolve_classes(list(config.classes), vocab) if config.classes else []
+    check_same_classes(journal, seen, [c.name for c in named])
+    return seen, named
+
+
+def journal_outcomes(
+    outcomes: Iterator[ImageOutcome], journal: Journal, total: int, progress: bool
+) -> dict[str, ImageOutcome]:
+    """Journal each outcome as it arrives (durable line by line), report the skipped and failed
+    ones, and show a progress bar of ``total`` images with the rate.
+
+    Returns:
+        The outcomes journalled, by key.
+    """
+    finished: dict[str, ImageOutcome] = {}
+    with tqdm(total=total, desc="annotating", unit="img", disable=not progress) as bar:
+        for outcome in outcomes:
+            journal.append(outcome)
+            finished[outcome.key] = outcome
+            if outcome.status != "done":
+                log.warning("%s %s: %s", outcome.status, outcome.key, outcome.reason)
+            bar.update(1)
+            bar.set_postfix(instances=len(outcome.annotations))
+    return finished
+
+
+def open_run_store(outputs: FolderOutputs, vocab: Vocabulary | None, named: list[NamedClass]) -> AnnotationStore:
+    """The folder's annotation store, its categories numbered as the vocabulary numbers them
+    (the named classes by their resolved ids); with named classes, ``meta["classes"]`` lists
+    them, so that the exports list them even where none was found."""
+    category_ids = dict(zip(vocab.names, vocab.ids, strict=True)) if vocab else {}
+    category_ids.update((c.name, c.category_id) for c in named)
+    store = outputs.open_store(category_ids=category_ids)
+    if named:
+        store.meta["classes"] = [c.name for c in named]
+    return store
+
+
+def import_journal(store: AnnotationStore, keys: list[str], seen: dict[str, ImageOutcome]) -> None:
+    """Add every done image's annotations to the store, once (the images imported are listed in
+    the store's ``meta["bulk_imported"]``); done images without annotations are kept as
+    negatives. Saves the store once."""
+    imported = set(store.meta.get("bulk_imported", []))
+    for key in keys:
+        outcome = seen.get(key)
+        if outcome is None or outcome.status != "done":
+            continue
+        store.add_image(key, outcome.width, outcome.height, save=False)  # negatives too
+        if key in imported:
+            continue
+        store.add_instances(key, from_records(outcome.annotations, outcome.width, outcome.height), save=False)
+        imported.add(key)
+    store.meta["bulk_imported"] = sorted(imported)
+    store.save()
+
+
+def summarize(
+    keys: list[str],
+    seen: dict[str, ImageOutcome],
+    resumed_n: int,
+    finished: int,
+    start: float,
+    store_path: Path,
+    coco_path: Path,
+) -> BulkSummary:
+    """The :class:`BulkSummary` of a run from the journal's outcomes after it (``seen``), the
+    count resumed at its start, the count it annotated and its start (``time.perf_counter()``)."""
+    done = [seen[k] for k in keys if k in seen and seen[k].status == "done"]
+    elapsed = time.perf_counter() - start
+    return BulkSummary(
+        done=len(done),
+        skipped={k: seen[k].reason or "" for k in keys if k in seen and seen[k].status in ("skipped", "failed")},
+        resumed=resumed_n,
+        instances_per_class=dict(Counter(a["label"] for o in done for a in o.annotations).most_common()),
+        seconds=elapsed,
+        images_per_minute=60.0 * finished / elapsed if finished else 0.0,
+        coco_path=coco_path,
+        store_path=store_path,
+    )
+
+
+def annotate_folder(
+    engine: Engine | None,
+    folder: str | Path,
+    out_dir: str | Path,
+    config: BulkConfig = DEFAULT_CONFIG,
+    progress: bool = True,
+    max_images: int | None = None,
+    *,
+    ray: RayConfig | None = None,
+    engine_config: EngineConfig | None = None,
+) -> BulkSummary:
+    """Annotate every image under ``folder`` (recursively), resumably (see the module doc for
+    the steps).
+
+    Args:
+        engine: the loaded models, kept for the whole run; ``None`` with ``ray`` (the models
+            are then loaded by the Ray actors, not here).
+        out_dir: the journal, the store and the COCO export go here (names:
+            :class:`~annotator.outputs.FolderOutputs`).
+        max_images: stop after processing this many new images (for tests and benchmarks).
+        ray: run the images on Ray (see :mod:`.ray_runner`): decoding in tasks, the
+            models in actors built from ``engine_config``; outcomes arrive here in completion
+            order and are journalled as in a local run.
+        engine_config: how the actors build their models (required with ``ray``; its
+            vocabulary also names the store's categories).
+    Raises:
+        FileNotFoundError: ``folder`` is not a folder.
+        ValueError: it holds no image files, or ``ray`` without ``engine_config``, or neither
+            ``engine`` nor ``ray``, or ``classes`` with ``boxes``, or a journal made with other
+            ``classes``.
+        annotator.text_prompts.LabelsUnavailable: ``classes`` without CLIP.
+        RuntimeError: the Ray run stopped (e.g. the actors could not load the models); what
+            was journalled is kept.
+    """
+    runner = pick_runner(engine, ray, engine_config)
+    check_question(engine, config)
+    start = time.perf_counter()
+    vocab = run_vocabulary(engine, engine_config)  # cheap checks first
+    outputs = FolderOutputs(folder, out_dir)
+    keys = list_keys(outputs, folder)
+    journal = Journal(outputs.journal_path)
+    seen, named = resume(journal, config, vocab)
+    resumed_n = resumed(keys, seen)
+    todo = list(pending(keys, seen))[:max_images]
+    finished = journal_outcomes(runner.run(outputs.folder, todo, config), journal, len(todo), progress)
+    seen.update(finished)
+    store = open_run_store(outputs, vocab, named)
+    import_journal(store, keys, seen)
+    coco_path = outputs.export(store, "coco")
+    return summarize(keys, seen, resumed_n, len(finished), start, store.path, coco_path)

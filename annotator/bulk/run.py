@@ -196,11 +196,12 @@ def summarize(
 ) -> BulkSummary:
     """The :class:`BulkSummary` of a run from the journal's outcomes after it (``seen``), the
     count resumed at its start, the count it annotated and its start (``time.perf_counter()``)."""
-    done = [seen[k] for k in keys if k in seen and seen[k].status == "done"]
+    outcomes = [seen[k] for k in keys if k in seen]
+    done = [o for o in outcomes if o.status == "done"]
     elapsed = time.perf_counter() - start
     return BulkSummary(
         done=len(done),
-        skipped={k: seen[k].reason or "" for k in keys if k in seen and seen[k].status in ("skipped", "failed")},
+        skipped={o.key: o.reason or "" for o in outcomes if o.status in ("skipped", "failed")},
         resumed=resumed_n,
         instances_per_class=dict(Counter(a["label"] for o in done for a in o.annotations).most_common()),
         seconds=elapsed,

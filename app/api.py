@@ -29,30 +29,37 @@ Routes (mounted under ``/ovsam/api`` by :func:`app.page.build_app`), JSON in and
   as the tab's found candidates (nothing stored yet), each with its mask, label and score.
 - ``POST find_accept {session, key, indices}``: store those candidates as annotations.
 
-Each browser tab is a session (an id it makes itself); sessions never share prompts, and each
-holds the embedding of its own image (the engine keeps no current image). Decodes are
-serialised (they share the CPU); the store serialises its own writes.
+Each browser tab has an id it makes itself (the ``session`` field); tabs never share prompts,
+and each holds the embedding of its own image (the engine keeps no current image). What a
+route does is :class:`annotator.tabs.Tabs`' behaviour; this module only turns requests into
+calls and results into JSON (masks as RLE at the displayed resolution, errors as statuses).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import threading
-import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from annotator.engine import PromptResult
-from annotator.everything.pipeline import METHOD_TITLES, METHODS, EverythingConfig
+from annotator.everything.pipeline import METHOD_TITLES, METHODS
 from annotator.images import ImageLoadError
-from annotator.instances import Instances, Source
-from annotator.masks import decode_rle, encode_rle, rle_iou
-from annotator.session import PromptSession
+from annotator.lru import BoundedLRU
+from annotator.masks import decode_rle, encode_rle
 from annotator.store import Annotation
-from annotator.text_prompts import LabelsUnavailable, parse_classes
+from annotator.tabs import (
+    DUPLICATE_IOU,
+    BadRequest,
+    Conflict,
+    Decoded,
+    NotFound,
+    PassFailed,
+    TabError,
+    Tabs,
+    Unprocessable,
+)
 from annotator.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -60,8 +67,7 @@ log = logging.getLogger(__name__)
 MAX_DISPLAY_SIDE = 4096  # larger photos travel downscaled; clicks are mapped back exactly
 LABEL_RESULTS = 20
 LOSSLESS = (".png", ".bmp", ".tif", ".tiff", ".webp")
-DUPLICATE_IOU = 0.9  # a find-all candidate this close to an annotation of the image is not offered again
-TAB_IDLE_S = 12 * 3600  # a tab unseen this long is forgotten (its pending prompt with it)
+STATUS = {BadRequest: 400, NotFound: 404, Conflict: 409, Unprocessable: 422, PassFailed: 500}
 
 
 def _token(result: PromptResult) -> str:
@@ -79,6 +85,20 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
+
+
+def _translated(method):
+    """A :class:`~annotator.tabs.TabError` raised by ``method`` becomes an :class:`ApiError`
+    with its status (:data:`STATUS`)."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except TabError as exc:
+            raise ApiError(STATUS[type(exc)], str(exc)) from exc
+
+    return wrapper
 
 
 def display_scale(height: int, width: int) -> float:
@@ -111,70 +131,33 @@ def mask_payload(mask: np.ndarray, scale: float, rle: dict | None = None) -> dic
     return {"rle": rle, "outline": [c.reshape(-1).tolist() for c in contours]}
 
 
-@dataclass
-class _Tab:
-    """What one browser tab is doing: its image and the prompt on it."""
-
-    image: str | None = None
-    prompt: PromptSession | None = None
-    progress: float | None = None
-    found: tuple[str, Instances, set[int]] | None = None  # find-all candidates: image, instances, indices accepted
-    seen: float = field(default_factory=time.monotonic)
-
-
 class PageAPI:
-    """Serves the page's requests for one :class:`~annotator.workspace.Workspace`.
+    """Serves the page's requests for one :class:`~annotator.workspace.Workspace`: each method
+    is one route, a call of :class:`~annotator.tabs.Tabs` and its answer as JSON.
 
     Args:
         ws: the folder, engine and store.
         prefetch: how many of the following images to embed in the background when one opens.
+    Raises:
+        ApiError: from every route, with the HTTP status of the :class:`~annotator.tabs.TabError`.
     """
 
     def __init__(self, ws: Workspace, prefetch: int = 1):
         self.ws = ws
         self.engine = ws.engine
-        self.prefetch_count = prefetch
-        self._engine_lock = threading.Lock()
-        self._tabs: dict[str, _Tab] = {}
-        self._tabs_lock = threading.Lock()
-        self._shown: OrderedDict[int, dict] = OrderedDict()  # annotation id -> mask payload
-        self._encoded: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+        self.tabs = Tabs(ws, prefetch)
+        self._shown: BoundedLRU[int, dict] = BoundedLRU(max_items=2000)  # annotation id -> mask payload
+        self._encoded: BoundedLRU[str, tuple[bytes, str]] = BoundedLRU(max_items=16)  # key -> image bytes
 
-    # ------------------------------------------------------------------ helpers
-    def _tab(self, session: str) -> _Tab:
-        if not session or not isinstance(session, str) or len(session) > 100:
-            raise ApiError(400, "a session id is required")
-        now = time.monotonic()
-        with self._tabs_lock:
-            tab = self._tabs.get(session)
-            if tab is None:
-                for sid in [k for k, t in self._tabs.items() if now - t.seen > TAB_IDLE_S]:
-                    del self._tabs[sid]
-                tab = self._tabs[session] = _Tab()
-            tab.seen = now
-            return tab
-
-    def _prompt(self, session: str, key: str | None = None) -> PromptSession:
-        """The tab's prompt; with ``key``, only if the tab still shows that image (a click sent
-        just before the user moved on must not land on the next image)."""
-        tab = self._tab(session)
-        if tab.prompt is None:
-            raise ApiError(409, "open an image first")
-        if key is not None and key != tab.image:
-            raise ApiError(409, f"this tab now shows {tab.image!r}, not {key!r}")
-        return tab.prompt
-
+    # ------------------------------------------------------------------ JSON
     def _scale(self, key: str) -> float:
         return display_scale(*self.ws.load(key).shape[:2])
 
     def _annotation(self, ann: Annotation) -> dict:
-        shown = self._shown.get(ann.id)
-        if shown is None:
+        def payload() -> dict:
             h, w = ann.rle["size"]
-            shown = mask_payload(decode_rle(ann.rle), display_scale(h, w), ann.rle)
-            self._shown[ann.id] = shown
-            while len(self._shown) > 2000:
-                self._shown.popitem(last=False)
+            return mask_payload(decode_rle(ann.rle), display_scale(h, w), ann.rle)
+
         return {
             "id": ann.id,
             "label": ann.label,
@@ -182,15 +165,15 @@ class PageAPI:
             "predicted_iou": ann.predicted_iou,
             "area": ann.area,
             "bbox": ann.bbox,
-            **shown,
+            **self._shown.get_or_compute(ann.id, payload),
         }
 
-    def _result(
-        self, session: PromptSession | None, result: PromptResult | None, engine_ms: float | None = None
-    ) -> dict:
+    def _result(self, decoded: Decoded) -> dict:
+        session, result = decoded.prompt, decoded.result
         prompt = session.prompt.as_dict() if session is not None else {"points": [], "labels": [], "box": None}
         if result is None:
             return {"mask": None, "prompt": prompt, "labels": [], "token": None}
+        ms = decoded.engine_ms
         return {
             "mask": mask_payload(result.mask, self._scale(session.image)),
             "token": _token(result),
@@ -198,36 +181,21 @@ class PageAPI:
             "predicted_iou": round(result.predicted_iou, 4),
             "labels": _labels(result.labels),
             "labels_pending": result.labels_pending,
-            "engine_ms": None if engine_ms is None else round(engine_ms, 2),
+            "engine_ms": None if ms is None else round(ms, 2),
             "prompt": prompt,
         }
 
-    def _decode(self, session: str, key: str | None, step) -> dict:
-        prompt = self._prompt(session, key)  # holds its own image's embedding, whatever the tab opens meanwhile
-        with self._engine_lock:
-            t0 = time.perf_counter()
-            try:
-                result = step(prompt)
-            except ValueError as exc:
-                raise ApiError(422, str(exc)) from exc
-            ms = (time.perf_counter() - t0) * 1000
-        return self._result(prompt, result, ms)
-
-    def images(self) -> list[dict]:
-        """Every image: ``key``, annotation count ``n``, ``done`` mark."""
-        counts, done = self.ws.store.counts(), self.ws.store.done
-        return [{"key": k, "n": counts.get(k, 0), "done": k in done} for k in self.ws.keys]
-
-    def _changed(self, keys) -> list[dict]:
-        """The image-list entries of ``keys`` only (after an edit: the page updates those rows)."""
-        counts, done = self.ws.store.counts(), self.ws.store.done
-        return [{"key": k, "n": counts.get(k, 0), "done": k in done} for k in dict.fromkeys(keys)]
+    def images(self, keys: list[str] | None = None) -> list[dict]:
+        """Image-list entries ``{key, n, done}``: every image, or those of ``keys`` only (after
+        an edit: the page updates those rows)."""
+        return [{"key": k, "n": n, "done": d} for k, n, d in self.tabs.images(keys)]
 
     # ------------------------------------------------------------------ routes
+    @_translated
     def state(self, session: str) -> dict:
         """The page's start-up state for a tab (see the module docstring); ``notes`` says what
         runs other than asked (a precision check that failed, a runtime fallback)."""
-        tab = self._tab(session)
+        tab = self.tabs.tab(session)
         vocab = self.engine.vocabulary
         return {
             "notes": list(self.engine.notes),
@@ -242,49 +210,24 @@ class PageAPI:
             "methods": [{"id": m, "title": METHOD_TITLES[m]} for m in METHODS],
         }
 
+    @_translated
     def open(self, session: str, key: str) -> dict:
         """Make ``key`` the tab's image; start embedding the next images in the background.
 
         Raises:
             ApiError: 404 unknown image; 422 unreadable file (the reason in the message).
         """
-        tab = self._tab(session)
-        if key not in self.ws.keys:
-            raise ApiError(404, f"no image {key!r} in this folder")
-        t0 = time.perf_counter()
-        try:
-            image = self.ws.load(key)
-        except ImageLoadError as exc:
-            raise ApiError(422, str(exc)) from exc
-        cached = self.engine.is_cached(image)
-        with self._engine_lock:
-            embedding = self.engine.embed(image, defer_labels=True)  # SAM's encoder only: CLIP follows
-        ms = (time.perf_counter() - t0) * 1000
-        h, w = image.shape[:2]
-        tab.image, tab.prompt, tab.found = key, PromptSession(key, embedding, wait_for_labels=False), None
-        self.ws.store.set_last_image(key)
-        self._prefetch_after(key)
+        opened = self.tabs.tab(session).open(key)
         return {
-            "key": key,
-            "width": w,
-            "height": h,
-            "scale": display_scale(h, w),
-            "ready_ms": round(ms, 1),
-            "cached": cached,
-            "labels_ready": embedding.labels_ready,
-            "annotations": [self._annotation(a) for a in self.ws.store.for_image(key)],
+            "key": opened.key,
+            "width": opened.width,
+            "height": opened.height,
+            "scale": display_scale(opened.height, opened.width),
+            "ready_ms": round(opened.ready_ms, 1),
+            "cached": opened.cached,
+            "labels_ready": opened.labels_ready,
+            "annotations": [self._annotation(a) for a in opened.annotations],
         }
-
-    def _prefetch_after(self, key: str) -> None:
-        """Embed, in the background, the images Next and "next not done" would open."""
-        if self.prefetch_count <= 0:
-            return
-        keys = self.ws.keys
-        i = keys.index(key)
-        after = keys[i + 1 :] + keys[:i]
-        self.ws.prefetch(after, limit=self.prefetch_count)
-        done = self.ws.store.done
-        self.ws.prefetch([k for k in after if k not in done], limit=1)
 
     def image_bytes(self, key: str) -> tuple[bytes, str]:
         """The image at its displayed resolution: PNG for lossless sources (PNG, BMP, TIFF,
@@ -294,11 +237,11 @@ class PageAPI:
             (encoded bytes, media type).
 
         Raises:
-            ApiError: 404 unknown image; 422 unreadable file.
+            ApiError: 404 unknown image; 422 unreadable file; 500 not encodable.
         """
-        cached = self._encoded.get(key)
-        if cached is not None:
-            return cached
+        return self._encoded.get_or_compute(key, lambda: self._encode(key))
+
+    def _encode(self, key: str) -> tuple[bytes, str]:
         try:
             image = self.ws.load(key)
         except KeyError as exc:
@@ -316,12 +259,9 @@ class PageAPI:
         ok, buf = cv2.imencode(ext, image[:, :, ::-1], params)
         if not ok:
             raise ApiError(500, f"cannot encode {key!r}")
-        out = (buf.tobytes(), "image/png" if lossless else "image/jpeg")
-        self._encoded[key] = out
-        while len(self._encoded) > 16:
-            self._encoded.popitem(last=False)
-        return out
+        return buf.tobytes(), "image/png" if lossless else "image/jpeg"
 
+    @_translated
     def click(self, session: str, x: float, y: float, positive: bool = True, key: str | None = None) -> dict:
         """Add a point (original pixels) and decode.
 
@@ -330,26 +270,24 @@ class PageAPI:
         Raises:
             ApiError: 422 outside the image; 409 no image open, or another one.
         """
-        return self._decode(session, key, lambda p: p.add_point(self.engine, float(x), float(y), bool(positive)))
+        return self._result(self.tabs.tab(session).click(x, y, positive, key))
 
+    @_translated
     def box(self, session: str, box: list[float], key: str | None = None) -> dict:
         """Set the box (XYXY original pixels, any corner order) and decode (``key`` as for :meth:`click`)."""
-        if not isinstance(box, list) or len(box) != 4:
-            raise ApiError(400, "box must be [x0, y0, x1, y1]")
-        return self._decode(session, key, lambda p: p.set_box(self.engine, [float(v) for v in box]))
+        return self._result(self.tabs.tab(session).box(box, key))
 
+    @_translated
     def undo(self, session: str) -> dict:
         """Drop the last prompt step; the previous mask comes back without decoding."""
-        prompt = self._prompt(session)
-        return self._result(prompt, prompt.undo())
+        return self._result(self.tabs.tab(session).undo())
 
+    @_translated
     def clear(self, session: str) -> dict:
         """Forget the prompt."""
-        tab = self._tab(session)
-        if tab.prompt is not None:
-            tab.prompt.clear()
-        return self._result(tab.prompt, None)
+        return self._result(self.tabs.tab(session).clear())
 
+    @_translated
     def accept(self, session: str, label: str, key: str | None = None) -> dict:
         """Store the pending mask under ``label`` (any text; new names become new categories).
 
@@ -358,22 +296,13 @@ class PageAPI:
         Raises:
             ApiError: 409 nothing to accept, or another image shown; 422 empty label.
         """
-        prompt = self._prompt(session, key)
-        result = prompt.result
-        if result is None or not result.mask.any():
-            raise ApiError(409, "nothing to accept: click an object first")
-        label = str(label or "").strip()
-        if not label:
-            raise ApiError(422, "choose a label first")
-        self.ws.store.set_last_image(prompt.image)  # another tab may have opened an image since
-        source = Source.CLICK if prompt.prompt.points else Source.BOX
-        (ann,) = self.ws.store.add_instances(prompt.image, result.to_instances(source, label, prompt.prompt.as_dict()))
-        prompt.clear()
-        return {"annotation": self._annotation(ann), "changed_images": self._changed([prompt.image])}
+        ann = self.tabs.tab(session).accept(label, key)
+        return {"annotation": self._annotation(ann), "changed_images": self.images([ann.image])}
 
+    @_translated
     def suggest(self, session: str, key: str | None = None) -> dict:
-        """The label suggestions of the tab's pending mask, waiting for the image's CLIP dense
-        pass if it is still running (outside the engine lock: clicks go on meanwhile).
+        """The label suggestions of the tab's pending mask, once the image's CLIP dense pass is
+        done (clicks go on meanwhile).
 
         Returns:
             ``{"token", "labels"}``: the pending mask's token (as the click answered it; the
@@ -382,17 +311,8 @@ class PageAPI:
         Raises:
             ApiError: 409 no image open, or another one; 500 CLIP's dense pass failed.
         """
-        prompt = self._prompt(session, key)
-        try:
-            prompt.embedding.dense.result()
-        except Exception as exc:  # the pass's own error, e.g. the runtime's
-            raise ApiError(500, f"CLIP's dense pass failed: {exc}") from exc
-        result = prompt.result  # the mask shown now (the user may have clicked while this waited)
-        if result is None:
-            return {"token": None, "labels": []}
-        with self._engine_lock:
-            labels = self.engine.suggest_for(prompt.embedding, result)
-        return {"token": _token(result), "labels": _labels(labels)}
+        result, labels = self.tabs.tab(session).suggest(key)
+        return {"token": None if result is None else _token(result), "labels": _labels(labels)}
 
     def labels(self, query: str) -> dict:
         """The best :data:`LABEL_RESULTS` vocabulary names for what was typed."""
@@ -400,186 +320,106 @@ class PageAPI:
         found = vocab.search(query, LABEL_RESULTS) if vocab else []
         return {"results": [{"name": n, "synonym": s} for n, s in found]}
 
-    def _ids(self, ids) -> list[int]:
-        try:
-            out = [int(i) for i in ids]
-        except (TypeError, ValueError) as exc:
-            raise ApiError(400, "ids must be a list of annotation ids") from exc
-        missing = [i for i in out if i not in self.ws.store.annotations]
-        if missing:
-            raise ApiError(404, f"no annotation {missing[0]}")
-        return out
-
+    @_translated
     def delete(self, ids) -> dict:
         """Delete annotations by id."""
-        ids = self._ids(ids)
-        keys = [self.ws.store.annotations[i].image for i in ids]
-        for i in ids:
-            self.ws.store.delete(i)
-        return {"deleted": ids, "changed_images": self._changed(keys)}
+        deleted, keys = self.tabs.delete(ids)
+        return {"deleted": deleted, "changed_images": self.images(keys)}
 
+    @_translated
     def relabel(self, ids, label: str) -> dict:
         """Give annotations a new label (a new name becomes a new category)."""
-        label = str(label or "").strip()
-        if not label:
-            raise ApiError(422, "choose a label first")
-        anns = [self.ws.store.relabel(i, label) for i in self._ids(ids)]
-        return {"annotations": [self._annotation(a) for a in anns]}
+        return {"annotations": [self._annotation(a) for a in self.tabs.relabel(ids, label)]}
 
+    @_translated
     def merge(self, ids, label: str | None = None) -> dict:
         """Merge two or more annotations of one image into one (their union)."""
-        ids = self._ids(ids)
-        try:
-            ann = self.ws.store.merge(ids, str(label).strip() if label and str(label).strip() else None)
-        except ValueError as exc:
-            raise ApiError(422, str(exc)) from exc
-        return {"annotation": self._annotation(ann), "removed": ids, "changed_images": self._changed([ann.image])}
+        ann = self.tabs.merge(ids, label)
+        return {
+            "annotation": self._annotation(ann),
+            "removed": [int(i) for i in ids],
+            "changed_images": self.images([ann.image]),
+        }
 
+    @_translated
     def set_done(self, key: str, done: bool) -> dict:
-        """Mark an image done (or not). A done image is part of the dataset even with no
-        annotation (a negative: listed in every export).
+        """Mark an image done (or not); a done image is part of the dataset even with no annotation.
 
         Raises:
             ApiError: 404 unknown image; 422 unreadable image.
         """
-        try:
-            h, w = self.ws.load(key).shape[:2]
-        except KeyError as exc:
-            raise ApiError(404, f"no image {key!r}") from exc
-        except ImageLoadError as exc:
-            raise ApiError(422, str(exc)) from exc
-        if done:
-            self.ws.store.add_image(key, w, h, save=False)
-        self.ws.store.set_done(key, bool(done))
+        self.tabs.set_done(key, done)
         return {"images": self.images()}
 
+    @_translated
     def everything(self, session: str, method: str) -> dict:
         """Segment the tab's whole image with a pass of the everything mode; each instance
         becomes an annotation. Progress is readable meanwhile through :meth:`progress`."""
-        tab = self._tab(session)
-        if tab.image is None or tab.prompt is None:
-            raise ApiError(409, "open an image first")
-        if method not in METHODS:
-            raise ApiError(400, f"unknown everything pass {method!r}: one of {', '.join(METHODS)}")
-        key, embedding = tab.image, tab.prompt.embedding
-        t0 = time.perf_counter()
-        tab.progress = 0.0
-        try:
-            with self._engine_lock:
-                result = self.engine.everything(
-                    embedding, EverythingConfig(method=method), progress=lambda f: setattr(tab, "progress", float(f))
-                )
-        finally:
-            tab.progress = None
-        added = self.ws.store.add_instances(key, result.annotations())
+        done = self.tabs.tab(session).everything(method)
+        result = done.result
         how = "labelled by CLIP" if result.labelled else "labelled 'object'"
         if result.note:
             how += f": {result.note}"
         return {
-            "annotations": [self._annotation(a) for a in added],
+            "annotations": [self._annotation(a) for a in done.annotations],
             "patches": len(result.patches),
-            "seconds": round(time.perf_counter() - t0, 2),
+            "seconds": round(done.seconds, 2),
             "how": how,
-            "changed_images": self._changed([key]),
+            "changed_images": self.images([done.key]),
         }
 
+    @_translated
     def find(self, session: str, classes, threshold=None, method: str = "samcp", key: str | None = None) -> dict:
         """Find all instances of the named classes on the tab's image (see
-        :meth:`~annotator.engine.Engine.find_all`); they become the tab's found candidates,
-        replacing earlier ones. A candidate whose mask IoU with an annotation of the image
-        reaches :data:`DUPLICATE_IOU` is not offered (counted in ``already_annotated``).
-        Progress is readable meanwhile through :meth:`progress`.
+        :meth:`annotator.tabs.Tab.find`; a candidate this close to an annotation of the image,
+        :data:`~annotator.tabs.DUPLICATE_IOU`, is not offered); they become the tab's found
+        candidates. Progress is readable meanwhile through :meth:`progress`.
 
-        Args:
-            classes: ``"car, person"`` or a list of names.
-            threshold: ``None`` (only where a named class beats every background class) or a
-                probability in [0, 1] that also keeps a region.
-            key: the image the user asked on; refused (409) if the tab shows another now.
         Raises:
             ApiError: 409 no image open, another image, or no CLIP (the reason); 422 no class
                 named, or a bad threshold; 400 unknown pass.
         """
-        tab, prompt = self._tab(session), self._prompt(session, key)
-        if method not in METHODS:
-            raise ApiError(400, f"unknown everything pass {method!r}: one of {', '.join(METHODS)}")
-        try:
-            names = parse_classes(", ".join(classes) if isinstance(classes, list) else str(classes or ""))
-            threshold = None if threshold in (None, "") else float(threshold)
-        except ValueError as exc:
-            raise ApiError(422, str(exc)) from exc
-        config = EverythingConfig(method=method)
-        t0 = time.perf_counter()
-        tab.progress = 0.0
-        try:
-            with self._engine_lock:
-                reused = self.engine.is_segmented(prompt.embedding, config)
-                found = self.engine.find_all(
-                    prompt.embedding, names, threshold, config, progress=lambda f: setattr(tab, "progress", float(f))
-                )
-        except LabelsUnavailable as exc:
-            raise ApiError(409, str(exc)) from exc
-        except ValueError as exc:
-            raise ApiError(422, str(exc)) from exc
-        finally:
-            tab.progress = None
-        stored = [a.rle for a in self.ws.store.for_image(prompt.image)]
-        known = rle_iou(found.rles(), stored).max(axis=1, initial=0.0) >= DUPLICATE_IOU
-        found = found[np.nonzero(~known)[0]]  # keeps the RLEs encoded for the test above
-        tab.found = (prompt.image, found, set())
-        scale, areas, rles = self._scale(prompt.image), found.areas, found.rles()
+        found = self.tabs.tab(session).find(classes, threshold, method, key)
+        scale, inst = self._scale(found.key), found.instances
+        areas, rles = inst.areas, inst.rles()
         return {
-            "key": prompt.image,
+            "key": found.key,
             "found": [
                 {
                     "index": i,
-                    "label": str(found.class_names[i]),
-                    "score": round(float(found.scores[i]), 4),
+                    "label": str(inst.class_names[i]),
+                    "score": round(float(inst.scores[i]), 4),
                     "area": int(areas[i]),
-                    "bbox": [float(v) for v in found.boxes[i]],
-                    **mask_payload(found.masks[i], scale, rles[i]),
+                    "bbox": [float(v) for v in inst.boxes[i]],
+                    **mask_payload(inst.masks[i], scale, rles[i]),
                 }
-                for i in range(len(found))
+                for i in range(len(inst))
             ],
-            "classes": [
-                {"name": c.name, "in_vocabulary": c.in_vocabulary}
-                for c in self.engine.text_query(names, threshold).named  # the query find_all used
-            ],
-            "already_annotated": int(known.sum()),
-            "reused_patches": reused,
-            "seconds": round(time.perf_counter() - t0, 2),
-            "note": self.engine.labels_unavailable,
+            "classes": [{"name": c.name, "in_vocabulary": c.in_vocabulary} for c in found.classes],
+            "already_annotated": found.already_annotated,
+            "reused_patches": found.reused_patches,
+            "seconds": round(found.seconds, 2),
+            "note": found.note,
         }
 
+    @_translated
     def find_accept(self, session: str, indices, key: str | None = None) -> dict:
         """Store found candidates (by ``index`` of :meth:`find`'s answer) as annotations.
 
         Raises:
             ApiError: 409 no candidates on this image, or one already accepted; 400 bad indices.
         """
-        tab = self._tab(session)
-        if tab.found is None or (key is not None and tab.found[0] != key):
-            raise ApiError(409, "nothing found on this image: run Find all first")
-        image, found, accepted = tab.found
-        try:
-            idx = sorted({int(i) for i in indices})
-        except (TypeError, ValueError) as exc:
-            raise ApiError(400, "indices must be a list of found candidates' indices") from exc
-        if not idx or idx[0] < 0 or idx[-1] >= len(found):
-            raise ApiError(400, f"indices must lie in 0..{len(found) - 1}")
-        if accepted.intersection(idx):
-            raise ApiError(409, f"already accepted: {sorted(accepted.intersection(idx))}")
-        self.ws.store.set_last_image(image)
-        added = self.ws.store.add_instances(image, found[idx])
-        accepted.update(idx)
+        added, idx = self.tabs.tab(session).accept_found(indices, key)
         return {
             "annotations": [self._annotation(a) for a in added],
             "indices": idx,
-            "changed_images": self._changed([image]),
+            "changed_images": self.images([a.image for a in added]),
         }
 
+    @_translated
     def progress(self, session: str) -> dict:
         """Fraction done of the tab's running everything pass (``None`` when none runs)."""
-        return {"progress": self._tab(session).progress}
+        return {"progress": self.tabs.tab(session).progress}
 
 
-__all__ = ["ApiError", "PageAPI", "display_scale", "mask_payload"]
+__all__ = ["DUPLICATE_IOU", "ApiError", "PageAPI", "display_scale", "mask_payload"]

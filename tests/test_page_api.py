@@ -295,7 +295,7 @@ def test_the_page_gets_the_mask_before_the_labels(sam_model, tiny_clip_factory, 
     release.set()
     waiter.join(60)
     (labels,) = answer
-    third = api._prompt("s").result
+    third = api.tabs.tab("s").prompt.result
     assert labels["token"] == f"{id(third):x}" and len(labels["labels"]) == 5  # the mask the tab shows now
     assert api.click("s", px, py, key="a.jpg")["labels_pending"] is False  # CLIP done: labels inline
     best = labels["labels"][0]["name"]

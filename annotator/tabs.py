@@ -1,0 +1,501 @@
+"""The page's behaviour without HTTP: tabs annotating one workspace.
+
+A **tab** is one browser tab (or any client) with an id it makes itself. Each tab has its own
+image and the **prompt** being built on it (:class:`~annotator.session.PromptSession`: points,
+box, undo history, the image's embedding), its find-all candidates and the progress of its
+running pass; tabs never share prompts. An image is named by its **key** (path relative to the
+folder); the engine knows images by their **digest** (content hash).
+
+:class:`Tabs` is what the page's HTTP layer (``app/api.py``) translates: every route is one
+method here, returning domain objects (:class:`~annotator.engine.PromptResult`,
+:class:`~annotator.store.Annotation`, :class:`~annotator.instances.Instances`); errors are
+:class:`TabError` subclasses that say what kind of failure it is, never an HTTP status::
+
+    tabs = Tabs(Workspace.open_folder(engine, "photos/", "exports/"))
+    tab = tabs.tab("my-tab")
+    tab.open("a.jpg")
+    tab.click(320, 240)
+    ann = tab.accept("dog")
+
+Decodes are serialised (one engine lock: they share the CPU); the store serialises its writes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .classifier import LabelScore
+from .engine import PromptResult
+from .everything.pipeline import METHODS, EverythingConfig, EverythingResult
+from .images import ImageLoadError
+from .instances import Instances, Source
+from .masks import rle_iou
+from .session import PromptSession
+from .store import Annotation
+from .text_prompts import LabelsUnavailable, NamedClass, parse_classes
+from .workspace import Workspace
+
+DUPLICATE_IOU = 0.9
+"""A find-all candidate whose mask IoU with an annotation of its image reaches this is not
+offered again (counted in :attr:`Found.already_annotated`)."""
+TAB_IDLE_S = 12 * 3600  # a tab unseen this long is forgotten (its pending prompt with it)
+
+
+class TabError(Exception):
+    """A request a tab cannot serve; ``str()`` is the reason, for the user."""
+
+
+class BadRequest(TabError):
+    """Malformed input: a missing tab id, ids or indices that are not numbers, an unknown pass."""
+
+
+class NotFound(TabError):
+    """An unknown image or annotation."""
+
+
+class Conflict(TabError):
+    """The request does not fit the tab's state: no image open, another image shown now,
+    nothing to accept, no CLIP for find all, candidates accepted already."""
+
+
+class Unprocessable(TabError):
+    """Well-formed but unusable: an unreadable image, a point outside the image, an empty
+    label, a bad class list or threshold."""
+
+
+class PassFailed(TabError):
+    """A model pass failed (e.g. the CPU runtime running CLIP's dense pass)."""
+
+
+@dataclass
+class Opened:
+    """An image a tab opened: its size, whether it was cached, the time to ready (SAM's encoder
+    only: CLIP's dense pass follows on its own thread), its annotations."""
+
+    key: str
+    width: int
+    height: int
+    ready_ms: float
+    cached: bool
+    labels_ready: bool
+    annotations: list[Annotation]
+
+
+@dataclass
+class Decoded:
+    """The tab's prompt after a step: the prompt (points, box) and its mask (``None`` when the
+    prompt is empty), with the decode's time in ms when one ran."""
+
+    prompt: PromptSession | None
+    result: PromptResult | None
+    engine_ms: float | None = None
+
+
+@dataclass
+class Everything:
+    """An everything pass stored on an image: its annotations, patch count, time and how the
+    instances were labelled."""
+
+    key: str
+    annotations: list[Annotation]
+    result: EverythingResult
+    seconds: float
+
+
+@dataclass
+class Found:
+    """Find-all candidates held by a tab (nothing stored yet).
+
+    Attributes:
+        key: the image.
+        instances: the candidates, best score first, those already annotated left out.
+        classes: the classes as the query named them.
+        already_annotated: candidates left out as duplicates (:data:`DUPLICATE_IOU`).
+        reused_patches: the image's patches of an earlier pass were reused (no SAM run).
+        seconds: the pass's time.
+        note: why labels are meaningless (random CLIP weights), else ``None``.
+        accepted: indices stored since.
+    """
+
+    key: str
+    instances: Instances
+    classes: list[NamedClass]
+    already_annotated: int
+    reused_patches: bool
+    seconds: float
+    note: str | None
+    accepted: set[int] = field(default_factory=set)
+
+
+class Tab:
+    """One tab's work on the workspace: its image, prompt, candidates and running pass.
+
+    Made by :meth:`Tabs.tab`; every method may raise :class:`TabError` subclasses as documented.
+    """
+
+    def __init__(self, tabs: Tabs):
+        self._tabs = tabs
+        self.ws = tabs.ws
+        self.engine = tabs.ws.engine
+        self.image: str | None = None
+        self.prompt: PromptSession | None = None
+        self.found: Found | None = None
+        self.progress: float | None = None  # fraction done of the running pass
+        self.seen = time.monotonic()
+
+    def _prompt(self, key: str | None = None) -> PromptSession:
+        """The tab's prompt; with ``key``, only if the tab still shows that image (a click sent
+        just before the user moved on must not land on the next image)."""
+        if self.prompt is None:
+            raise Conflict("open an image first")
+        if key is not None and key != self.image:
+            raise Conflict(f"this tab now shows {self.image!r}, not {key!r}")
+        return self.prompt
+
+    def open(self, key: str) -> Opened:
+        """Make ``key`` the tab's image (a new empty prompt, no candidates); embed the images
+        Next and "next not done" would open in the background.
+
+        Raises:
+            NotFound: not an image of the folder. Unprocessable: the file cannot be read.
+        """
+        if key not in self.ws.keys:
+            raise NotFound(f"no image {key!r} in this folder")
+        t0 = time.perf_counter()
+        try:
+            image = self.ws.load(key)
+        except ImageLoadError as exc:
+            raise Unprocessable(str(exc)) from exc
+        cached = self.engine.is_cached(image)
+        with self._tabs.engine_lock:
+            embedding = self.engine.embed(image, defer_labels=True)  # SAM's encoder only: CLIP follows
+        ms = (time.perf_counter() - t0) * 1000
+        self.image, self.prompt, self.found = key, PromptSession(key, embedding, wait_for_labels=False), None
+        self.ws.store.set_last_image(key)
+        self._tabs.prefetch_after(key)
+        h, w = image.shape[:2]
+        return Opened(key, w, h, ms, cached, embedding.labels_ready, self.ws.store.for_image(key))
+
+    def _decode(self, key: str | None, step) -> Decoded:
+        prompt = self._prompt(key)  # holds its own image's embedding, whatever the tab opens meanwhile
+        with self._tabs.engine_lock:
+            t0 = time.perf_counter()
+            try:
+                result = step(prompt)
+            except ValueError as exc:
+                raise Unprocessable(str(exc)) from exc
+            ms = (time.perf_counter() - t0) * 1000
+        return Decoded(prompt, result, ms)
+
+    def click(self, x: float, y: float, positive: bool = True, key: str | None = None) -> Decoded:
+        """Add a point (original pixels) to the prompt and decode, refining the current mask.
+
+        Args:
+            key: the image the click was made on; refused if the tab shows another now.
+        Raises:
+            Unprocessable: outside the image. Conflict: no image open, or another one.
+        """
+        return self._decode(key, lambda p: p.add_point(self.engine, float(x), float(y), bool(positive)))
+
+    def box(self, box: list[float], key: str | None = None) -> Decoded:
+        """Set the box (XYXY original pixels, any corner order) and decode (``key`` as for :meth:`click`).
+
+        Raises:
+            BadRequest: not four numbers. Unprocessable: wholly outside the image.
+        """
+        try:
+            b = [float(v) for v in box]
+        except (TypeError, ValueError) as exc:
+            raise BadRequest("box must be [x0, y0, x1, y1]") from exc
+        if len(b) != 4:
+            raise BadRequest("box must be [x0, y0, x1, y1]")
+        return self._decode(key, lambda p: p.set_box(self.engine, b))
+
+    def undo(self) -> Decoded:
+        """Drop the last prompt step; the previous mask comes back without decoding."""
+        prompt = self._prompt()
+        return Decoded(prompt, prompt.undo())
+
+    def clear(self) -> Decoded:
+        """Forget the prompt."""
+        if self.prompt is not None:
+            self.prompt.clear()
+        return Decoded(self.prompt, None)
+
+    def suggest(self, key: str | None = None) -> tuple[PromptResult | None, list[LabelScore]]:
+        """The label suggestions of the pending mask, waiting for the image's CLIP dense pass if
+        it is still running (outside the engine lock: clicks go on meanwhile).
+
+        Returns:
+            (the mask shown now, or ``None``; its top-k labels, empty without CLIP).
+        Raises:
+            Conflict: no image open, or another one. PassFailed: CLIP's dense pass failed.
+        """
+        prompt = self._prompt(key)
+        try:
+            prompt.embedding.dense.result()
+        except Exception as exc:  # the pass's own error, e.g. the runtime's
+            raise PassFailed(f"CLIP's dense pass failed: {exc}") from exc
+        result = prompt.result  # the mask shown now (the user may have clicked while this waited)
+        if result is None:
+            return None, []
+        with self._tabs.engine_lock:
+            return result, self.engine.suggest_for(prompt.embedding, result)
+
+    def accept(self, label: str, key: str | None = None) -> Annotation:
+        """Store the pending mask under ``label`` (any text; a new name becomes a new category)
+        and clear the prompt.
+
+        Raises:
+            Conflict: nothing to accept, or another image shown. Unprocessable: empty label.
+        """
+        prompt = self._prompt(key)
+        result = prompt.result
+        if result is None or not result.mask.any():
+            raise Conflict("nothing to accept: click an object first")
+        label = _label(label)
+        self.ws.store.set_last_image(prompt.image)  # another tab may have opened an image since
+        source = Source.CLICK if prompt.prompt.points else Source.BOX
+        (ann,) = self.ws.store.add_instances(prompt.image, result.to_instances(source, label, prompt.prompt.as_dict()))
+        prompt.clear()
+        return ann
+
+    def _running(self, fn):
+        """Run a pass with :attr:`progress` readable meanwhile."""
+        self.progress = 0.0
+        try:
+            with self._tabs.engine_lock:
+                return fn(lambda f: setattr(self, "progress", float(f)))
+        finally:
+            self.progress = None
+
+    def everything(self, method: str = "samcp") -> Everything:
+        """Segment the tab's whole image with a pass of the everything mode; each instance
+        becomes an annotation.
+
+        Raises:
+            Conflict: no image open. BadRequest: unknown pass.
+        """
+        prompt = self._prompt()
+        _check_method(method)
+        t0 = time.perf_counter()
+        result = self._running(lambda p: self.engine.everything(prompt.embedding, EverythingConfig(method=method), p))
+        added = self.ws.store.add_instances(prompt.image, result.annotations())
+        return Everything(prompt.image, added, result, time.perf_counter() - t0)
+
+    def find(
+        self,
+        classes: str | list[str],
+        threshold: float | str | None = None,
+        method: str = "samcp",
+        key: str | None = None,
+    ) -> Found:
+        """Find all instances of the named classes on the tab's image (see
+        :meth:`~annotator.engine.Engine.find_all`); they become the tab's candidates, replacing
+        earlier ones. A candidate whose mask IoU with an annotation of the image reaches
+        :data:`DUPLICATE_IOU` is not offered (counted in ``already_annotated``).
+
+        Args:
+            classes: ``"car, person"`` or a list of names (vocabulary names or free text).
+            threshold: ``None`` (only where a named class beats every background class) or a
+                probability in [0, 1] that also keeps a region.
+            key: the image the user asked on; refused if the tab shows another now.
+        Raises:
+            Conflict: no image open, another image, or no CLIP (the reason). Unprocessable: no
+            class named, or a bad threshold. BadRequest: unknown pass.
+        """
+        prompt = self._prompt(key)
+        _check_method(method)
+        try:
+            names = parse_classes(", ".join(classes) if isinstance(classes, list) else str(classes or ""))
+            threshold = None if threshold in (None, "") else float(threshold)
+        except ValueError as exc:
+            raise Unprocessable(str(exc)) from exc
+        config = EverythingConfig(method=method)
+        t0 = time.perf_counter()
+        reused = self.engine.is_segmented(prompt.embedding, config)
+        try:
+            found = self._running(lambda p: self.engine.find_all(prompt.embedding, names, threshold, config, p))
+        except LabelsUnavailable as exc:
+            raise Conflict(str(exc)) from exc
+        except ValueError as exc:
+            raise Unprocessable(str(exc)) from exc
+        stored = [a.rle for a in self.ws.store.for_image(prompt.image)]
+        known = rle_iou(found.rles(), stored).max(axis=1, initial=0.0) >= DUPLICATE_IOU
+        found = found[np.nonzero(~known)[0]]  # keeps the RLEs encoded for the test above
+        named = self.engine.text_query(names, threshold).named  # the query find_all used
+        self.found = Found(
+            prompt.image,
+            found,
+            list(named),
+            int(known.sum()),
+            reused,
+            time.perf_counter() - t0,
+            self.engine.labels_unavailable,
+        )
+        return self.found
+
+    def accept_found(self, indices: list[int], key: str | None = None) -> tuple[list[Annotation], list[int]]:
+        """Store found candidates (by index into :attr:`Found.instances`) as annotations.
+
+        Returns:
+            (the annotations added, the indices, sorted).
+        Raises:
+            Conflict: no candidates on this image, or one accepted already. BadRequest: bad indices.
+        """
+        found = self.found
+        if found is None or (key is not None and found.key != key):
+            raise Conflict("nothing found on this image: run Find all first")
+        try:
+            idx = sorted({int(i) for i in indices})
+        except (TypeError, ValueError) as exc:
+            raise BadRequest("indices must be a list of found candidates' indices") from exc
+        if not idx or idx[0] < 0 or idx[-1] >= len(found.instances):
+            raise BadRequest(f"indices must lie in 0..{len(found.instances) - 1}")
+        if found.accepted.intersection(idx):
+            raise Conflict(f"already accepted: {sorted(found.accepted.intersection(idx))}")
+        self.ws.store.set_last_image(found.key)
+        added = self.ws.store.add_instances(found.key, found.instances[idx])
+        found.accepted.update(idx)
+        return added, idx
+
+
+class Tabs:
+    """Every tab on one workspace, and the edits that are not a tab's own (by annotation id).
+
+    Args:
+        ws: the folder, engine and store.
+        prefetch: how many of the following images to embed in the background when one opens.
+    """
+
+    def __init__(self, ws: Workspace, prefetch: int = 1):
+        self.ws = ws
+        self.prefetch_count = prefetch
+        self.engine_lock = threading.Lock()
+        self._tabs: dict[str, Tab] = {}
+        self._lock = threading.Lock()
+
+    def tab(self, tab_id: str) -> Tab:
+        """The tab of this id, made on first use; tabs unseen for :data:`TAB_IDLE_S` are forgotten.
+
+        Raises:
+            BadRequest: no id, or one longer than 100 characters.
+        """
+        if not tab_id or not isinstance(tab_id, str) or len(tab_id) > 100:
+            raise BadRequest("a session id is required")
+        now = time.monotonic()
+        with self._lock:
+            tab = self._tabs.get(tab_id)
+            if tab is None:
+                for old in [k for k, t in self._tabs.items() if now - t.seen > TAB_IDLE_S]:
+                    del self._tabs[old]
+                tab = self._tabs[tab_id] = Tab(self)
+            tab.seen = now
+            return tab
+
+    def prefetch_after(self, key: str) -> None:
+        """Embed, in the background, the images Next and "next not done" would open."""
+        if self.prefetch_count <= 0:
+            return
+        keys = self.ws.keys
+        i = keys.index(key)
+        after = keys[i + 1 :] + keys[:i]
+        self.ws.prefetch(after, limit=self.prefetch_count)
+        done = self.ws.store.done
+        self.ws.prefetch([k for k in after if k not in done], limit=1)
+
+    def images(self, keys: list[str] | None = None) -> list[tuple[str, int, bool]]:
+        """(key, annotation count, done mark) of every image, or of ``keys`` only (once each)."""
+        counts, done = self.ws.store.counts(), self.ws.store.done
+        return [(k, counts.get(k, 0), k in done) for k in (self.ws.keys if keys is None else dict.fromkeys(keys))]
+
+    def _ids(self, ids) -> list[int]:
+        try:
+            out = [int(i) for i in ids]
+        except (TypeError, ValueError) as exc:
+            raise BadRequest("ids must be a list of annotation ids") from exc
+        missing = [i for i in out if i not in self.ws.store.annotations]
+        if missing:
+            raise NotFound(f"no annotation {missing[0]}")
+        return out
+
+    def delete(self, ids: list[int]) -> tuple[list[int], list[str]]:
+        """Delete annotations by id. Returns (the ids, their images). Raises NotFound, BadRequest."""
+        ids = self._ids(ids)
+        keys = [self.ws.store.annotations[i].image for i in ids]
+        for i in ids:
+            self.ws.store.delete(i)
+        return ids, keys
+
+    def relabel(self, ids: list[int], label: str) -> list[Annotation]:
+        """Give annotations a new label (a new name becomes a new category).
+
+        Raises:
+            Unprocessable: empty label. NotFound, BadRequest: bad ids.
+        """
+        label = _label(label)
+        return [self.ws.store.relabel(i, label) for i in self._ids(ids)]
+
+    def merge(self, ids: list[int], label: str | None = None) -> Annotation:
+        """Merge two or more annotations of one image into one (their union), under ``label``
+        or the first one's.
+
+        Raises:
+            Unprocessable: fewer than two, or of different images. NotFound, BadRequest: bad ids.
+        """
+        ids = self._ids(ids)
+        name = str(label).strip() if label and str(label).strip() else None
+        try:
+            return self.ws.store.merge(ids, name)
+        except ValueError as exc:
+            raise Unprocessable(str(exc)) from exc
+
+    def set_done(self, key: str, done: bool) -> None:
+        """Mark an image done (or not). A done image is part of the dataset even with no
+        annotation (a negative: listed in every export).
+
+        Raises:
+            NotFound: unknown image. Unprocessable: unreadable image.
+        """
+        try:
+            h, w = self.ws.load(key).shape[:2]
+        except KeyError as exc:
+            raise NotFound(f"no image {key!r}") from exc
+        except ImageLoadError as exc:
+            raise Unprocessable(str(exc)) from exc
+        if done:
+            self.ws.store.add_image(key, w, h, save=False)
+        self.ws.store.set_done(key, bool(done))
+
+
+def _label(label: str | None) -> str:
+    label = str(label or "").strip()
+    if not label:
+        raise Unprocessable("choose a label first")
+    return label
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise BadRequest(f"unknown everything pass {method!r}: one of {', '.join(METHODS)}")
+
+
+__all__ = [
+    "DUPLICATE_IOU",
+    "BadRequest",
+    "Conflict",
+    "Decoded",
+    "Everything",
+    "Found",
+    "NotFound",
+    "Opened",
+    "PassFailed",
+    "Tab",
+    "TabError",
+    "Tabs",
+    "Unprocessable",
+]

@@ -204,7 +204,7 @@ def _push(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from .label_studio_push import ENV_API_KEY, ENV_URL, LabelStudioPushError, PushConfig, push_folder
+    from .formats.label_studio.push import ENV_API_KEY, ENV_URL, LabelStudioPushError, PushConfig, push_folder
 
     found = _folder_store(args)
     if found is None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import tempfile
 import time
@@ -33,8 +32,8 @@ from tqdm import tqdm
 from .engine import Engine
 from .everything.panoptic import PanopticResult
 from .everything.pipeline import EverythingConfig
-from .exporters.coco_panoptic import from_result, write_coco_panoptic
 from .fileio import atomic_write_json
+from .formats.coco_panoptic import from_result, load_panoptic_json, write_coco_panoptic
 from .images import ImageLoadError, load_image
 
 log = logging.getLogger(__name__)
@@ -396,7 +395,7 @@ def evaluate_everything(
 def _panoptic_against(pred: list, gt_json: str | Path, gt_dir: str | Path | None, work_dir: str | Path | None) -> dict:
     """Write predictions as COCO panoptic with the ground truth's image ids and categories, then
     :func:`panoptic_quality`."""
-    gt = json.loads(Path(gt_json).read_text(encoding="utf-8"))
+    gt = load_panoptic_json(gt_json)
     by_stem = {Path(im["file_name"]).stem: im for im in gt["images"]}
     for p in pred:  # the panoptic ground truth numbers images its own way: match by file name
         p.image_id = by_stem[Path(p.file_name).stem]["id"]

@@ -13,6 +13,9 @@ image folder's slug (see :func:`annotator.images.folder_slug`):
 ``<slug>_yolo/``                          YOLO segmentation dataset
 ``<slug>_label_studio.json`` + ``.xml``   Label Studio tasks + labelling config
 ========================================  ==============================================
+
+The exports' names are ``<slug>`` + their format's ``suffix`` (see
+:data:`annotator.formats.FORMATS`), written by that format's ``write``.
 """
 
 from __future__ import annotations
@@ -20,10 +23,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .formats import FORMATS, Dataset, get_format
 from .images import folder_slug
 from .store import AnnotationStore
 
-EXPORT_FORMATS = ("coco", "coco-panoptic", "yolo", "label-studio")
+EXPORT_FORMATS = tuple(FORMATS)
+"""The names of the export formats, those of :data:`annotator.formats.FORMATS`."""
+
+_EXPORT_OPTIONS = frozenset(name for fmt in FORMATS.values() for name in fmt.options) - {"images_root"}
 
 
 @dataclass(frozen=True)
@@ -69,25 +76,33 @@ class FolderOutputs:
         """The Label Studio push journal, ``<slug>.label_studio_push.jsonl``."""
         return self._path(".label_studio_push.jsonl")
 
+    def export_path(self, fmt: str) -> Path:
+        """Where the export in format ``fmt`` goes: ``<slug>`` + the format's suffix.
+
+        Raises:
+            ValueError: unknown format.
+        """
+        return self._path(get_format(fmt).suffix)
+
     @property
     def coco_path(self) -> Path:
         """COCO instances, ``<slug>_coco.json``."""
-        return self._path("_coco.json")
+        return self.export_path("coco")
 
     @property
     def panoptic_path(self) -> Path:
         """COCO panoptic JSON, ``<slug>_panoptic.json`` (PNGs in the folder of the same name)."""
-        return self._path("_panoptic.json")
+        return self.export_path("coco-panoptic")
 
     @property
     def yolo_dir(self) -> Path:
         """The YOLO segmentation dataset folder, ``<slug>_yolo/``."""
-        return self._path("_yolo")
+        return self.export_path("yolo")
 
     @property
     def label_studio_path(self) -> Path:
         """Label Studio tasks, ``<slug>_label_studio.json`` (config beside it as ``.xml``)."""
-        return self._path("_label_studio.json")
+        return self.export_path("label-studio")
 
     def open_store(self, category_ids: dict[str, int] | None = None) -> AnnotationStore:
         """The folder's annotation store (created on first change), with its session file.
@@ -99,43 +114,39 @@ class FolderOutputs:
         """
         return AnnotationStore(self.store_path, category_ids=category_ids, session_path=self.session_path)
 
-    def export(
-        self,
-        store: AnnotationStore,
-        fmt: str = "coco",
-        *,
-        segmentation: str = "rle",
-        isthing: dict[str, bool] | None = None,
-        url_prefix: str | None = None,
-        region_type: str = "brush",
-    ) -> Path:
-        """Write ``store`` in one of :data:`EXPORT_FORMATS` to its place (atomically).
+    def export_files(self, dataset: Dataset, fmt: str = "coco", **options) -> list[Path]:
+        """Write ``dataset`` (the folder's store, or any :class:`~annotator.formats.Dataset` of
+        it) in the format ``fmt`` of :data:`annotator.formats.FORMATS` to
+        :meth:`export_path` (atomically), by that format's ``write``.
 
         Args:
-            segmentation: ``coco``: ``rle`` or ``polygon``.
-            isthing: ``coco-panoptic``: thing (True) or stuff per label; unknown labels are things.
-            url_prefix: ``label-studio``: image URL prefix; default local-files serving of the folder.
-            region_type: ``label-studio``: ``brush`` or ``polygon``.
+            options: write options (see :meth:`export`); those of other formats are ignored,
+                ``None`` means the format's default; ``images_root`` is this folder.
+        Returns:
+            The files written, the main one first (the JSON, or ``data.yaml`` for YOLO).
+        Raises:
+            ValueError: unknown format.
+            TypeError: an option no format takes.
+        """
+        unknown = set(options) - _EXPORT_OPTIONS
+        if unknown:
+            raise TypeError(f"unknown export options: {', '.join(sorted(unknown))}")
+        form = get_format(fmt)
+        given = {k: v for k, v in options.items() if v is not None}
+        return form.write(dataset, self.export_path(fmt), **form.write_options({"images_root": self.folder, **given}))
+
+    def export(self, dataset: Dataset, fmt: str = "coco", **options) -> Path:
+        """Write ``dataset`` in one of :data:`EXPORT_FORMATS` to its place (atomically); see
+        :meth:`export_files`.
+
+        Args:
+            options: ``segmentation`` (``coco``: ``rle`` or ``polygon``), ``isthing``
+                (``coco-panoptic``: thing (True) or stuff per label; unknown labels are things),
+                ``url_prefix`` (``label-studio``: image URL prefix; default local-files serving
+                of the folder), ``region_type`` (``label-studio``: ``brush`` or ``polygon``).
         Returns:
             The JSON written (``data.yaml`` for YOLO).
         Raises:
             ValueError: unknown format.
         """
-        if fmt == "coco":
-            from .exporters.coco import export_coco
-
-            return export_coco(store, self.coco_path, segmentation)
-        if fmt == "coco-panoptic":
-            from .exporters.coco_panoptic import export_coco_panoptic
-
-            return export_coco_panoptic(store, self.panoptic_path, isthing or {})
-        if fmt == "yolo":
-            from .exporters.yolo import export_yolo
-
-            return export_yolo(store, self.folder, self.yolo_dir)
-        if fmt == "label-studio":
-            from .exporters.label_studio import export_label_studio, local_files_prefix
-
-            prefix = url_prefix if url_prefix is not None else local_files_prefix(self.folder)
-            return export_label_studio(store, self.label_studio_path, prefix, region_type)
-        raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+        return self.export_files(dataset, fmt, **options)[0]

@@ -171,17 +171,23 @@ class Workspace:
         return key if key in self.keys else self.keys[0]
 
     def export(self, fmt: str = "coco", **options) -> Path:
-        """Write all accepted annotations in one of
-        :data:`~annotator.outputs.EXPORT_FORMATS` to the folder's output place (see
-        :meth:`annotator.outputs.FolderOutputs.export` for ``options``); panoptic ``isthing``
-        comes from the vocabulary unless given.
+        """Write all accepted annotations in a format of :data:`annotator.formats.FORMATS` to
+        the folder's output place (see :meth:`annotator.outputs.FolderOutputs.export` for
+        ``options``); panoptic ``isthing`` comes from the vocabulary unless given.
 
         Returns:
-            The JSON written (``data.yaml`` for YOLO).
+            The JSON written (``data.yaml`` for YOLO); :meth:`export_files` gives every file.
+        Raises:
+            ValueError: unknown format.
         """
+        return self.export_files(fmt, **options)[0]
+
+    def export_files(self, fmt: str = "coco", **options) -> list[Path]:
+        """As :meth:`export`, returning every file written, the main one first (see
+        :meth:`annotator.outputs.FolderOutputs.export_files`)."""
         if fmt == "coco-panoptic" and "isthing" not in options and self.engine.vocabulary is not None:
             options["isthing"] = self.engine.vocabulary.isthing_by_name()
-        return self.outputs.export(self.store, fmt, **options)
+        return self.outputs.export_files(self.store, fmt, **options)
 
 
 __all__ = ["Workspace"]

@@ -4,7 +4,13 @@ One PNG per image whose RGB colour encodes the segment id (``id = R + 256·G + 2
 void), and one JSON with ``images``, ``categories`` (with ``isthing``) and ``annotations``: per
 image ``file_name`` (the PNG), ``image_id`` and ``segments_info`` (``id``, ``category_id``,
 ``iscrowd``, ``area``, ``bbox`` XYWH).  Written atomically (PNGs first, the JSON last, so a JSON
-never names a PNG that is not there); read back by :func:`read_coco_panoptic`.
+never names a PNG that is not there); read back by :func:`read_coco_panoptic`, and as a dataset
+by :func:`read` (one instance per segment).
+
+A dataset's instances may overlap; a panoptic segmentation may not: :func:`dataset_panoptic`
+paints them (:func:`annotator.everything.panoptic.assemble_panoptic`, :func:`paint_priority`
+order), so what is read back is the painted segments, not the instances written where they
+overlapped.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ import numpy as np
 from ..everything.panoptic import PanopticResult, assemble_panoptic
 from ..fileio import atomic_write_bytes, atomic_write_json
 from ..instances import Instances, Source
-from ..store import AnnotationStore
+from ..masks import encode_rle
+from .dataset import Dataset, ImageEntry, InMemoryDataset
+from .format import Format
 
 
 class PanopticFormatError(ValueError):
@@ -133,6 +141,21 @@ def write_coco_panoptic(
     return atomic_write_json(out_json, data)
 
 
+def load_panoptic_json(json_path: str | Path) -> dict:
+    """The parsed JSON of a COCO panoptic dataset, checked to have ``images`` and ``annotations``.
+
+    Raises:
+        PanopticFormatError: unreadable, not JSON, or not a COCO panoptic dict.
+    """
+    try:
+        data = json.loads(Path(json_path).read_text(encoding="utf-8"))
+        if not isinstance(data["images"], list) or not isinstance(data["annotations"], list):
+            raise TypeError("images and annotations must be lists")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PanopticFormatError(f"{json_path}: not a COCO panoptic JSON ({exc})") from exc
+    return data
+
+
 def read_coco_panoptic(json_path: str | Path, png_dir: str | Path | None = None) -> tuple[list[PanopticImage], dict]:
     """Read a COCO panoptic dataset (ours or COCO's own).
 
@@ -146,11 +169,11 @@ def read_coco_panoptic(json_path: str | Path, png_dir: str | Path | None = None)
     """
     json_path = Path(json_path)
     png_dir = Path(png_dir) if png_dir is not None else json_path.with_suffix("")
+    data = load_panoptic_json(json_path)
     try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
         names = {im["id"]: im["file_name"] for im in data["images"]}
-        entries = data["annotations"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        entries = list(data["annotations"])
+    except (KeyError, TypeError) as exc:
         raise PanopticFormatError(f"{json_path}: not a COCO panoptic JSON ({exc})") from exc
     out = []
     for ann in entries:
@@ -165,6 +188,55 @@ def read_coco_panoptic(json_path: str | Path, png_dir: str | Path | None = None)
     return out, data
 
 
+def to_instances(image: PanopticImage, categories: dict[int, dict]) -> Instances:
+    """One image's segments as instances, in ``segments_info`` order: mask = the segment's
+    pixels, ``class_names`` / ``class_ids`` / ``isthing`` from its category, ``scores`` where
+    given, ``data["segment_id"]`` (int64) and ``data["iscrowd"]`` (bool).
+
+    Args:
+        categories: category id → ``{"id", "name", "isthing", ...}``.
+    Raises:
+        KeyError: a segment of an unknown category.
+    """
+    infos = image.segments_info
+    cats = [categories[int(s["category_id"])] for s in infos]
+    return Instances(
+        [encode_rle(image.segment_map == s["id"]) for s in infos],
+        image_size=image.segment_map.shape,
+        scores=[s.get("score") for s in infos],
+        class_names=[str(c["name"]) for c in cats],
+        class_ids=[int(c["id"]) for c in cats],
+        isthing=[bool(c.get("isthing", 1)) for c in cats],
+        source=Source.IMPORTED,
+        data={
+            "segment_id": np.array([int(s["id"]) for s in infos], dtype=np.int64),
+            "iscrowd": np.array([bool(s.get("iscrowd", 0)) for s in infos], dtype=bool),
+        },
+    )
+
+
+def read(json_path: str | Path) -> InMemoryDataset:
+    """Read a COCO panoptic dataset (PNG folder beside the JSON) as a dataset: every image of
+    ``images`` under its ``file_name``, one instance per segment (see :func:`to_instances`),
+    every category of ``categories``.
+
+    Raises:
+        PanopticFormatError: unreadable or inconsistent (see :func:`read_coco_panoptic`), a
+            segment of an unknown category, or a PNG of another size than its image.
+    """
+    images, data = read_coco_panoptic(json_path)
+    try:
+        categories = {int(c["id"]): c for c in data["categories"]}
+        entries = {
+            int(im["id"]): ImageEntry(str(im["file_name"]), int(im["width"]), int(im["height"]))
+            for im in data["images"]
+        }
+        instances = {entries[im.image_id].key: to_instances(im, categories) for im in images}
+        return InMemoryDataset(entries.values(), instances, {str(c["name"]): cid for cid, c in categories.items()})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PanopticFormatError(f"{json_path}: not a consistent COCO panoptic dataset ({exc})") from exc
+
+
 def paint_priority(instances: Instances) -> np.ndarray:
     """(N,) paint order of stored annotations, higher first: a predicted label's score; the
     everything mode's unlabelled masks by predicted IoU; a person's own (clicked, boxed,
@@ -175,23 +247,24 @@ def paint_priority(instances: Instances) -> np.ndarray:
     return np.where(np.isnan(instances.scores), own, instances.scores)
 
 
-def store_panoptic(
-    store: AnnotationStore, isthing: dict[str, bool] | None = None, overlap_threshold: float = 0.5
+def dataset_panoptic(
+    dataset: Dataset, isthing: dict[str, bool] | None = None, overlap_threshold: float = 0.5
 ) -> tuple[list[PanopticImage], list[dict]]:
-    """Panoptic segmentations of a store's annotations (see :func:`assemble_panoptic`), painted
+    """Panoptic segmentations of a dataset's instances (see :func:`assemble_panoptic`), painted
     in :func:`paint_priority` order.
 
     Args:
         isthing: per label; labels not in it are things.
     Returns:
         ``(images, categories)`` for :func:`write_coco_panoptic`; image ids as in
-        :func:`annotator.exporters.coco.to_coco`.
+        :func:`annotator.formats.coco.to_coco`.
     """
     isthing = isthing or {}
-    category_ids = dict(store.categories)
+    category_ids = dict(dataset.categories)
     images, used = [], {}
-    for image_id, key in enumerate(sorted(store.images), start=1):  # images without annotations too: all void
-        found = store.instances(key)
+    for image_id, key in enumerate(sorted(dataset.images), start=1):  # images without annotations too: all void
+        found = dataset.instances(key)
+        found = found[np.arange(len(found))]  # its own columns: isthing and scores are rewritten here
         found.isthing[:] = [isthing.get(c, True) for c in found.class_names]
         found.scores[:] = paint_priority(found)
         result = assemble_panoptic(found, overlap_threshold, min_area=1)
@@ -205,7 +278,24 @@ def store_panoptic(
     return images, categories
 
 
-def export_coco_panoptic(store: AnnotationStore, out_json: str | Path, isthing: dict[str, bool] | None = None) -> Path:
-    """Write a store as COCO panoptic (PNG folder beside the JSON); returns the JSON path."""
-    images, categories = store_panoptic(store, isthing)
+def export_coco_panoptic(dataset: Dataset, out_json: str | Path, isthing: dict[str, bool] | None = None) -> Path:
+    """Write a dataset as COCO panoptic (PNG folder beside the JSON); returns the JSON path."""
+    images, categories = dataset_panoptic(dataset, isthing)
     return write_coco_panoptic(images, categories, out_json)
+
+
+def write(dataset: Dataset, out: str | Path, isthing: dict[str, bool] | None = None) -> list[Path]:
+    """The registry's writer: :func:`export_coco_panoptic`; returns the JSON, then the PNGs."""
+    images, categories = dataset_panoptic(dataset, isthing)
+    out_json = write_coco_panoptic(images, categories, out)
+    return [out_json, *(out_json.with_suffix("") / im.png_name for im in images)]
+
+
+FORMAT = Format(
+    name="coco-panoptic",
+    description="COCO panoptic JSON + PNG folder (instances painted without overlap)",
+    write=write,
+    read=read,
+    options=("isthing",),
+    suffix="_panoptic.json",
+)

@@ -7,7 +7,7 @@ default): *Account & Settings → Personal Access Token*.  It is a JWT refresh t
 trades for short-lived access tokens; a legacy token is accepted too (the SDK tells them apart).
 
 Project: reused when one with the title (or the id) exists, else created with
-:func:`~annotator.exporters.label_studio.labeling_config` of the store's classes.  A reused
+:func:`~annotator.formats.label_studio.config.labeling_config` of the store's classes.  A reused
 project's config must have our control (``<BrushLabels|PolygonLabels name="label"
 toName="image">``); classes it lacks are added to it, nothing else in it is touched.
 
@@ -39,19 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .exporters.label_studio import (
-    FROM_NAME,
-    MODEL_VERSION,
-    REGION_TYPES,
-    TO_NAME,
-    image_url,
-    labeling_config,
-    labels_of,
-    local_files_prefix,
-    prediction_for,
-)
-from .fileio import append_jsonl, read_jsonl
-from .store import AnnotationStore
+from ...fileio import append_jsonl, read_jsonl
+from ..dataset import Dataset
+from .config import FROM_NAME, MODEL_VERSION, REGION_TYPES, TO_NAME, image_url, labeling_config, local_files_prefix
+from .export import labels_of, prediction_for
 
 ENV_URL, ENV_API_KEY = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"
 ENV_DOCUMENT_ROOT = "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"
@@ -318,7 +309,7 @@ class _Push:
         if self.progress:
             self.progress(self.handled, self.total)
 
-    def upload(self, store: AnnotationStore, folder: Path, pending: list[str], config: PushConfig) -> None:
+    def upload(self, store: Dataset, folder: Path, pending: list[str], config: PushConfig) -> None:
         """Upload mode: each image file uploaded (its task made), then its prediction attached."""
         for key in pending:
             pred = prediction_for(store, key, config.region_type, config.model_version)
@@ -338,7 +329,7 @@ class _Push:
             self.summary.regions += len(pred["result"])
             self.tick(1)
 
-    def local_files(self, store: AnnotationStore, folder: Path, pending: list[str], config: PushConfig, prefix: str):
+    def local_files(self, store: Dataset, folder: Path, pending: list[str], config: PushConfig, prefix: str):
         """Local-files mode: tasks with their predictions imported as JSON, in batches."""
         _ensure_local_storage(self.client, self.project_id, folder)
         for i in range(0, len(pending), config.batch_size):
@@ -378,7 +369,7 @@ def _local_files_prefix(folder: Path, config: PushConfig) -> str:
 
 
 def push_folder(
-    store: AnnotationStore,
+    store: Dataset,
     folder: str | Path,
     config: PushConfig,
     journal_path: str | Path,
@@ -391,7 +382,8 @@ def push_folder(
     server), then push what is missing by upload or as local-files tasks.
 
     Args:
-        store: the folder's annotation store (app or ``annotate``).
+        store: the folder's annotation store (app or ``annotate``), or any
+            :class:`~annotator.formats.dataset.Dataset` of it.
         folder: the image folder.
         config: server, token, project, image mode.
         journal_path: the push journal (JSON Lines); the same path resumes a push.
@@ -406,7 +398,8 @@ def push_folder(
     folder = Path(folder).resolve()
     keys = sorted(store.images)
     if not keys:
-        raise LabelStudioPushError(f"nothing to push: the annotation store {store.path} has no images")
+        where = f"the annotation store {store.path}" if hasattr(store, "path") else "the dataset"
+        raise LabelStudioPushError(f"nothing to push: {where} has no images")
     prefix = _local_files_prefix(folder, config) if config.images == "local-files" else ""
     client = connect(config.url, config.api_key)
     labels = labels_of(store) or ["object"]  # a config needs a class even when nothing was found

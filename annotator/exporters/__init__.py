@@ -1,1 +1,0 @@
-"""Dataset exporters, one module per format."""

@@ -1,0 +1,47 @@
+"""A dataset format as the registry holds it: its name, how to write a dataset, how to read one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .dataset import InMemoryDataset
+
+
+@dataclass(frozen=True)
+class Format:
+    """One dataset format.
+
+    Attributes:
+        name: its name in the CLI and the registry (``coco``, ``yolo``, ...).
+        description: one line for help texts.
+        write: ``write(dataset, out, **options) -> list[Path]``: writes a
+            :class:`~annotator.formats.dataset.Dataset` to
+            ``out`` (a file or a folder, as the format has it) atomically, and returns the files
+            written, the main one first (the JSON, or YOLO's ``data.yaml``).
+        read: ``read(path) -> InMemoryDataset``, ``None`` where the format cannot be read back
+            faithfully (the module says why).
+        options: the keyword options ``write`` takes.
+        suffix: the export's name after the folder's slug in
+            :class:`~annotator.outputs.FolderOutputs` (``_coco.json``: ``photos_coco.json``).
+    """
+
+    name: str
+    description: str
+    write: Callable[..., list[Path]]
+    read: Callable[[Path], InMemoryDataset] | None
+    options: tuple[str, ...]
+    suffix: str
+
+    @property
+    def readable(self) -> bool:
+        """Whether the format has a reader."""
+        return self.read is not None
+
+    def write_options(self, options: dict) -> dict:
+        """The entries of ``options`` this format's ``write`` takes (the others are dropped)."""
+        return {k: v for k, v in options.items() if k in self.options}
+
+
+__all__ = ["Format"]

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from pycocotools.coco import COCO  # noqa: E402
 
-from annotator.label_studio_push import ENV_API_KEY, ENV_URL, PushConfig, push_folder  # noqa: E402
+from annotator.formats.label_studio import ENV_API_KEY, ENV_URL, PushConfig, push_folder  # noqa: E402
 from annotator.store import AnnotationStore  # noqa: E402
 
 

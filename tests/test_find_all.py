@@ -155,7 +155,7 @@ def two_photos(coco_tiny, coco_gt, tmp_path):
 
 
 def test_bulk_with_classes_writes_only_those_categories(coco_engine, two_photos, tmp_path):
-    from annotator.exporters.coco import to_coco
+    from annotator.formats.coco import to_coco
     from annotator.store import AnnotationStore
 
     classes = ("person", "car", "giraffe crossing")

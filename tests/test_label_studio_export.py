@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from annotator.evaluation import mask_iou
-from annotator.exporters.label_studio import export_label_studio, to_label_studio
+from annotator.formats.label_studio import export_label_studio, to_label_studio
 from annotator.masks import polygons_to_mask
 from annotator.store import AnnotationStore
 

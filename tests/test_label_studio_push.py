@@ -26,8 +26,7 @@ import pytest
 
 from annotator.bulk import BulkConfig, annotate_folder, load_boxes
 from annotator.evaluation import mask_iou
-from annotator.exporters.label_studio import labeling_config
-from annotator.label_studio_push import LabelStudioPushError, PushConfig, connect, push_folder
+from annotator.formats.label_studio import LabelStudioPushError, PushConfig, connect, labeling_config, push_folder
 from annotator.masks import decode_rle, polygons_to_mask
 from annotator.store import AnnotationStore
 

@@ -197,7 +197,7 @@ def test_everything_adds_editable_instances_and_exports(api_on_photos):
     # exports offered by the page: COCO, panoptic zip, YOLO zip, Label Studio zip
     path, text = export(ws, "COCO instances", "polygon")
     assert path.endswith("_coco.json") and f"Exported {len(saved)}" in text
-    from annotator.exporters.coco_panoptic import read_coco_panoptic
+    from annotator.formats.coco_panoptic import read_coco_panoptic
 
     path, text = export(ws, "COCO panoptic")
     assert path.endswith("_panoptic.zip")

@@ -21,7 +21,7 @@ from annotator.everything.panoptic import assemble_panoptic
 from annotator.everything.patches import PatchConfig
 from annotator.everything.pipeline import EverythingConfig, SegmentedImage, region_embeddings
 from annotator.everything.possam import MaseConfig, mase
-from annotator.exporters.coco_panoptic import (
+from annotator.formats.coco_panoptic import (
     PanopticFormatError,
     export_coco_panoptic,
     from_result,
@@ -147,7 +147,7 @@ def test_coco_panoptic_sample_reads_writes_and_scores_100(tmp_path):
 def test_writer_rejects_inconsistent_segments(tmp_path):
     seg_map = np.zeros((4, 4), np.int32)
     seg_map[:2] = 1
-    from annotator.exporters.coco_panoptic import PanopticImage
+    from annotator.formats.coco_panoptic import PanopticImage
 
     bad = PanopticImage(1, "a.jpg", seg_map, [{"id": 2, "category_id": 1, "iscrowd": 0, "area": 8, "bbox": []}])
     with pytest.raises(PanopticFormatError):

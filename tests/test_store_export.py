@@ -11,7 +11,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from annotator.evaluation import mask_iou
-from annotator.exporters.coco import export_coco, to_coco
+from annotator.formats.coco import export_coco, to_coco
 from annotator.masks import decode_rle, encode_rle, mask_to_polygons, polygons_to_mask
 from annotator.store import AnnotationStore, StoreError
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from annotator.evaluation import mask_iou
-from annotator.exporters.coco import export_coco
-from annotator.exporters.yolo import export_yolo
+from annotator.formats.coco import export_coco
+from annotator.formats.yolo import export_yolo
 from annotator.store import AnnotationStore
 
 from .conftest import instance_mask

@@ -140,7 +140,8 @@ def segmentation_rle(segmentation: list | dict, height: int, width: int) -> dict
 def from_coco(data: dict) -> InMemoryDataset:
     """A COCO instances dict as a dataset.
 
-    Every image (those without annotations too) under its ``file_name``; its annotations in the
+    Every image (those without annotations too) under its ``file_name``; its annotations (none
+    included) in the
     file's order as :class:`~annotator.instances.Instances` with RLE masks (see
     :func:`segmentation_rle`), ``class_names`` / ``class_ids`` from ``categories``, ``scores`` and
     ``predicted_iou`` where given (else NaN), source :attr:`~annotator.instances.Source.IMPORTED`,
@@ -163,8 +164,8 @@ def from_coco(data: dict) -> InMemoryDataset:
             raise KeyError(f"annotation {ann.get('id')} of unknown image {ann['image_id']}")
         per_image.setdefault(int(ann["image_id"]), []).append(ann)
     instances = {}
-    for image_id, anns in per_image.items():
-        image = images[image_id]
+    for image_id, image in images.items():
+        anns = per_image.get(image_id, [])
         instances[image.key] = Instances(
             [segmentation_rle(a["segmentation"], image.height, image.width) for a in anns],
             image_size=(image.height, image.width),

@@ -272,3 +272,14 @@ def test_a_failing_image_is_reported_then_retried_and_bad_boxes_are_skipped(
     fixed = annotate_folder(engine, folder, tmp_path / "out", config, progress=False)
     assert fixed.done == N_PHOTOS and fixed.resumed == N_PHOTOS - 1 + 2
     assert sum(fixed.instances_per_class.values()) == N_BOXES and "outside" not in fixed.instances_per_class
+
+
+def test_the_local_and_the_ray_runner_have_one_signature():
+    """``annotate_folder`` only picks a runner: both take the same arguments and give outcomes."""
+    import inspect
+
+    from annotator.bulk import LocalRunner, RayRunner
+
+    local, on_ray = inspect.signature(LocalRunner.run), inspect.signature(RayRunner.run)
+    assert list(local.parameters) == list(on_ray.parameters) == ["self", "folder", "keys", "config"]
+    assert local.return_annotation == on_ray.return_annotation == "Iterator[ImageOutcome]"

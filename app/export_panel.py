@@ -1,0 +1,67 @@
+"""The page's export panel: every format of :data:`annotator.formats.FORMATS`, a file to download.
+
+A format that writes one file is downloaded as it is (COCO instances); one that writes several
+is zipped, each file under its path relative to the main file's folder (COCO panoptic: the JSON
+and its PNG folder; Label Studio: the tasks and the labelling config; YOLO: ``data.yaml`` and
+``labels/``, the images being the folder's own).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+from annotator.fileio import atomic_write_bytes
+from annotator.formats import FORMATS
+from annotator.workspace import Workspace
+
+TITLES = {
+    "coco": "COCO instances",
+    "coco-panoptic": "COCO panoptic",
+    "yolo": "YOLO segmentation",
+    "label-studio": "Label Studio JSON",
+}
+"""The panel's name of each format (the registry's order is the panel's)."""
+EXPORT_INSTANCES, EXPORT_PANOPTIC, EXPORT_YOLO, EXPORT_LABEL_STUDIO = (TITLES[name] for name in FORMATS)
+LEFT_OUT = {"yolo": ("images",)}  # folders a download leaves out: YOLO's links to the photos
+
+
+def _zip(archive: Path, files: list[Path], root: Path, skip: tuple[str, ...] = ()) -> Path:
+    """Zip ``files`` under their paths relative to ``root`` (those under ``skip`` folders left
+    out), written atomically."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in files:
+            rel = f.relative_to(root)
+            if rel.parts[0] not in skip:
+                zf.write(f, rel.as_posix())
+    return atomic_write_bytes(archive, buf.getvalue())
+
+
+def export(ws: Workspace, kind: str, fmt: str = "rle") -> tuple[str | None, str]:
+    """Export every accepted annotation of the folder for download.
+
+    Args:
+        kind: a format's panel name (:data:`TITLES`) or its registry name.
+        fmt: COCO instance segmentation as ``rle`` or ``polygon``.
+    Returns:
+        (path of the file to download or ``None``, a sentence for the page).
+    Raises:
+        ValueError: unknown kind.
+    """
+    name = next((n for n, title in TITLES.items() if title == kind), kind)
+    n = len(ws.store.annotations)
+    if n == 0:
+        return None, "Nothing to export yet."
+    files = ws.export_files(name, segmentation=fmt)
+    main = files[0]
+    if len(files) == 1:
+        return str(main), f"Exported {n} annotations to `{main}`."
+    root = main.parent
+    archive = _zip(Path(f"{root if name == 'yolo' else main.with_suffix('')}.zip"), files, root, LEFT_OUT.get(name, ()))
+    where = root if name == "yolo" else main
+    return str(archive), f"Exported {n} annotations as {TITLES[name]} to `{where}` ({len(files)} files); zip below."
+
+
+__all__ = ["EXPORT_INSTANCES", "EXPORT_LABEL_STUDIO", "EXPORT_PANOPTIC", "EXPORT_YOLO", "TITLES", "export"]

@@ -1,0 +1,90 @@
+"""The page's HTTP routes as one table: path, request model, response model, the call.
+
+Each POST route validates its JSON body against a model of :mod:`app.schemas` (FastAPI answers
+a malformed one 400 with the reason, before anything runs) and calls one method of
+:class:`app.api.PageAPI`; responses are documented in the OpenAPI schema and returned as the
+method builds them (no second serialisation on the click path).
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads each endpoint's body model from
+# its annotation, which must be the class itself.
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from . import schemas as s
+from .api import ApiError, PageAPI
+
+PREFIX = "/ovsam/api/"
+
+POSTS: list[tuple[str, type[BaseModel], type[BaseModel], Callable[[PageAPI, Any], dict]]] = [
+    ("open", s.OpenRequest, s.OpenOut, lambda api, b: api.open(b.session, b.key)),
+    ("click", s.ClickRequest, s.PromptAnswer, lambda api, b: api.click(b.session, b.x, b.y, b.positive, b.key)),
+    ("box", s.BoxRequest, s.PromptAnswer, lambda api, b: api.box(b.session, b.box, b.key)),
+    ("undo", s.TabRequest, s.PromptAnswer, lambda api, b: api.undo(b.session)),
+    ("clear", s.TabRequest, s.PromptAnswer, lambda api, b: api.clear(b.session)),
+    ("suggest", s.SuggestRequest, s.SuggestOut, lambda api, b: api.suggest(b.session, b.key)),
+    ("accept", s.AcceptRequest, s.AcceptOut, lambda api, b: api.accept(b.session, b.label, b.key)),
+    ("delete", s.IdsRequest, s.DeleteOut, lambda api, b: api.delete(b.ids)),
+    ("relabel", s.RelabelRequest, s.RelabelOut, lambda api, b: api.relabel(b.ids, b.label)),
+    ("merge", s.MergeRequest, s.MergeOut, lambda api, b: api.merge(b.ids, b.label)),
+    ("done", s.DoneRequest, s.DoneOut, lambda api, b: api.set_done(b.key, b.done)),
+    ("everything", s.EverythingRequest, s.EverythingOut, lambda api, b: api.everything(b.session, b.method)),
+    (
+        "find",
+        s.FindRequest,
+        s.FindOut,
+        lambda api, b: api.find(b.session, b.classes, b.threshold, b.method, b.key),
+    ),
+    ("find_accept", s.FindAcceptRequest, s.FindAcceptOut, lambda api, b: api.find_accept(b.session, b.indices, b.key)),
+]
+"""Every POST route: (path, request body model, response model, the call)."""
+
+ERRORS = {code: {"model": s.ErrorOut} for code in (400, 404, 409, 422, 500)}
+
+
+def _post(app: FastAPI, api: PageAPI, path: str, request: type[BaseModel], response: type[BaseModel], call) -> None:
+    def endpoint(body: request):  # type: ignore[valid-type]
+        return call(api, body)
+
+    endpoint.__name__ = path
+    app.post(PREFIX + path, responses={200: {"model": response}, **ERRORS}, summary=request.__doc__)(endpoint)
+
+
+def _validation_error(_request, exc: RequestValidationError) -> JSONResponse:
+    """A body that does not fit its model: 400 with ``{"error": "field: reason"}``, as every refusal."""
+    reasons = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors()]
+    return JSONResponse({"error": "; ".join(reasons)}, status_code=400)
+
+
+def add_routes(app: FastAPI, api: PageAPI) -> None:
+    """Mount the page's API on ``app`` under :data:`PREFIX`, with its error answers."""
+    app.add_exception_handler(ApiError, lambda _r, exc: JSONResponse({"error": str(exc)}, status_code=exc.status))
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for path, request, response, call in POSTS:
+        _post(app, api, path, request, response, call)
+    tab_id = Annotated[str, Query(description="the browser tab's id")]
+
+    @app.get(PREFIX + "state", responses={200: {"model": s.StateOut}, **ERRORS})
+    def state(session: tab_id):
+        return api.state(session)
+
+    @app.get(PREFIX + "progress", responses={200: {"model": s.ProgressOut}, **ERRORS})
+    def progress(session: tab_id):
+        return api.progress(session)
+
+    @app.get(PREFIX + "labels", responses={200: {"model": s.LabelsOut}})
+    def labels(q: str = ""):
+        return api.labels(q)
+
+    @app.get(PREFIX + "image", response_class=Response, responses=ERRORS)
+    def image(key: Annotated[str, Query(description="the image's path in the folder")]):
+        data, media_type = api.image_bytes(key)
+        return Response(data, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
+
+
+__all__ = ["POSTS", "PREFIX", "add_routes"]

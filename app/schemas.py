@@ -1,0 +1,313 @@
+"""Request and response bodies of the page's HTTP API (``/ovsam/api``), as pydantic models.
+
+FastAPI validates each request against its model before any state is touched (a malformed body
+is answered 400 with the reason, see :func:`app.page.build_app`) and publishes them in its
+OpenAPI document (``/openapi.json``, ``/docs``). Coordinates are original image pixels; masks are
+COCO compressed RLE at the displayed resolution (:func:`app.api.mask_payload`). The ``session``
+field is the browser tab's id (it makes one itself); ``key`` is an image's path relative to the
+folder. ``app/static/js/api.js`` mirrors these models as JSDoc typedefs.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, field_validator
+
+TabId = Field(min_length=1, max_length=100, description="the browser tab's id")
+ImageKey = Field(default=None, description="the image the request was made on: refused (409) if the tab shows another")
+
+
+class TabRequest(BaseModel):
+    """``POST undo`` / ``POST clear``: a tab's prompt."""
+
+    session: str = TabId
+
+
+class OpenRequest(TabRequest):
+    """``POST open``: make an image the tab's own."""
+
+    key: str = Field(description="the image to open")
+
+
+class ClickRequest(TabRequest):
+    """``POST click``: add a point to the tab's prompt."""
+
+    x: float = Field(description="X, original image pixels")
+    y: float = Field(description="Y, original image pixels")
+    positive: bool = Field(default=True, description="true: part of the object; false: cut away")
+    key: str | None = ImageKey
+
+
+class BoxRequest(TabRequest):
+    """``POST box``: set the tab's box prompt."""
+
+    box: list[float] = Field(min_length=4, max_length=4, description="XYXY original image pixels, corners in any order")
+    key: str | None = ImageKey
+
+
+class SuggestRequest(TabRequest):
+    """``POST suggest``: the pending mask's label suggestions."""
+
+    key: str | None = ImageKey
+
+
+class AcceptRequest(TabRequest):
+    """``POST accept``: store the pending mask."""
+
+    label: str | None = Field(default=None, description="any text; a new name becomes a new category")
+    key: str | None = ImageKey
+
+
+class IdsRequest(BaseModel):
+    """``POST delete``: annotations by id."""
+
+    ids: list[int] = Field(default_factory=list, description="annotation ids")
+
+
+class RelabelRequest(IdsRequest):
+    """``POST relabel``: a new label for annotations."""
+
+    label: str | None = None
+
+
+class MergeRequest(IdsRequest):
+    """``POST merge``: two or more annotations of one image into one (the first one's label
+    unless ``label`` is given)."""
+
+    label: str | None = None
+
+
+class DoneRequest(BaseModel):
+    """``POST done``: mark an image done (a done image with no annotation is a negative)."""
+
+    key: str
+    done: bool = True
+
+
+class EverythingRequest(TabRequest):
+    """``POST everything``: segment the tab's whole image."""
+
+    method: str = Field(default="samcp", description="samcp, possam or patches")
+
+
+class FindRequest(TabRequest):
+    """``POST find``: find all instances of the named classes on the tab's image."""
+
+    classes: str | list[str] = Field(default="", description="'car, person' or a list of names")
+    threshold: float | None = Field(
+        default=None, description="null: only where a named class wins; a probability in [0, 1] also keeps a region"
+    )
+    method: str = Field(default="samcp", description="samcp, possam or patches")
+    key: str | None = ImageKey
+
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value):
+        return None if value == "" else value
+
+
+class FindAcceptRequest(TabRequest):
+    """``POST find_accept``: store found candidates by index."""
+
+    indices: list[int] = Field(default_factory=list)
+    key: str | None = ImageKey
+
+
+class Mask(BaseModel):
+    """A mask for the page: COCO compressed RLE (``{"size": [h, w], "counts": str}``) at the
+    displayed resolution and its outline polygons in displayed pixels."""
+
+    rle: dict
+    outline: list[list[int]] = Field(description="polygons [x0, y0, x1, y1, ...], displayed pixels")
+
+
+class AnnotationOut(Mask):
+    """An accepted annotation as the page draws it."""
+
+    id: int
+    label: str
+    score: float | None
+    predicted_iou: float | None
+    area: int
+    bbox: list[float] = Field(description="XYWH original pixels (COCO)")
+
+
+class ImageEntry(BaseModel):
+    """One row of the image list."""
+
+    key: str
+    n: int = Field(description="annotations of the image")
+    done: bool
+
+
+class LabelOut(BaseModel):
+    """A label suggestion: name and probability."""
+
+    name: str
+    score: float
+
+
+class PromptOut(BaseModel):
+    """The tab's prompt in original pixels."""
+
+    points: list[list[float]]
+    labels: list[int]
+    box: list[float] | None
+
+
+class PromptAnswer(BaseModel):
+    """``click``, ``box``, ``undo``, ``clear``: the pending mask (``null`` with an empty prompt)."""
+
+    mask: Mask | None
+    token: str | None = Field(description="names this mask; suggest answers with it")
+    prompt: PromptOut
+    labels: list[LabelOut]
+    area: int | None = None
+    predicted_iou: float | None = None
+    labels_pending: bool = False
+    engine_ms: float | None = None
+
+
+class Method(BaseModel):
+    """An everything pass the page offers."""
+
+    id: str
+    title: str
+
+
+class StateOut(BaseModel):
+    """``GET state``: what the page starts with."""
+
+    notes: list[str]
+    images: list[ImageEntry]
+    current: str
+    vocab_size: int
+    has_labels: bool
+    labels_unavailable: str | None
+    find_unavailable: str | None
+    methods: list[Method]
+
+
+class OpenOut(BaseModel):
+    """``POST open``."""
+
+    key: str
+    width: int
+    height: int
+    scale: float = Field(description="original to displayed pixels (<= 1)")
+    ready_ms: float
+    cached: bool
+    labels_ready: bool
+    annotations: list[AnnotationOut]
+
+
+class SuggestOut(BaseModel):
+    """``POST suggest``."""
+
+    token: str | None
+    labels: list[LabelOut]
+
+
+class AcceptOut(BaseModel):
+    """``POST accept``."""
+
+    annotation: AnnotationOut
+    changed_images: list[ImageEntry]
+
+
+class LabelSearchResult(BaseModel):
+    """A vocabulary name found for what was typed (``synonym``: the synonym that matched)."""
+
+    name: str
+    synonym: str | None
+
+
+class LabelsOut(BaseModel):
+    """``GET labels``."""
+
+    results: list[LabelSearchResult]
+
+
+class DeleteOut(BaseModel):
+    """``POST delete``."""
+
+    deleted: list[int]
+    changed_images: list[ImageEntry]
+
+
+class RelabelOut(BaseModel):
+    """``POST relabel``."""
+
+    annotations: list[AnnotationOut]
+
+
+class MergeOut(BaseModel):
+    """``POST merge``."""
+
+    annotation: AnnotationOut
+    removed: list[int]
+    changed_images: list[ImageEntry]
+
+
+class DoneOut(BaseModel):
+    """``POST done``."""
+
+    images: list[ImageEntry]
+
+
+class EverythingOut(BaseModel):
+    """``POST everything``."""
+
+    annotations: list[AnnotationOut]
+    patches: int
+    seconds: float
+    how: str
+    changed_images: list[ImageEntry]
+
+
+class FoundOut(Mask):
+    """A find-all candidate."""
+
+    index: int
+    label: str
+    score: float
+    area: int
+    bbox: list[float] = Field(description="XYWH original pixels (COCO)")
+
+
+class NamedClassOut(BaseModel):
+    """A class as the query named it."""
+
+    name: str
+    in_vocabulary: bool
+
+
+class FindOut(BaseModel):
+    """``POST find``."""
+
+    key: str
+    found: list[FoundOut]
+    classes: list[NamedClassOut]
+    already_annotated: int
+    reused_patches: bool
+    seconds: float
+    note: str | None
+
+
+class FindAcceptOut(BaseModel):
+    """``POST find_accept``."""
+
+    annotations: list[AnnotationOut]
+    indices: list[int]
+    changed_images: list[ImageEntry]
+
+
+class ProgressOut(BaseModel):
+    """``GET progress``: fraction done of the tab's running pass (``null``: none runs)."""
+
+    progress: float | None
+
+
+class ErrorOut(BaseModel):
+    """Any refused request: the reason, for the user."""
+
+    error: str

@@ -1,4 +1,4 @@
-"""Command line: ``python -m annotator eval|annotate|export|push-label-studio ...`` (see ``--help``)."""
+"""Command line: ``python -m annotator eval|annotate|export|push-label-studio|models ...`` (see ``--help``)."""
 
 from __future__ import annotations
 
@@ -242,6 +242,13 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(_args: argparse.Namespace) -> int:
+    from .models import format_table, model_table
+
+    print(format_table(model_table()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ovsam", description="OV-SAM annotator tools")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -314,9 +321,10 @@ def main(argv: list[str] | None = None) -> int:
                     "(default: that variable here, else the folder's parent)")  # fmt: skip
     ps.add_argument("--regions", default="brush", choices=["brush", "polygon"], help="region type of the masks")
     ps.add_argument("--out", default="exports", help="where the annotation store is (and the push journal goes)")
+    sub.add_parser("models", help="list the SAM and CLIP models, their weights and where each is the default")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    commands = {"annotate": _annotate, "export": _export, "eval": _eval, "push-label-studio": _push}
+    commands = {"annotate": _annotate, "export": _export, "eval": _eval, "push-label-studio": _push, "models": _models}
     return commands[args.cmd](args)
 
 

@@ -27,7 +27,7 @@ are exported once with ``torch.onnx.export`` from the real weights and run by a 
 
 torch stays the path on CUDA (:func:`resolve_backend`).
 
-Measured on an Intel Xeon with AMX (2 cores, OpenVINO 2026.4; README "CPU backends"):
+Measured on an Intel Xeon with AMX (2 cores, OpenVINO 2026.4; docs/benchmarks.md):
 MobileSAM's encoder f32 0.38 s, bf16 0.16 s (relative L2 error 0.019 on the check input);
 RN50's dense pass at 480×672 f32 0.24 s, bf16 0.044 s (0.0035). int8 (opt-in, MobileSAM's
 encoder): 0.38 s instead of 0.67 s on an AMD EPYC; on the first 20 ``coco_tiny_val`` photos box
@@ -163,7 +163,7 @@ def plan_precisions(precision: str, backend: str, auto_bf16: bool, quantizable: 
         precision: one of :data:`PRECISIONS`, as asked for (``--precision``).
         backend: the resolved backend (``torch``, ``openvino``, ``onnxruntime``).
         auto_bf16: whether the graph's owner measured that bf16 costs it nothing, so ``auto``
-            may pick it (SAM's encoder: box / one-click mIoU on COCO; README "CPU backends").
+            may pick it (SAM's encoder: box / one-click mIoU on COCO; docs/benchmarks.md, "Masks, bf16 against f32").
         quantizable: whether the graph has an int8 recipe (SAM's encoder); others run ``int8``
             requests in f32.
     Returns:

@@ -82,7 +82,7 @@ def load_image_record(record: dict, folder: str | Path) -> dict:
     ``image`` (``(H, W, 3) uint8`` RGB, or ``(0, 0, 3)`` when unreadable), ``error`` (the
     :class:`ImageLoadError` text, or ``""``) and ``seconds`` (decoding wall time).
 
-    Used as the decoding task of a Ray run (:mod:`annotator.cluster`): this module imports
+    Used as the decoding task of a Ray run (:mod:`annotator.bulk.ray_runner`): this module imports
     neither torch nor Ray, so those tasks start fast.
     """
     t0 = time.perf_counter()

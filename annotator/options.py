@@ -54,7 +54,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser, vocab_default: str | N
                    help="CPU threads for torch and the runtime (default: all cores)")  # fmt: skip
     g.add_argument("--refine", type=non_negative_int, default=DEFAULTS.refine,
                    help="extra SAM decoder passes per click or box, each fed the last mask "
-                        "(see README, Masks against SamPredictor)")  # fmt: skip
+                        "(see docs/benchmarks.md, Masks against SamPredictor)")  # fmt: skip
     g.add_argument("--candidate-margin", type=unit_interval, default=DEFAULTS.candidate_margin,
                    help="a click's mask: the largest of SAM's candidates within this predicted IoU "
                         "of the best (0 = SAM's own choice, the best predicted IoU)")  # fmt: skip

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..formats.coco import CocoFormatError, read_coco_boxes
+
 
 def load_boxes(path: str | Path) -> dict[str, list[dict]]:
     """Boxes to prompt with, from a COCO instances JSON (``bbox`` + category name per
-    annotation, keyed by ``file_name``) or a folder of ``<image stem>.json`` files each holding
+    annotation, keyed by ``file_name``; read by :func:`annotator.formats.coco.read_coco_boxes`) or a folder of ``<image stem>.json`` files each holding
     ``[{"bbox": [x, y, w, h], "label": "cat"}, ...]``.
 
     Raises:
@@ -20,18 +22,12 @@ def load_boxes(path: str | Path) -> dict[str, list[dict]]:
     """
     path = Path(path)
     try:
-        if path.is_dir():
-            return {p.stem: list(json.loads(p.read_text(encoding="utf-8"))) for p in sorted(path.glob("*.json"))}
-        data = json.loads(path.read_text(encoding="utf-8"))
-        names = {c["id"]: c["name"] for c in data.get("categories", [])}
-        files = {im["id"]: im["file_name"] for im in data["images"]}
-        out: dict[str, list[dict]] = {}
-        for ann in data["annotations"]:
-            out.setdefault(files[ann["image_id"]], []).append(
-                {"bbox": ann["bbox"], "label": names.get(ann.get("category_id"))}
-            )
-        return out
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if not path.is_dir():
+            return read_coco_boxes(path)
+        return {p.stem: list(json.loads(p.read_text(encoding="utf-8"))) for p in sorted(path.glob("*.json"))}
+    except CocoFormatError as exc:
+        raise ValueError(f"{path}: not a COCO JSON or a folder of per-image box lists ({exc.reason})") from exc
+    except (OSError, ValueError, TypeError) as exc:
         raise ValueError(f"{path}: not a COCO JSON or a folder of per-image box lists ({exc})") from exc
 
 

@@ -18,7 +18,7 @@ from ..sam import DecodedMasks
 CANDIDATE_MARGIN = 0.02
 """Default margin of :func:`choose_candidate`: on COCO (``coco_tiny_val``, 815 instances, one click
 each) +0.67 mIoU over SAM's own choice at the farthest interior point and +1.4 at a random
-interior point (README, "Masks against SamPredictor")."""
+interior point (docs/benchmarks.md, "Masks against SamPredictor")."""
 
 
 def choose_candidate(decoded: DecodedMasks, margin: float = CANDIDATE_MARGIN) -> int:

@@ -17,7 +17,7 @@ misses objects smaller than its spacing. Instead (training-free, no detector wei
 
 On 20 ``coco_tiny_val`` photos this reaches the class-agnostic AR@100 of SAM's automatic mask
 generator at 32×32 with ~110 decoder passes instead of 1024 (see ``benchmarks/everything.py``
-and the README's table). Skipping from half explained rather than 90 % cut the passes by a fifth
+and docs/benchmarks.md, "Everything mode"). Skipping from half explained rather than 90 % cut the passes by a fifth
 at the same AR@100 (within ±0.5 on each half of those photos).
 """
 

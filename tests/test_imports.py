@@ -114,3 +114,30 @@ def test_bulk_modules_import_only_the_layers_below_them():
         below = {f"annotator.bulk.{m}" for m in BULK_LAYERS[:i]}
         inside = {m for m in graph[f"annotator.bulk.{layer}"] if m.startswith("annotator.bulk")}
         assert inside <= below, f"annotator.bulk.{layer} imports {sorted(inside - below)}, which stand above it"
+
+
+def _documented_layers() -> list[tuple[str, list[str]]]:
+    """The ``LAYERS`` table of docs/architecture.md (a Python block there)."""
+    import re
+
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    block = re.search(r"```python\n(LAYERS = \[.*?\])\n```", text, re.S)
+    assert block, "docs/architecture.md lost its LAYERS table"
+    namespace: dict = {}
+    exec(block.group(1), namespace)
+    return namespace["LAYERS"]
+
+
+def test_no_module_imports_one_above_it_as_docs_architecture_says():
+    layers = _documented_layers()
+
+    def layer_of(module: str) -> int:
+        rel = module.removeprefix("annotator").removeprefix(".") or "__init__"
+        hits = [i for i, (_, names) in enumerate(layers) for n in names if rel == n or rel.startswith(n + ".")]
+        assert len(hits) == 1, f"{module} is in {len(hits)} layers of docs/architecture.md, not 1"
+        return hits[0]
+
+    graph = import_graph()
+    upward = sorted((m, t) for m, targets in graph.items() for t in targets if layer_of(t) > layer_of(m))
+    assert upward == [], f"imports of a higher layer: {upward}"
+    assert find_cycle(graph) == []

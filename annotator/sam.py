@@ -18,17 +18,17 @@ Models come from ``segment-anything`` (``vit_b``, ``vit_l``, ``vit_h``) and from
 from __future__ import annotations
 
 import importlib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .backends import compile_module, plan_precisions
 from .checkpoints import ensure_checkpoint
+from .sam_blocks import heads, image_to_token, merge_heads, self_attention, token_to_image, two_way_block
+from .sam_frame import LOW_RES, ResizeLongestSide, padded, valid_cells, valid_low_res
 
 # model type -> (module, builder function); both packages expose the same Sam class layout.
 SAM_BUILDERS: dict[str, tuple[str, str]] = {
@@ -38,18 +38,16 @@ SAM_BUILDERS: dict[str, tuple[str, str]] = {
     "vit_h": ("segment_anything", "build_sam_vit_h"),
 }
 
-LOW_RES = 256  # SAM's low-res mask logits are 256x256 over the padded 1024x1024 input
-PAD_LOGIT = -20.0  # value given to low-res logits over the padding (outside the image)
 AUTO_BF16_DECODER = True
 """Whether ``--precision auto`` may run the batched prompt decoder graph (everything mode, find
 all, bulk boxes) in bf16 (OpenVINO, AMX or AVX-512 BF16). Measured through the graph on the 804
-non-empty ``coco_tiny_val`` instances (image encoder in bf16 for both; README "CPU backends"):
+non-empty ``coco_tiny_val`` instances (image encoder in bf16 for both; docs/benchmarks.md, "Masks, bf16 against f32"):
 box mIoU 74.55 in bf16 and in f32, one-click mIoU 54.27 vs 54.19, within the 0.3 points allowed;
 4 prompts decode in 42 ms instead of 62 ms (f32) and 81 ms (torch)."""
 AUTO_BF16 = True
 """Whether ``--precision auto`` may run SAM's image encoder in bf16 (OpenVINO, on a CPU with AMX or
 AVX-512 BF16). Measured on the 815 ``coco_tiny_val`` instances (MobileSAM, OpenVINO 2026.4 on an
-Intel Xeon with AMX; README "CPU backends"): bf16 against f32, box mIoU 73.75 vs 73.80, one-click
+Intel Xeon with AMX; docs/benchmarks.md, "Masks, bf16 against f32"): bf16 against f32, box mIoU 73.75 vs 73.80, one-click
 mIoU 53.67 vs 53.77, within the 0.3 points allowed, for an encoder 2.4x faster (0.16 vs 0.38 s)."""
 
 
@@ -151,14 +149,12 @@ class SamImageEmbedding:
     @property
     def valid_cells(self) -> tuple[int, int]:
         """(rows, cols) of the 64x64 embedding grid that cover the image (the rest is padding)."""
-        h, w = self.input_size
-        return math.ceil(h / 16), math.ceil(w / 16)
+        return valid_cells(self.input_size)
 
     @property
     def valid_low_res(self) -> tuple[int, int]:
         """(rows, cols) of the 256x256 low-res grid that cover the image (the rest is padding)."""
-        h, w = self.input_size
-        return math.ceil(h / 4), math.ceil(w / 4)
+        return valid_low_res(self.input_size)
 
 
 @dataclass
@@ -173,110 +169,6 @@ class DecodedMasks:
 
     low_res_logits: np.ndarray
     iou_predictions: np.ndarray
-
-
-def _heads(x: torch.Tensor, n: int) -> torch.Tensor:
-    b, t, c = x.shape
-    return x.reshape(b, t, n, c // n).transpose(1, 2)
-
-
-def _merge_heads(x: torch.Tensor) -> torch.Tensor:
-    b, n, t, c = x.shape
-    return x.transpose(1, 2).reshape(b, t, n * c)
-
-
-def _attention(attn: torch.nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """SAM's ``Attention`` module evaluated with fused scaled-dot-product attention."""
-    n = attn.num_heads
-    out = F.scaled_dot_product_attention(
-        _heads(attn.q_proj(q), n), _heads(attn.k_proj(k), n), _heads(attn.v_proj(v), n)
-    )
-    return attn.out_proj(_merge_heads(out))
-
-
-def _token_to_image(attn: torch.nn.Module, q_in: torch.Tensor, k_in: torch.Tensor, v_in: torch.Tensor) -> torch.Tensor:
-    """Token→image ``Attention`` without projecting the image tokens (exact reassociation).
-
-    SAM's attention projects all N image tokens to keys and values (2·N·C·c MACs) for only T ≈ 7
-    query tokens. Folding the key projection into the queries (``q·W_k``) and applying the value
-    projection after the weighted sum computes the same function in ~N·C·T·heads MACs: 2.3×
-    fewer for SAM's decoder. The key bias shifts every score of a row equally (softmax drops
-    it); the value bias passes through because attention weights sum to 1.
-
-    Args:
-        q_in: (B, T, C) tokens; k_in: (B, N, C) image tokens (+ positional encoding) for the
-            keys; v_in: (B, N, C) image tokens for the values.
-    Returns:
-        (B, T, C), equal to ``attn(q_in, k_in, v_in)`` up to float rounding.
-    """
-    n = attn.num_heads
-    b, t, _ = q_in.shape
-    q = _heads(attn.q_proj(q_in), n)  # (B, h, T, c)
-    c = q.shape[-1]
-    qk = (q @ attn.k_proj.weight.reshape(n, c, -1)).flatten(1, 2)  # (B, h·T, C)
-    weights = ((qk @ k_in.transpose(1, 2)) * c**-0.5).softmax(dim=-1)  # (B, h·T, N)
-    ctx = (weights @ v_in).reshape(b, n, t, -1)  # (B, h, T, C)
-    v = ctx @ attn.v_proj.weight.reshape(n, c, -1).transpose(1, 2) + attn.v_proj.bias.reshape(n, 1, c)
-    return attn.out_proj(_merge_heads(v))
-
-
-def _image_to_token(
-    attn: torch.nn.Module,
-    q_in: torch.Tensor | None,
-    k_in: torch.Tensor,
-    v_in: torch.Tensor,
-    residual: torch.Tensor,
-    q: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """``residual + attn(q_in, k_in, v_in)`` for image→token ``Attention``, without projecting
-    the image tokens (exact reassociation).
-
-    The query projection is folded into the T token keys (``W_q^T·k``) and the output projection
-    into the T token values, so each of the N image tokens costs C·T·heads MACs twice instead
-    of 2·C·c (see :func:`_token_to_image`). The output bias is folded into the values too (each
-    head's weights sum to 1), so the residual sum is one ``baddbmm`` over the image tokens.
-
-    Args:
-        q_in: (B, N, C) image tokens (+ positional encoding), or ``None`` when ``q`` is given.
-        k_in, v_in: (B, T, C) tokens (+ positional encoding for the keys).
-        residual: (B or 1, N, C) image tokens the attention output is added to.
-        q: (B or 1, h, N, c) precomputed projected queries (the cached first block).
-    Returns:
-        (B, N, C), equal to ``residual + attn(q_in, k_in, v_in)`` up to float rounding.
-    """
-    n = attn.num_heads
-    k = _heads(attn.k_proj(k_in), n)  # (B, h, T, c)
-    b, _, t, c = k.shape
-    # scores laid out (B, h·T, N): the softmax over the T tokens then runs along a strided axis
-    # with N contiguous lanes, much faster than over a contiguous axis of length T ≈ 7
-    if q is None:
-        m = (k @ attn.q_proj.weight.reshape(n, c, -1)).flatten(1, 2)  # (B, h·T, C)
-        bias = (k @ attn.q_proj.bias.reshape(n, c, 1)).reshape(b, n * t, 1)
-        scores = torch.baddbmm(bias, m, q_in.transpose(1, 2))  # (B, h·T, N)
-    else:
-        scores = (k @ q.transpose(-1, -2)).flatten(1, 2)  # (B, h·T, N)
-    weights = (scores * c**-0.5).unflatten(1, (n, t)).softmax(dim=2).flatten(1, 2)
-    v = _heads(attn.v_proj(v_in), n)  # (B, h, T, c)
-    wo = attn.out_proj.weight.reshape(-1, n, c).permute(1, 2, 0)  # (h, c, C)
-    vo = (v @ wo).flatten(1, 2) + attn.out_proj.bias / n  # (B, h·T, C)
-    return torch.baddbmm(residual.expand(b, -1, -1), weights.transpose(1, 2), vo)
-
-
-def _self_attention(layer: torch.nn.Module, queries: torch.Tensor, query_pe: torch.Tensor) -> torch.Tensor:
-    if layer.skip_first_layer_pe:
-        return layer.norm1(_attention(layer.self_attn, queries, queries, queries))
-    q = queries + query_pe
-    return layer.norm1(queries + _attention(layer.self_attn, q, q, queries))
-
-
-def _two_way_block(layer, queries, keys, query_pe, key_pe):
-    """``TwoWayAttentionBlock.forward`` of segment-anything, with fused attention."""
-    queries = _self_attention(layer, queries, query_pe)
-    k = keys + key_pe
-    queries = layer.norm2(queries + _token_to_image(layer.cross_attn_token_to_image, queries + query_pe, k, keys))
-    queries = layer.norm3(queries + layer.mlp(queries))
-    keys = layer.norm4(_image_to_token(layer.cross_attn_image_to_token, k, queries + query_pe, queries, keys))
-    return queries, keys
 
 
 class _PromptDecoderGraph(torch.nn.Module):
@@ -340,8 +232,6 @@ class SamPromptDecoder:
     def __init__(
         self, model: torch.nn.Module, backend: str = "torch", threads: int | None = None, precision: str = "auto"
     ):
-        from segment_anything.utils.transforms import ResizeLongestSide
-
         self.model = model
         self.device = next(model.parameters()).device
         self.backend = backend
@@ -409,9 +299,9 @@ class SamPromptDecoder:
         t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
         z = torch.zeros(1, n, c)
         k, v, q = (
-            _heads(t2i.k_proj(z), t2i.num_heads),
-            _heads(t2i.v_proj(z), t2i.num_heads),
-            _heads(i2t.q_proj(z), i2t.num_heads),
+            heads(t2i.k_proj(z), t2i.num_heads),
+            heads(t2i.v_proj(z), t2i.num_heads),
+            heads(i2t.q_proj(z), i2t.num_heads),
         )
         return torch.zeros(4, 2, c), z, k, v, q, torch.zeros(48, 64)
 
@@ -470,9 +360,9 @@ class SamPromptDecoder:
             input_size=input_size,
             image_embedding=emb,
             keys=keys.contiguous(),
-            t2i_k=_heads(t2i.k_proj(k_pe), t2i.num_heads).contiguous(),
-            t2i_v=_heads(t2i.v_proj(keys), t2i.num_heads).contiguous(),
-            i2t_q=_heads(i2t.q_proj(k_pe), i2t.num_heads).contiguous(),
+            t2i_k=heads(t2i.k_proj(k_pe), t2i.num_heads).contiguous(),
+            t2i_v=heads(t2i.v_proj(keys), t2i.num_heads).contiguous(),
+            i2t_q=heads(i2t.q_proj(k_pe), i2t.num_heads).contiguous(),
         )
 
     def _prompt_tensors(self, emb, point_coords, point_labels, box):
@@ -498,15 +388,15 @@ class SamPromptDecoder:
     def _first_block(self, emb: SamImageEmbedding, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The first TwoWayAttentionBlock with the cached image-side projections."""
         layer = self.model.mask_decoder.transformer.layers[0]
-        queries = _self_attention(layer, tokens, tokens)
+        queries = self_attention(layer, tokens, tokens)
         t2i = layer.cross_attn_token_to_image
-        q = _heads(t2i.q_proj(queries + tokens), t2i.num_heads)
+        q = heads(t2i.q_proj(queries + tokens), t2i.num_heads)
         out = F.scaled_dot_product_attention(q, emb.t2i_k, emb.t2i_v)
-        queries = layer.norm2(queries + t2i.out_proj(_merge_heads(out)))
+        queries = layer.norm2(queries + t2i.out_proj(merge_heads(out)))
         queries = layer.norm3(queries + layer.mlp(queries))
         i2t = layer.cross_attn_image_to_token
         qt = queries + tokens
-        keys = layer.norm4(_image_to_token(i2t, None, qt, queries, emb.keys, q=emb.i2t_q))
+        keys = layer.norm4(image_to_token(i2t, None, qt, queries, emb.keys, q=emb.i2t_q))
         return queries, keys
 
     @torch.inference_mode()
@@ -547,11 +437,11 @@ class SamPromptDecoder:
         idx = list(range(1, dec.num_mask_tokens)) if multimask_output else [0]
         if masks_t is None and self._decoder_graph is not None:  # measured faster for one prompt too
             iou, logits = self._graph_decode(emb, sparse)
-            return DecodedMasks(_padded(logits[0, idx]), iou[0, idx].numpy())
+            return DecodedMasks(padded(logits[0, idx]), iou[0, idx].numpy())
         hs, keys = self._run_transformer(emb, sparse, None if masks_t is None else dense)
         logits = self._mask_logits(emb, hs, keys, idx)[0]
         iou = dec.iou_prediction_head(hs[:, 0])[0, idx]
-        return DecodedMasks(_padded(logits), iou.float().cpu().numpy())
+        return DecodedMasks(padded(logits), iou.float().cpu().numpy())
 
     def _run_transformer(self, emb: SamImageEmbedding, sparse: torch.Tensor, dense: torch.Tensor | None):
         """Two-way transformer for B prompts: sparse (B, T, C) → hs (B, 5 + T, C), keys (B, 4096, C).
@@ -570,8 +460,8 @@ class SamPromptDecoder:
             queries, keys = tokens, (emb.image_embedding + dense).flatten(2).permute(0, 2, 1)
             layers = tr.layers
         for layer in layers:
-            queries, keys = _two_way_block(layer, queries, keys, tokens, key_pe)
-        attn_out = _token_to_image(tr.final_attn_token_to_image, queries + tokens, keys + key_pe, keys)
+            queries, keys = two_way_block(layer, queries, keys, tokens, key_pe)
+        attn_out = token_to_image(tr.final_attn_token_to_image, queries + tokens, keys + key_pe, keys)
         return tr.norm_final_attn(queries + attn_out), keys
 
     def _mask_logits(self, emb: SamImageEmbedding, hs: torch.Tensor, keys: torch.Tensor, idx: list[int]):
@@ -613,12 +503,12 @@ class SamPromptDecoder:
             )
             if self._decoder_graph is not None:
                 iou, logits = self._graph_decode(emb, sparse)
-                out_logits.append(_padded(logits[:, 0]))
+                out_logits.append(padded(logits[:, 0]))
                 out_iou.append(iou[:, 0].numpy())
                 continue
             hs, keys = self._run_transformer(emb, sparse, None)
             logits = self._mask_logits(emb, hs, keys, [0])[:, 0]
-            out_logits.append(_padded(logits))
+            out_logits.append(padded(logits))
             out_iou.append(dec.iou_prediction_head(hs[:, 0])[:, 0].float().cpu().numpy())
         if not out_logits:
             return DecodedMasks(np.zeros((0, LOW_RES, LOW_RES), np.float32), np.zeros(0, np.float32))
@@ -665,57 +555,3 @@ class SamPromptDecoder:
         logits = self._mask_logits(emb, hs, keys, idx)  # (B', 3, h, w)
         prompt = b_idx[:, None].expand(-1, len(idx)).reshape(-1)
         return logits.flatten(0, 1), iou[b_idx].reshape(-1), prompt
-
-
-def _padded(logits: torch.Tensor) -> np.ndarray:
-    """(K, h, w) logits of the unpadded region → (K, 256, 256) float32 numpy over the padded
-    1024 frame, ``PAD_LOGIT`` outside the image."""
-    full = torch.full((logits.shape[0], LOW_RES, LOW_RES), PAD_LOGIT, dtype=torch.float32, device=logits.device)
-    full[:, : logits.shape[1], : logits.shape[2]] = logits
-    return full.cpu().numpy()
-
-
-def upsample_logits(
-    low_res_logits: np.ndarray,
-    input_size: tuple[int, int],
-    original_size: tuple[int, int],
-    region: tuple[int, int, int, int] | None = None,
-) -> np.ndarray:
-    """Low-res logits to a binary mask at the original resolution: :func:`resample_logits` > 0.
-
-    Args:
-        low_res_logits, input_size, original_size, region: as :func:`resample_logits`.
-    Returns:
-        (H, W) bool mask, ``logit > 0``; (y1 - y0, x1 - x0) with ``region``.
-    """
-    return resample_logits(low_res_logits, input_size, original_size, region) > 0
-
-
-def resample_logits(
-    low_res_logits: np.ndarray,
-    input_size: tuple[int, int],
-    original_size: tuple[int, int],
-    region: tuple[int, int, int, int] | None = None,
-) -> np.ndarray:
-    """Low-res logits to logits at the original resolution, in one bilinear warp.
-
-    Args:
-        low_res_logits: (256, 256) float32 over the padded 1024 frame.
-        input_size: (h, w) of the resized image inside the 1024 frame.
-        original_size: (H, W) of the image.
-        region: (x0, y0, x1, y1) integer pixels of the original image, exclusive max: compute
-            only this window (the whole mask's pixels there, but where OpenCV's 1/32-pixel
-            fixed-point coordinates round the other way: rarely, a pixel on an edge).
-    Returns:
-        (H, W) float32 logits; (y1 - y0, x1 - x0) with ``region``.
-    """
-    h, w = input_size
-    big_h, big_w = original_size
-    x0, y0, x1, y1 = (0, 0, big_w, big_h) if region is None else region
-    sx, sy = w / (4.0 * big_w), h / (4.0 * big_h)  # original pixel -> low-res cell
-    m = np.array([[sx, 0.0, (x0 + 0.5) * sx - 0.5], [0.0, sy, (y0 + 0.5) * sy - 0.5]], dtype=np.float64)
-    src = np.ascontiguousarray(low_res_logits, dtype=np.float32)
-    out = cv2.warpAffine(
-        src, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
-    )
-    return out

@@ -11,7 +11,8 @@ import pytest
 
 from annotator.engine import choose_candidate
 from annotator.evaluation import ReferencePredictor, evaluate_prompts, farthest_interior_point
-from annotator.sam import DecodedMasks, SamPromptDecoder, upsample_logits
+from annotator.sam import DecodedMasks, SamPromptDecoder
+from annotator.sam_frame import upsample_logits
 
 from .conftest import ROOT
 

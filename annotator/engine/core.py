@@ -23,7 +23,8 @@ from ..everything.patches import PatchConfig, generate_patches
 from ..everything.pipeline import EverythingConfig, EverythingResult, run_everything
 from ..instances import UNLABELLED, Instances, Source
 from ..labelling import RegionLabeller, TextQueries
-from ..sam import SamImageEmbedding, SamPromptDecoder, resample_logits, upsample_logits
+from ..sam import SamImageEmbedding, SamPromptDecoder
+from ..sam_frame import resample_logits, upsample_logits
 from ..text_prompts import LabelsUnavailable, TextQueryClassifier
 from ..vocabulary import Vocabulary
 from .embeddings import EmbeddingCache, ImageEmbedding

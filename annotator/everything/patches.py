@@ -26,7 +26,8 @@ from torchvision.ops import nms
 
 from ..instances import Instances, Source
 from ..masks import masks_to_boxes
-from ..sam import LOW_RES, PAD_LOGIT, SamImageEmbedding, SamPromptDecoder, upsample_logits
+from ..sam import SamImageEmbedding, SamPromptDecoder
+from ..sam_frame import LOW_RES, PAD_LOGIT, upsample_logits
 from .prompts import EXPLAIN_IOU, EXPLAIN_STABILITY, SegmentPromptConfig, SegmentPrompts, segment_image
 
 SAMPLERS = ("grid", "segments")

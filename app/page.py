@@ -32,17 +32,21 @@ STATIC = Path(__file__).with_name("static")
 def build_blocks(ws: Workspace) -> gr.Blocks:
     """The Gradio Blocks: the canvas tool (plain JS in ``static/``) and the export panel."""
     markup = (STATIC / "annotator.html").read_text(encoding="utf-8")
-    version = int(max(p.stat().st_mtime for p in STATIC.iterdir()))  # a new script is never a stale cache
-    head = (
-        f'<link rel="stylesheet" href="/ovsam/static/annotator.css?v={version}">'
-        f'<script src="/ovsam/static/annotator.js?v={version}"></script>'
+    version = int(max(p.stat().st_mtime for p in STATIC.rglob("*")))  # a new script is never a stale cache
+    head = f'<link rel="stylesheet" href="/ovsam/static/annotator.css?v={version}">'
+    # the page is ES modules (static/js/main.js and its imports); ?v= names only the entry, so the
+    # modules it imports are revalidated (conditional requests) before it is imported
+    modules = sorted(f"/ovsam/static/{p.relative_to(STATIC).as_posix()}" for p in (STATIC / "js").rglob("*.js"))
+    mount = (
+        f"Promise.allSettled({modules}.map((u) => fetch(u, {{cache: 'no-cache'}})))"
+        f".then(() => import('/ovsam/static/js/main.js?v={version}')).then((m) => m.mount(element));"
     )
     with gr.Blocks(title="OV-SAM annotator", fill_width=True) as demo:
         gr.HTML(
             value="",
             html_template=markup,
             head=head,
-            js_on_load="window.OVSAM.mount(element);",
+            js_on_load=mount,
             apply_default_css=False,
             container=False,
             padding=False,

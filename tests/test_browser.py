@@ -130,9 +130,9 @@ def wait_switches(page, n: int, timeout: int = 90_000):
 
 def state(page) -> dict:
     return page.evaluate(
-        """() => { const S = OVSAM_STATE; return {current: S.current, W: S.W, H: S.H, dw: S.dw, z: S.z,
-        tx: S.tx, ty: S.ty, prompt: S.prompt, pending: !!S.pending, anns: [...S.anns.keys()],
-        selection: [...S.selection], tool: S.tool, showMasks: S.showMasks, hover: S.hover,
+        """() => { const S = OVSAM.snapshot(); return {current: S.current, W: S.W, H: S.H, dw: S.dw, z: S.z,
+        tx: S.tx, ty: S.ty, prompt: S.prompt, pending: S.pending, anns: S.anns.map(a => a.id),
+        selection: S.selection, tool: S.tool, showMasks: S.showMasks, hover: S.hover,
         suggestions: S.suggestions.map(s => s.name), label: document.querySelector('#ov-label').value}; }"""
     )
 
@@ -141,7 +141,7 @@ def screen_xy(page, x: float, y: float) -> tuple[float, float]:
     """Viewport position of original image pixel coordinates (x, y) as the page draws them."""
     return tuple(
         page.evaluate(
-            """([x, y]) => { const S = OVSAM_STATE, r = document.querySelector('#ov-canvas').getBoundingClientRect();
+            """([x, y]) => { const S = OVSAM.snapshot(), r = document.querySelector('#ov-canvas').getBoundingClientRect();
             return [r.left + x * (S.dw / S.W) * S.z + S.tx, r.top + y * (S.dh / S.H) * S.z + S.ty]; }""",
             [x, y],
         )
@@ -164,7 +164,7 @@ def click_image(page, x: float, y: float, button: str = "left", modifiers=None) 
         for m in modifiers:
             page.keyboard.up(m)
     page.wait_for_function("n => OVSAM_PERF.clicks.length > n", arg=n, timeout=30_000)
-    page.wait_for_function("() => !OVSAM_STATE.labelsPending", timeout=30_000)  # the labels follow the mask
+    page.wait_for_function("() => !OVSAM.snapshot().labelsPending", timeout=30_000)  # the labels follow the mask
 
 
 def inside_only(ws, ann_id: int) -> tuple[float, float]:
@@ -198,12 +198,12 @@ def wait_status(page, text: str, timeout: int = 30_000) -> None:
 
 
 def accept_with(page, label: str) -> None:
-    n = page.evaluate("() => OVSAM_STATE.anns.size")
+    n = page.evaluate("() => OVSAM.snapshot().anns.length")
     field = page.locator("#ov-label")
     field.fill(label)
     field.press("Escape")  # close the search results: the typed name is the label
     page.keyboard.press("Enter")
-    page.wait_for_function("n => OVSAM_STATE.anns.size > n", arg=n, timeout=30_000)
+    page.wait_for_function("n => OVSAM.snapshot().anns.length > n", arg=n, timeout=30_000)
 
 
 def open_key(page, key: str) -> None:
@@ -236,7 +236,7 @@ def test_points_box_refine_accept_and_export(browser, app, photos, coco_gt, tmp_
     click_image(page, nx + 2, ny + 2, modifiers=["Shift"])
     assert state(page)["prompt"]["labels"] == [1, 0, 0]
     page.keyboard.press("Control+z")  # undo drops the last point, no decoding
-    page.wait_for_function("() => OVSAM_STATE.prompt.labels.length === 2")
+    page.wait_for_function("() => OVSAM.snapshot().prompt.labels.length === 2")
     name1 = coco_gt.loadCats(first["category_id"])[0]["name"]
     accept_with(page, name1)
     (ann1,) = ws.store.for_image(info["file_name"])
@@ -268,7 +268,7 @@ def test_points_box_refine_accept_and_export(browser, app, photos, coco_gt, tmp_
     s = state(page)
     assert s["prompt"]["points"] == [] and np.allclose(s["prompt"]["box"], [x, y, x + w, y + h], atol=1.5)
     page.keyboard.press("Escape")
-    page.wait_for_function("() => !OVSAM_STATE.pending && !OVSAM_STATE.prompt.box")
+    page.wait_for_function("() => { const S = OVSAM.snapshot(); return !S.pending && !S.prompt.box; }")
     # box and points combine: drag again, then a positive point inside
     page.mouse.move(sx0, sy0)
     page.mouse.down()
@@ -339,7 +339,7 @@ def test_click_after_zoom_and_pan_lands_on_the_pixel_under_the_cursor(browser, a
     assert state(page)["prompt"]["points"] == []  # panning added no point
     for sx, sy in targets:
         page.keyboard.press("Escape")  # no pending mask over the pixels
-        page.wait_for_function("() => !OVSAM_STATE.pending && !OVSAM_STATE.prompt.points.length")
+        page.wait_for_function("() => { const S = OVSAM.snapshot(); return !S.pending && !S.prompt.points.length; }")
         expected = pixel_under(sx, sy)
         n = clicks_done(page)
         page.mouse.click(sx, sy)
@@ -382,13 +382,13 @@ def test_shortcuts(browser, app, photos, coco_gt):
     click_image(page, qx, qy)
     assert len(state(page)["prompt"]["points"]) == 2
     page.keyboard.press("Control+z")
-    page.wait_for_function("() => OVSAM_STATE.prompt.points.length === 1")
+    page.wait_for_function("() => OVSAM.snapshot().prompt.points.length === 1")
     page.keyboard.press("Enter")
-    page.wait_for_function("() => OVSAM_STATE.anns.size === 1")
+    page.wait_for_function("() => OVSAM.snapshot().anns.length === 1")
     assert ws.store.for_image(info0["file_name"])[0].label == sugg[0]
     click_image(page, qx, qy)
     page.keyboard.press("Escape")
-    page.wait_for_function("() => !OVSAM_STATE.pending && OVSAM_STATE.prompt.points.length === 0")
+    page.wait_for_function("() => { const S = OVSAM.snapshot(); return !S.pending && S.prompt.points.length === 0; }")
     page.keyboard.press("/")
     assert page.evaluate("() => document.activeElement.id") == "ov-label"
     page.locator("#ov-label").press("Escape")
@@ -400,7 +400,7 @@ def test_shortcuts(browser, app, photos, coco_gt):
     # V select tool: a click selects; M merges; Delete deletes; N back to segmenting
     click_image(page, qx, qy)
     page.keyboard.press("Enter")
-    page.wait_for_function("() => OVSAM_STATE.anns.size === 2")
+    page.wait_for_function("() => OVSAM.snapshot().anns.length === 2")
     ids = sorted(a.id for a in ws.store.for_image(info0["file_name"]))
     page.keyboard.press("v")
     assert state(page)["tool"] == "select"
@@ -408,17 +408,17 @@ def test_shortcuts(browser, app, photos, coco_gt):
     shift_click(page, *screen_xy(page, *inside_only(ws, ids[1])))
     assert sorted(state(page)["selection"]) == ids
     page.keyboard.press("m")
-    page.wait_for_function("() => OVSAM_STATE.anns.size === 1")
+    page.wait_for_function("() => OVSAM.snapshot().anns.length === 1")
     (merged,) = ws.store.for_image(info0["file_name"])
     assert merged.id not in ids and state(page)["selection"] == [merged.id]
     page.keyboard.press("Delete")
-    page.wait_for_function("() => OVSAM_STATE.anns.size === 0")
+    page.wait_for_function("() => OVSAM.snapshot().anns.length === 0")
     assert ws.store.for_image(info0["file_name"]) == []
     page.keyboard.press("n")
     assert state(page)["tool"] == "segment"
     # E runs the everything pass: instances become annotations
     page.keyboard.press("e")
-    page.wait_for_function("() => OVSAM_STATE.anns.size > 3", timeout=120_000)
+    page.wait_for_function("() => OVSAM.snapshot().anns.length > 3", timeout=120_000)
     wait_status(page, "Everything")
     assert len(ws.store.for_image(info0["file_name"])) == len(state(page)["anns"])
     assert page.errors == []
@@ -448,29 +448,29 @@ def test_select_relabel_delete_merge_by_clicking_and_the_list(browser, app, phot
     page.locator("#ov-label").fill("car")
     page.locator("#ov-label").press("Escape")
     page.keyboard.press("Enter")
-    page.wait_for_function("() => [...OVSAM_STATE.anns.values()].filter(a => a.label === 'car').length === 2")
+    page.wait_for_function("() => OVSAM.snapshot().anns.filter(a => a.label === 'car').length === 2")
     page.locator("#ov-label").fill("vehicle")
     page.locator("#ov-label").press("Escape")
     page.locator("#ov-relabel").click()
-    page.wait_for_function("() => [...OVSAM_STATE.anns.values()].filter(a => a.label === 'vehicle').length === 2")
+    page.wait_for_function("() => OVSAM.snapshot().anns.filter(a => a.label === 'vehicle').length === 2")
     assert [ws.store.annotations[i].label for i in ids] == ["vehicle", "vehicle", "thing"]
     # merge by button: one annotation, the union
     union = decode_rle(ws.store.annotations[ids[0]].rle) | decode_rle(ws.store.annotations[ids[1]].rle)
     page.locator("#ov-merge").click()
-    page.wait_for_function("() => OVSAM_STATE.anns.size === 2")
+    page.wait_for_function("() => OVSAM.snapshot().anns.length === 2")
     merged = ws.store.for_image(info["file_name"])[-1]
     assert np.array_equal(decode_rle(merged.rle), union) and merged.label == "vehicle"
     # hovering a row highlights its mask; its eye hides it
     page.locator(f"#ov-anns li[data-id='{ids[2]}']").hover()
     assert state(page)["hover"] == ids[2]
     page.locator(f"#ov-anns li[data-id='{ids[2]}'] .eye").click()
-    assert page.evaluate(f"() => OVSAM_STATE.anns.get({ids[2]}).hidden") is True
+    assert page.evaluate(f"() => OVSAM.snapshot().anns.find(a => a.id === {ids[2]}).hidden") is True
     page.locator(f"#ov-anns li[data-id='{ids[2]}'] .eye").click()
     # a row click selects; delete by button
     page.locator(f"#ov-anns li[data-id='{ids[2]}'] .name").click()
     assert state(page)["selection"] == [ids[2]]
     page.locator("#ov-delete").click()
-    page.wait_for_function("() => OVSAM_STATE.anns.size === 1")
+    page.wait_for_function("() => OVSAM.snapshot().anns.length === 1")
     assert [a.id for a in ws.store.for_image(info["file_name"])] == [merged.id]
     # a click on empty ground clears the selection
     page.mouse.click(*screen_xy(page, *inside_only(ws, merged.id)))
@@ -479,7 +479,7 @@ def test_select_relabel_delete_merge_by_clicking_and_the_list(browser, app, phot
     assert state(page)["selection"] == []
     # the opacity slider changes how masks are drawn
     page.locator("#ov-opacity").fill("80")
-    assert page.evaluate("() => OVSAM_STATE.opacity") == pytest.approx(0.8)
+    assert page.evaluate("() => OVSAM.snapshot().opacity") == pytest.approx(0.8)
     assert page.errors == []
     page.close()
 
@@ -493,7 +493,7 @@ def test_label_search_runs_on_the_server(browser, app):
     assert page.locator("#ov-label-results li").count() == 20  # the best 20 of 21,843
     field.fill("")
     field.type("domestic dog")  # a synonym of ImageNet-21k's "dog"
-    page.wait_for_function("() => OVSAM_STATE.resultsFor === 'domestic dog'")  # the whole query answered
+    page.wait_for_function("() => OVSAM.snapshot().resultsFor === 'domestic dog'")  # the whole query answered
     first = page.locator("#ov-label-results li").first.inner_text()
     assert first.startswith("dog") and "domestic dog" in first
     field.press("Enter")  # takes the highlighted name
@@ -501,13 +501,13 @@ def test_label_search_runs_on_the_server(browser, app):
     # Enter before the search has answered the text typed: it searches first and never takes a
     # name from an older query's results
     field.fill("dom")
-    page.wait_for_function("() => OVSAM_STATE.resultsFor === 'dom'")
-    stale = page.evaluate("() => OVSAM_STATE.results[0].name")
+    page.wait_for_function("() => OVSAM.snapshot().resultsFor === 'dom'")
+    stale = page.evaluate("() => OVSAM.snapshot().results[0].name")
     page.evaluate("() => { document.querySelector('#ov-label').value = 'domestic cat'; }")  # no answer yet
     field.press("Enter")
-    page.wait_for_function("() => OVSAM_STATE.resultsFor === 'domestic cat'")
+    page.wait_for_function("() => OVSAM.snapshot().resultsFor === 'domestic cat'")
     assert field.input_value() == "domestic cat"
-    fresh = page.evaluate("() => OVSAM_STATE.results[0].name")
+    fresh = page.evaluate("() => OVSAM.snapshot().results[0].name")
     assert fresh != stale
     field.press("Enter")  # now the highlighted answer to 'domestic cat'
     assert field.input_value() == fresh
@@ -547,10 +547,8 @@ def test_image_list_done_marks_and_prefetch(browser, app, photos):
 def accepted_layer(page) -> dict:
     """What the layer of accepted masks holds: its painted pixels and size, and the photo's size."""
     return page.evaluate(
-        """() => { const S = OVSAM_STATE, L = S.accLayer;
-        const d = L.getContext('2d').getImageData(0, 0, L.width, L.height).data;
-        let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0;
-        return {painted: n, size: [L.width, L.height], photo: [S.dw, S.dh]}; }"""
+        """() => { const S = OVSAM.snapshot({layers: true}), L = S.accepted_layer;
+        return {painted: L.painted, size: L.size, photo: [S.dw, S.dh]}; }"""
     )
 
 
@@ -567,7 +565,7 @@ def test_a_saved_mask_is_not_drawn_on_the_next_photo(browser, app, photos, coco_
     page.keyboard.press("d")
     wait_switches(page, n + 1)
     layer = accepted_layer(page)
-    assert page.evaluate("() => OVSAM_STATE.anns.size") == 0
+    assert page.evaluate("() => OVSAM.snapshot().anns.length") == 0
     assert layer["painted"] == 0 and layer["size"] == layer["photo"]
     assert page.errors == []
     page.close()
@@ -649,9 +647,11 @@ def test_find_all_then_reject_by_click_accept_one_and_the_rest(browser, app):
     page.keyboard.type("person, dog")
     page.locator("#ov-find-threshold").fill("0")  # every region takes a named class (the CLIP is random)
     page.locator("#ov-find").press("Enter")
-    page.wait_for_function("() => OVSAM_STATE.found && OVSAM_STATE.found.items.size > 2", timeout=120_000)
+    page.wait_for_function(
+        "() => { const f = OVSAM.snapshot().found; return f && f.items.length > 2; }", timeout=120_000
+    )
     found = page.evaluate(
-        "() => [...OVSAM_STATE.found.items.values()].map(f => ({index: f.index, label: f.label, area: f.area, rle: f.rle}))"
+        "() => OVSAM.snapshot().found.items.map(f => ({index: f.index, label: f.label, area: f.area, rle: f.rle}))"
     )
     assert {f["label"] for f in found} <= {"person", "dog"} and "Found" in status(page)
     assert page.locator("#ov-found-list li").count() == len(found)
@@ -659,26 +659,26 @@ def test_find_all_then_reject_by_click_accept_one_and_the_rest(browser, app):
     smallest = min(found, key=lambda f: f["area"])
     x, y = farthest_interior_point(decode_rle(smallest["rle"]))
     page.mouse.click(*screen_xy(page, x, y))
-    page.wait_for_function("n => OVSAM_STATE.found.items.size === n", arg=len(found) - 1)
-    assert smallest["index"] not in page.evaluate("() => [...OVSAM_STATE.found.items.keys()]")
+    page.wait_for_function("n => OVSAM.snapshot().found.items.length === n", arg=len(found) - 1)
+    assert smallest["index"] not in page.evaluate("() => OVSAM.snapshot().found.items.map(f => f.index)")
     assert clicks_done(page) == 0 and not state(page)["pending"]
     # accept one from the list, then the rest with Enter
     first = page.locator("#ov-found-list li").first
     label = first.locator(".name").inner_text()
     first.locator(".ok").click()
-    page.wait_for_function("() => OVSAM_STATE.anns.size === 1")
+    page.wait_for_function("() => OVSAM.snapshot().anns.length === 1")
     assert [a.label for a in ws.store.for_image(key)] == [label]
     page.keyboard.press("Enter")
-    page.wait_for_function("() => OVSAM_STATE.found === null && OVSAM_STATE.anns.size > 1")
+    page.wait_for_function("() => { const S = OVSAM.snapshot(); return S.found === null && S.anns.length > 1; }")
     stored = ws.store.for_image(key)
     assert len(stored) == len(found) - 1 and {a.label for a in stored} <= {"person", "dog"}
     assert all(a.score is not None for a in stored)
     # a second find reuses the patches; Esc rejects every candidate, nothing is stored
     page.locator("#ov-find-btn").click()
-    page.wait_for_function("() => OVSAM_STATE.found !== null", timeout=60_000)
+    page.wait_for_function("() => OVSAM.snapshot().found !== null", timeout=60_000)
     assert "patches reused" in status(page)
     page.keyboard.press("Escape")
-    page.wait_for_function("() => OVSAM_STATE.found === null")
+    page.wait_for_function("() => OVSAM.snapshot().found === null")
     assert len(ws.store.for_image(key)) == len(found) - 1 and not page.errors
 
 
@@ -714,18 +714,18 @@ def test_the_mask_comes_before_the_labels(browser, sam_model, tiny_clip_factory,
         page.wait_for_function("() => OVSAM_PERF.clicks.length === 1", timeout=30_000)
         s = state(page)
         assert s["pending"] and s["suggestions"] == [] and s["label"] == ""
-        assert page.evaluate("() => OVSAM_STATE.labelsPending")
+        assert page.evaluate("() => OVSAM.snapshot().labelsPending")
         assert "Labels coming" in page.locator("#ov-suggestions").inner_text()
         accept_with(page, "typed before the labels")  # Accept works before the labels arrive
         assert [a.label for a in served.ws.store.for_image(info["file_name"])] == ["typed before the labels"]
 
         page.mouse.click(sx, sy)
-        page.wait_for_function("() => OVSAM_PERF.clicks.length === 2 && OVSAM_STATE.labelsPending", timeout=30_000)
+        page.wait_for_function("() => OVSAM_PERF.clicks.length === 2 && OVSAM.snapshot().labelsPending", timeout=30_000)
         page.keyboard.press("Enter")  # nothing typed: accepted with the best label once it is here
         wait_status(page, "once the labels are here")
         assert len(served.ws.store.for_image(info["file_name"])) == 1
         release.set()
-        page.wait_for_function("() => OVSAM_STATE.anns.size === 2", timeout=30_000)
+        page.wait_for_function("() => OVSAM.snapshot().anns.length === 2", timeout=30_000)
         saved = served.ws.store.for_image(info["file_name"])[-1]
         assert saved.label in vocab.names and saved.score is not None
 

@@ -1,0 +1,144 @@
+/* The page's calls to its server, /ovsam/api/... (app/page.py routes them to app/api.py).
+ *
+ * Every POST body is JSON and carries the tab's `session`; answers are JSON. A failed call
+ * answers {error} (the app's ApiError) or {detail} (FastAPI's validation) with a 4xx/5xx
+ * status; `call` throws an Error with that reason. Prompts go through one queue so that they
+ * reach the server in the order the user gave them.
+ */
+
+// ------------------------------------------------------------------ shapes (as sent and received)
+/** @typedef {[number, number]} Point  an (x, y) position in original image pixels */
+/** @typedef {{points: Point[], labels: number[], box: number[] | null}} Prompt
+ *  labels: 1 positive, 0 negative, one per point; box: [x0, y0, x1, y1] original pixels or null */
+/** @typedef {{size: [number, number], counts: string}} Rle  COCO compressed RLE, size [h, w] */
+/** @typedef {{rle: Rle, outline: number[][]}} MaskPayload
+ *  at the displayed resolution; outline: polygons [x0, y0, x1, y1, ...] through boundary pixel centres */
+/** @typedef {{name: string, score: number}} Suggestion  a label suggestion (score: probability) */
+/** @typedef {{key: string, n: number, done: boolean}} ImageEntry  an image-list row */
+/** @typedef {MaskPayload & {id: number, label: string, score: number | null, predicted_iou: number | null,
+ *    area: number, bbox: number[]}} Annotation  a stored annotation; bbox XYWH original pixels */
+/** @typedef {MaskPayload & {index: number, label: string, score: number, area: number, bbox: number[]}}
+ *  Found  a find-all candidate; bbox XYXY original pixels */
+
+/** @typedef {{session: string}} SessionBody */
+/** @typedef {{notes: string[], images: ImageEntry[], current: string | null, vocab_size: number,
+ *    has_labels: boolean, labels_unavailable: string | null, find_unavailable: string | null,
+ *    methods: {id: string, title: string}[]}} StateResponse  GET state?session= */
+/** @typedef {SessionBody & {key: string}} OpenRequest  POST open */
+/** @typedef {{key: string, width: number, height: number, scale: number, ready_ms: number,
+ *    cached: boolean, labels_ready: boolean, annotations: Annotation[]}} OpenResponse */
+/** @typedef {SessionBody & {key: string, x: number, y: number, positive: boolean}} ClickRequest  POST click */
+/** @typedef {SessionBody & {key: string, box: number[]}} BoxRequest  POST box (XYXY original pixels) */
+/** @typedef {{mask: MaskPayload | null, prompt: Prompt, labels: Suggestion[], token: string | null,
+ *    area?: number, predicted_iou?: number, labels_pending?: boolean, engine_ms?: number | null}}
+ *  PromptResponse  click, box, undo and clear (undo, clear: POST {session}) */
+/** @typedef {SessionBody & {key: string}} SuggestRequest  POST suggest */
+/** @typedef {{token: string | null, labels: Suggestion[]}} SuggestResponse */
+/** @typedef {SessionBody & {key: string, label: string}} AcceptRequest  POST accept */
+/** @typedef {{annotation: Annotation, changed_images: ImageEntry[]}} AcceptResponse */
+/** @typedef {{results: {name: string, synonym: string | null}[]}} LabelsResponse  GET labels?q= */
+/** @typedef {SessionBody & {ids: number[]}} DeleteRequest  POST delete */
+/** @typedef {{deleted: number[], changed_images: ImageEntry[]}} DeleteResponse */
+/** @typedef {SessionBody & {ids: number[], label: string}} RelabelRequest  POST relabel */
+/** @typedef {{annotations: Annotation[]}} RelabelResponse */
+/** @typedef {SessionBody & {ids: number[], label: string}} MergeRequest  POST merge ("": keep the label) */
+/** @typedef {{annotation: Annotation, removed: number[], changed_images: ImageEntry[]}} MergeResponse */
+/** @typedef {SessionBody & {key: string, done: boolean}} DoneRequest  POST done */
+/** @typedef {{images: ImageEntry[]}} DoneResponse */
+/** @typedef {SessionBody & {method: string}} EverythingRequest  POST everything */
+/** @typedef {{annotations: Annotation[], patches: number, seconds: number, how: string,
+ *    changed_images: ImageEntry[]}} EverythingResponse */
+/** @typedef {SessionBody & {key: string, classes: string, threshold: number | null, method: string}}
+ *  FindRequest  POST find (classes comma-separated; threshold null: where a named class wins) */
+/** @typedef {{key: string, found: Found[], classes: {name: string, in_vocabulary: boolean}[],
+ *    already_annotated: number, reused_patches: boolean, seconds: number, note: string | null}} FindResponse */
+/** @typedef {SessionBody & {key: string, indices: number[]}} FindAcceptRequest  POST find_accept */
+/** @typedef {{annotations: Annotation[], indices: number[], changed_images: ImageEntry[]}} FindAcceptResponse */
+/** @typedef {{progress: number | null}} ProgressResponse  GET progress?session= (fraction done) */
+
+export const API = "/ovsam/api/";
+
+/** The URL of an image at its displayed resolution (GET image?key=). */
+export function imageUrl(key) { return API + "image?key=" + encodeURIComponent(key); }
+
+export class Api {
+  /**
+   * @param {string} session the tab's session id, sent with every POST.
+   * @param {(text: string) => void} status shows a failed queued call's reason.
+   */
+  constructor(session, status) {
+    this.session = session;
+    this.status = status;
+    this.queue = Promise.resolve();
+  }
+
+  /**
+   * GET `path` (body undefined) or POST `body` (plus the session) as JSON; the answer's JSON.
+   * @throws {Error} the server's reason when the status is not 2xx.
+   */
+  async call(path, body) {
+    const opts = body === undefined ? {} : {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ session: this.session, ...body }),
+    };
+    const res = await fetch(API + path, opts);
+    const data = await res.json().catch(() => ({ error: res.statusText }));
+    if (!res.ok) throw new Error(data.error || data.detail || res.statusText);
+    return data;
+  }
+
+  /** Run `fn` after every call queued before it; a failure shows in the status line. */
+  enqueue(fn) {
+    this.queue = this.queue.then(fn).catch((e) => this.status("⚠ " + e.message));
+    return this.queue;
+  }
+
+  /** @returns {Promise<StateResponse>} */
+  state() { return this.call("state?session=" + encodeURIComponent(this.session)); }
+  /** @returns {Promise<OpenResponse>} */
+  open(key) { return this.call("open", { key }); }
+  /** @returns {Promise<PromptResponse>} */
+  click(key, x, y, positive) { return this.call("click", { key, x, y, positive }); }
+  /** @returns {Promise<PromptResponse>} */
+  box(key, box) { return this.call("box", { key, box }); }
+  /** @returns {Promise<PromptResponse>} */
+  undo() { return this.call("undo", {}); }
+  /** @returns {Promise<PromptResponse>} */
+  clear() { return this.call("clear", {}); }
+  /** @returns {Promise<SuggestResponse>} */
+  suggest(key) { return this.call("suggest", { key }); }
+  /** @returns {Promise<AcceptResponse>} */
+  accept(key, label) { return this.call("accept", { key, label }); }
+  /** @returns {Promise<LabelsResponse>} */
+  labels(q) { return this.call("labels?q=" + encodeURIComponent(q)); }
+  /** @returns {Promise<DeleteResponse>} */
+  delete(ids) { return this.call("delete", { ids }); }
+  /** @returns {Promise<RelabelResponse>} */
+  relabel(ids, label) { return this.call("relabel", { ids, label }); }
+  /** @returns {Promise<MergeResponse>} */
+  merge(ids, label) { return this.call("merge", { ids, label }); }
+  /** @returns {Promise<DoneResponse>} */
+  done(key, done) { return this.call("done", { key, done }); }
+  /** @returns {Promise<EverythingResponse>} */
+  everything(method) { return this.call("everything", { method }); }
+  /** @returns {Promise<FindResponse>} */
+  find(key, classes, threshold, method) { return this.call("find", { key, classes, threshold, method }); }
+  /** @returns {Promise<FindAcceptResponse>} */
+  findAccept(key, indices) { return this.call("find_accept", { key, indices }); }
+  /** @returns {Promise<ProgressResponse>} */
+  progress() { return this.call("progress?session=" + encodeURIComponent(this.session)); }
+
+  /**
+   * Show the server's progress of a long pass as "`what` N %" until the returned timer is cleared.
+   * @returns {number} the setInterval id.
+   */
+  pollProgress(what) {
+    this.status(what);
+    return setInterval(async () => {
+      try {
+        const p = await this.progress();
+        if (p.progress != null) this.status(`${what} ${Math.round(p.progress * 100)} %`);
+      } catch (e) { /* the next poll retries */ }
+    }, 500);
+  }
+}

@@ -1,0 +1,131 @@
+/* The page's shortcuts: ONE table, from which the key handler, the buttons' and fields' shortcut
+ * hints and the `?` overlay are made (no other place lists them). README's "Keyboard shortcuts"
+ * table shows the same rows (tests/test_keymap.py checks it).
+ *
+ * Each row is one line of the overlay: `key` (what to press) and `help` (what it does), and
+ * `bind`, the keys the handler binds, each {keys, action, mods?, hint?, on?, hold?}:
+ *   keys    KeyboardEvent.key values that trigger `action` (an entry of the page's actions)
+ *   mods    "none" (default: no Ctrl, Meta or Alt), "ctrl" (Ctrl or Meta held) or "any"
+ *   hint    the short name of the key in titles and messages
+ *   on      buttons (their data-act) and fields ("#id") whose title or placeholder get " (hint)"
+ *   hold    the action runs on key down with `true` and on key up with `false`
+ * A row's own `on` gets " (key)" instead. Rows without `bind` are the pointer's (see pointer.js).
+ *
+ * The table is strict JSON between the KEYMAP markers (tests/test_keymap.py reads it with
+ * json.loads): double quotes, no comments, no trailing commas.
+ */
+
+// KEYMAP BEGIN
+export const KEYMAP = [
+  {"key": "click / right click / Shift + click", "help": "positive point / negative point / negative point"},
+  {"key": "drag", "help": "box"},
+  {"key": "Enter", "help": "accept the mask with the label; with no mask pending, relabel the selection",
+   "bind": [{"keys": ["Enter"], "action": "enter", "hint": "Enter", "on": ["accept", "found-accept"]}]},
+  {"key": "Ctrl + Z", "help": "undo the last prompt step",
+   "bind": [{"keys": ["z", "Z"], "mods": "ctrl", "action": "undo", "hint": "Ctrl+Z", "on": ["undo"]}]},
+  {"key": "Esc", "help": "clear the prompt, then the selection",
+   "bind": [{"keys": ["Escape"], "action": "escape", "hint": "Esc", "on": ["clear", "found-reject"]}]},
+  {"key": "D or → / A or ←", "help": "next / previous image",
+   "bind": [{"keys": ["d", "D", "ArrowRight"], "action": "next", "hint": "D, →", "on": ["next"]},
+            {"keys": ["a", "A", "ArrowLeft"], "action": "prev", "hint": "A, ←", "on": ["prev"]}]},
+  {"key": "1 – 5", "help": "pick label suggestion 1 – 5",
+   "bind": [{"keys": ["1", "2", "3", "4", "5"], "action": "pick-suggestion", "hint": "1–5"}]},
+  {"key": "/", "help": "search labels",
+   "bind": [{"keys": ["/"], "action": "search-labels", "hint": "/", "on": ["#ov-label"]}]},
+  {"key": "N / V", "help": "segment tool / select tool",
+   "bind": [{"keys": ["n", "N"], "action": "tool-segment", "hint": "N", "on": ["tool-segment"]},
+            {"keys": ["v", "V"], "action": "tool-select", "hint": "V", "on": ["tool-select"]}]},
+  {"key": "Delete (or Backspace)", "help": "delete the selection",
+   "bind": [{"keys": ["Delete", "Backspace"], "action": "delete", "hint": "Delete", "on": ["delete"]}]},
+  {"key": "M", "help": "merge the selection",
+   "bind": [{"keys": ["m", "M"], "action": "merge", "hint": "M", "on": ["merge"]}]},
+  {"key": "E", "help": "everything (segment the whole image)",
+   "bind": [{"keys": ["e", "E"], "action": "everything", "hint": "E", "on": ["everything"]}]},
+  {"key": "T, then Enter", "help": "find all instances of the classes typed", "on": ["find"],
+   "bind": [{"keys": ["t", "T"], "action": "find-focus", "hint": "T", "on": ["#ov-find"]}]},
+  {"key": "Enter / Esc / click one (with candidates found)", "help": "accept all / reject all / reject that one"},
+  {"key": "H", "help": "hide / show masks",
+   "bind": [{"keys": ["h", "H"], "action": "toggle-masks", "hint": "H", "on": ["toggle-masks"]}]},
+  {"key": "F", "help": "fit the image to the window",
+   "bind": [{"keys": ["f", "F"], "action": "fit", "hint": "F", "on": ["fit"]}]},
+  {"key": "wheel / Space + drag, middle drag", "help": "zoom at the cursor / pan",
+   "bind": [{"keys": [" "], "mods": "any", "action": "pan-key", "hold": true}]},
+  {"key": "?", "help": "this list",
+   "bind": [{"keys": ["?"], "action": "help", "hint": "?", "on": ["help"]}]}
+];
+// KEYMAP END
+
+/** Every binding of the table, in its order. */
+export const BINDINGS = KEYMAP.flatMap((row) => row.bind || []);
+
+/** The binding of `action` (its first one), or undefined. */
+function bindingOf(action) { return BINDINGS.find((b) => b.action === action); }
+
+/** The short name of `action`'s key, as titles and messages name it ("Enter", "V", "1–5"). */
+export function hint(action) { return bindingOf(action).hint; }
+
+/** The keys (KeyboardEvent.key values) bound to `action`, in the table's order. */
+export function keysOf(action) { return bindingOf(action).keys; }
+
+/** The overlay's rows: [{key, help}] (README's "key" and "action" columns). */
+export function helpRows() { return KEYMAP.map((row) => ({ key: row.key, help: row.help })); }
+
+/**
+ * The binding a key event triggers, or undefined.
+ * @param {KeyboardEvent} e
+ */
+export function bindingFor(e) {
+  const ctrl = e.ctrlKey || e.metaKey;
+  return BINDINGS.find((b) => {
+    if (!b.keys.includes(e.key)) return false;
+    const mods = b.mods || "none";
+    return mods === "any" || (mods === "ctrl" ? ctrl : !ctrl && !e.altKey);
+  });
+}
+
+/**
+ * Append the shortcut hints to the buttons' titles and the fields' placeholders under `root`.
+ * @param {Element} root the page's root element.
+ */
+export function applyHints(root) {
+  const add = (target, text) => {
+    const sel = target.startsWith("#") ? target : `[data-act="${target}"]`;
+    for (const el of root.querySelectorAll(sel)) {
+      if (el.tagName === "INPUT") el.placeholder += ` (${text})`;
+      else el.title += ` (${text})`;
+    }
+  };
+  for (const row of KEYMAP) {
+    for (const target of row.on || []) add(target, row.key);
+    for (const b of row.bind || []) for (const target of b.on || []) add(target, b.hint);
+  }
+}
+
+/** Whether a key pressed in this element is the element's own (typing), not a shortcut. */
+function typing(t) {
+  if (!t || !(t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable)) {
+    return false;
+  }
+  return t.type !== "checkbox" && t.type !== "range";
+}
+
+/**
+ * Listen for the table's keys on `window` while `root` is in the document.
+ *
+ * An action is called with (event, true) on key down, and for a `hold` binding with
+ * (event, false) on key up; an action that returns false leaves the key to the browser
+ * (default not prevented).
+ * @param {Element} root the page's root element.
+ * @param {Object<string, Function>} actions action name -> function.
+ */
+export function listenKeys(root, actions) {
+  window.addEventListener("keydown", (e) => {
+    if (!root.isConnected || typing(e.target)) return;
+    const b = bindingFor(e);
+    if (b && actions[b.action](e, true) !== false) e.preventDefault();
+  });
+  window.addEventListener("keyup", (e) => {
+    const b = BINDINGS.find((x) => x.hold && x.keys.includes(e.key));
+    if (b) actions[b.action](e, false);
+  });
+}

@@ -1,0 +1,144 @@
+/* The annotation page's canvas tool: native ES modules, no build step.
+ *
+ * The image travels once per image; a click sends one point (or a box) to /ovsam/api and gets
+ * back only the new mask (COCO compressed RLE at the displayed resolution, its outline, labels
+ * and scores). Everything is drawn here: the photo, accepted masks (a colour per class), the
+ * pending mask, points and box, with zoom around the cursor and pan.
+ *
+ * `mount(root)` starts the tool on the page's markup (static/annotator.html) under `root`.
+ * window.OVSAM = {mount, snapshot, keymap, rleCounts, paintRuns, runsContain}: `snapshot()` is
+ * a plain copy of the mounted page's state (state.js) for tests and benchmarks;
+ * window.OVSAM_PERF holds the timing marks (perf.js).
+ */
+import { Api } from "./api.js";
+import { applyHints, KEYMAP, listenKeys } from "./keymap.js";
+import { Navigator } from "./navigate.js";
+import { AnnotationList } from "./panels/annotations.js";
+import { FindPanel } from "./panels/find.js";
+import { HelpOverlay } from "./panels/help.js";
+import { ImageList } from "./panels/images.js";
+import { LabelPanel } from "./panels/labels.js";
+import { Toolbar } from "./panels/toolbar.js";
+import { listenPointer } from "./pointer.js";
+import { Renderer } from "./render.js";
+import { paintRuns, rleCounts, runsContain } from "./rle.js";
+import { PageState, tabSession } from "./state.js";
+import { SegmentTool } from "./tools/segment.js";
+import { SelectTool } from "./tools/select.js";
+
+let mounted = null; // {S, render} of the last page mounted
+
+/** What the keys (with the event) and the buttons (without) do, by action name (keymap.js, data-act). */
+function actions(ctx) {
+  const { S, nav, segment, select, found, labels, toolbar, help } = ctx;
+  const t0 = (e) => (e ? e.timeStamp || performance.now() : undefined);
+  return {
+    prev: (e) => nav.step(-1, t0(e)),
+    next: (e) => nav.step(1, t0(e)),
+    "next-todo": () => nav.nextNotDone(),
+    "tool-segment": () => toolbar.setTool("segment"),
+    "tool-select": () => toolbar.setTool("select"),
+    undo: () => segment.undo(),
+    clear: () => segment.clear(),
+    fit: () => { nav.fit(); S.changed("view"); },
+    everything: () => toolbar.everything(),
+    "toggle-masks": () => toolbar.toggleMasks(),
+    help: () => help.toggle(),
+    accept: () => segment.accept(),
+    relabel: () => select.relabel(),
+    merge: () => select.merge(),
+    delete: () => select.delete(),
+    find: () => found.find(),
+    "found-accept": () => found.accept(),
+    "found-reject": () => found.reject(),
+    "find-focus": () => found.focus(),
+    "search-labels": () => labels.focus(),
+    "pick-suggestion": (e) => labels.pickSuggestion(Number(e.key)),
+    "pan-key": (e, down) => { S.space = down; },
+    escape: () => {
+      if (help.open) help.toggle(false);
+      else if (S.pending || S.prompt.points.length || S.prompt.box) segment.clear();
+      else if (S.found) found.reject();
+      else select.select(null, false);
+    },
+    enter: () => {
+      if (S.pending) segment.accept();
+      else if (S.found) found.accept();
+      else if (S.selection.size) select.relabel();
+      else segment.accept();
+    },
+  };
+}
+
+/** Load the start state, then open the image the tab (or the store) worked on last. */
+async function start(ctx) {
+  const { S, api, $ } = ctx;
+  try {
+    const st = await api.state();
+    ctx.toolbar.setMethods(st.methods);
+    ctx.labels.setVocabularySize(st.vocab_size);
+    ctx.images.set(st.images);
+    S.findUnavailable = st.find_unavailable;
+    const notice = $("ov-notice");
+    notice.textContent = (st.notes || []).map((n) => "⚠ " + n).join("\n");
+    notice.hidden = !(st.notes || []).length;
+    if (st.find_unavailable) $("ov-find-btn").title = st.find_unavailable;
+    if (!st.has_labels) ctx.status(`Label suggestions are off: ${st.labels_unavailable}`);
+    await ctx.nav.open(st.current);
+    if (!S.current) { // unreadable: the first image after it that opens
+      const keys = st.images.map((i) => i.key), i = keys.indexOf(st.current);
+      for (const k of keys.slice(i + 1).concat(keys.slice(0, i))) {
+        await ctx.nav.open(k);
+        if (S.current) break;
+      }
+    }
+    if (!st.has_labels) $("ov-status").textContent += `  (Label suggestions are off: ${st.labels_unavailable})`;
+  } catch (e) {
+    ctx.status("⚠ " + e.message);
+  }
+}
+
+/**
+ * Start the tool on the page's markup under `root` (static/annotator.html).
+ * @param {Element} root
+ */
+export function mount(root) {
+  const $ = (id) => root.querySelector("#" + id);
+  const S = new PageState(tabSession());
+  const status = (text) => { $("ov-status").textContent = text; };
+  const ctx = { root, $, S, status, api: new Api(S.session, status), canvas: $("ov-canvas"), stage: $("ov-stage") };
+  // panels first, the renderer last: one change updates the lists, then draws once
+  Object.assign(ctx, {
+    nav: new Navigator(ctx), images: new ImageList(ctx), anns: new AnnotationList(ctx), labels: new LabelPanel(ctx),
+    found: new FindPanel(ctx), help: new HelpOverlay(ctx), toolbar: new Toolbar(ctx),
+    segment: new SegmentTool(ctx), select: new SelectTool(ctx),
+  });
+  const render = new Renderer(ctx.canvas, S);
+  mounted = { S, render };
+
+  applyHints(root);
+  const acts = actions(ctx);
+  listenKeys(root, acts);
+  root.querySelectorAll("[data-act]").forEach((b) =>
+    b.addEventListener("click", () => { acts[b.dataset.act](); b.blur(); }));
+  listenPointer(ctx);
+  new ResizeObserver(() => {
+    render.resize(Math.max(1, ctx.stage.clientWidth), Math.max(1, ctx.stage.clientHeight));
+    if (!S.fitted) ctx.nav.fit();
+    render.draw();
+  }).observe(ctx.stage);
+  start(ctx);
+}
+
+/**
+ * A plain JSON-able copy of the mounted page's state (null before `mount`); with
+ * `{layers: true}` also `accepted_layer`: {painted, size} of the accepted masks' layer.
+ */
+export function snapshot(opts = {}) {
+  if (!mounted) return null;
+  const out = mounted.S.snapshot();
+  if (opts.layers) out.accepted_layer = mounted.render.acceptedLayer();
+  return out;
+}
+
+window.OVSAM = { mount, snapshot, keymap: KEYMAP, rleCounts, paintRuns, runsContain };

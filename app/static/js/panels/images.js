@@ -1,0 +1,86 @@
+/* The image list panel: every image of the folder with its annotation count and done mark,
+ * the filter, the "done" check box and the progress ("3 / 10 done").
+ */
+
+export class ImageList {
+  /** @param {object} ctx the page: {S, api, $, nav (opens images)}. */
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.S = ctx.S;
+    this.list = ctx.$("ov-list");
+    this.filter = ctx.$("ov-filter");
+    this.done = ctx.$("ov-done");
+    this.filter.addEventListener("input", () => this.render());
+    this.done.addEventListener("change", (e) => {
+      const S = this.S;
+      if (!S.current) return;
+      const done = e.target.checked;
+      ctx.api.enqueue(async () => { this.set((await ctx.api.done(S.current, done)).images); });
+    });
+  }
+
+  fillRow(li, im) {
+    li.classList.toggle("current", im.key === this.S.current);
+    li.querySelector(".tick").textContent = im.done ? "✔" : "";
+    li.querySelector(".count").textContent = im.n;
+    li.title = `${im.key}: ${im.n} annotation(s)${im.done ? ", done" : ""}`;
+  }
+
+  row(key) { return this.list.querySelector(`li[data-key="${CSS.escape(key)}"]`); }
+
+  renderProgress() {
+    const S = this.S;
+    this.ctx.$("ov-progress").textContent = `${S.images.filter((i) => i.done).length} / ${S.images.length}`;
+    const cur = S.images.find((i) => i.key === S.current);
+    this.done.checked = !!(cur && cur.done);
+  }
+
+  /** The whole list (start, filter, a new list from the server). */
+  render() {
+    const S = this.S, f = this.filter.value.trim().toLowerCase();
+    this.list.textContent = "";
+    for (const im of S.images) {
+      if (f && !im.key.toLowerCase().includes(f)) continue;
+      const li = document.createElement("li");
+      li.dataset.key = im.key;
+      li.innerHTML = '<span class="tick"></span><span class="name"></span><span class="count"></span>';
+      li.querySelector(".name").textContent = im.key;
+      this.fillRow(li, im);
+      li.addEventListener("click", (e) => this.ctx.nav.open(im.key, e.timeStamp));
+      this.list.appendChild(li);
+    }
+    this.renderProgress();
+  }
+
+  /** A new list from the server. @param {import("../api.js").ImageEntry[]} [images] */
+  set(images) {
+    if (!images) return;
+    this.S.images = images;
+    this.render();
+    this.S.changed("images");
+  }
+
+  /** Only the rows of images an edit changed. @param {import("../api.js").ImageEntry[]} [entries] */
+  update(entries) {
+    const S = this.S;
+    for (const e of entries || []) {
+      const i = S.images.findIndex((im) => im.key === e.key);
+      if (i < 0) continue;
+      S.images[i] = e;
+      const li = this.row(e.key);
+      if (li) this.fillRow(li, e);
+    }
+    this.renderProgress();
+    S.changed("images");
+  }
+
+  /** Move the "current" mark from the image shown before (`previous`) to the one shown now. */
+  markCurrent(previous) {
+    const S = this.S;
+    for (const k of [previous, S.current]) {
+      const im = k && S.images.find((i) => i.key === k), li = k && this.row(k);
+      if (im && li) this.fillRow(li, im);
+    }
+    this.renderProgress();
+  }
+}

@@ -1,0 +1,64 @@
+/* The toolbar: the tools (segment, select), mask visibility and opacity, the everything pass
+ * and its method list (the find-all field has its own panel).
+ */
+
+export class Toolbar {
+  /** @param {object} ctx the page: {S, api, status, $, stage, images (the image list)}. */
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.S = ctx.S;
+    ctx.$("ov-opacity").addEventListener("input", (e) => { this.S.opacity = e.target.value / 100; this.S.changed("view"); });
+  }
+
+  /** The everything passes the server offers, as the method list's options. */
+  setMethods(methods) {
+    const sel = this.ctx.$("ov-method");
+    methods.forEach((m) => {
+      const o = document.createElement("option");
+      o.value = m.id;
+      o.textContent = m.title.split(":")[0];
+      o.title = m.title;
+      sel.appendChild(o);
+    });
+  }
+
+  /** "segment" or "select". */
+  setTool(tool) {
+    const $ = this.ctx.$;
+    this.S.tool = tool;
+    $("ov-tool-segment").classList.toggle("on", tool === "segment");
+    $("ov-tool-select").classList.toggle("on", tool === "select");
+    this.ctx.stage.classList.toggle("select", tool === "select");
+    this.S.changed("tool");
+  }
+
+  toggleMasks() {
+    const S = this.S;
+    S.showMasks = !S.showMasks;
+    this.ctx.$("ov-toggle-masks").textContent = S.showMasks ? "Hide masks" : "Show masks";
+    S.changed("view");
+  }
+
+  /** Segment the whole image with the chosen pass; each instance becomes an annotation. */
+  everything() {
+    const S = this.S, ctx = this.ctx, $ = ctx.$;
+    if (!S.current || S.busy) return;
+    const method = $("ov-method").value;
+    S.busy = true;
+    $("ov-everything").disabled = true;
+    const poll = ctx.api.pollProgress(`Segmenting everything (${method})…`);
+    ctx.api.enqueue(async () => {
+      try {
+        const r = await ctx.api.everything(method);
+        r.annotations.forEach((a) => S.addAnnotation(a));
+        ctx.images.update(r.changed_images);
+        S.changed("anns");
+        ctx.status(`Everything (${method}): ${r.patches} SAM patches → ${r.annotations.length} annotations (${r.how}) in ${r.seconds} s.`);
+      } finally {
+        clearInterval(poll);
+        S.busy = false;
+        $("ov-everything").disabled = false;
+      }
+    });
+  }
+}

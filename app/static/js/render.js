@@ -1,0 +1,205 @@
+/* Drawing the canvas: the photo, accepted masks (a colour per class), find-all candidates, the
+ * pending mask, then screen-space labels, the box and the points.
+ *
+ * Masks are painted into layers of the displayed size (one per kind) and drawn scaled with the
+ * view; a layer is repainted only when its masks changed (state topics), the canvas redrawn
+ * once per change.
+ */
+import { colourOf, PENDING, rgbCss } from "./colours.js";
+import { paintRuns, rleCounts } from "./rle.js";
+import { displayMatrix, fromOriginal } from "./view.js";
+
+const BACKGROUND = "#1f1f23";
+const DRAWN_ON = ["image", "anns", "selection", "hover", "pending", "found", "view"];
+
+/** A layer canvas of the displayed size (resized when the image's size differs). */
+function sized(layer, w, h) {
+  if (layer.width !== w || layer.height !== h) { layer.width = w; layer.height = h; }
+  return layer.getContext("2d");
+}
+
+export class Renderer {
+  /**
+   * @param {HTMLCanvasElement} canvas the page's canvas (CSS size = its stage's).
+   * @param {import("./state.js").PageState} S the page state; redraws on its changes.
+   */
+  constructor(canvas, S) {
+    this.canvas = canvas;
+    this.ctx = canvas.getContext("2d");
+    this.S = S;
+    this.accLayer = document.createElement("canvas");
+    this.pendLayer = document.createElement("canvas");
+    this.foundLayer = document.createElement("canvas");
+    this.pendPixels = null;
+    this.accDirty = true;
+    this.foundDirty = true;
+    S.subscribe((topics) => this.onChange(topics));
+  }
+
+  onChange(topics) {
+    if (topics.has("image") || topics.has("anns")) this.accDirty = true;
+    if (topics.has("image") || topics.has("found")) this.foundDirty = true;
+    if (topics.has("pending") && this.S.pending) this.paintPending(this.S.pending);
+    if (DRAWN_ON.some((t) => topics.has(t))) this.draw();
+  }
+
+  /** The canvas's backing store follows its CSS size x devicePixelRatio. */
+  resize(w, h) {
+    const dpr = window.devicePixelRatio || 1;
+    this.canvas.width = Math.round(w * dpr);
+    this.canvas.height = Math.round(h * dpr);
+  }
+
+  rebuildAccepted() {
+    const S = this.S;
+    const lctx = sized(this.accLayer, S.dw, S.dh);
+    const im = lctx.createImageData(S.dw, S.dh);
+    for (const a of S.anns.values()) if (!a.hidden) paintRuns(im.data, S.dw, S.dh, a.counts, colourOf(a.label));
+    lctx.putImageData(im, 0, 0);
+    this.accDirty = false;
+  }
+
+  rebuildFound() {
+    const S = this.S;
+    const lctx = sized(this.foundLayer, S.dw, S.dh);
+    const im = lctx.createImageData(S.dw, S.dh);
+    for (const f of S.found.items.values()) paintRuns(im.data, S.dw, S.dh, f.counts, colourOf(f.label));
+    lctx.putImageData(im, 0, 0);
+    this.foundDirty = false;
+  }
+
+  paintPending(mask) {
+    const S = this.S;
+    const lctx = sized(this.pendLayer, S.dw, S.dh);
+    // one pixel buffer per image size, cleared per click rather than allocated (a click's hot path)
+    if (!this.pendPixels || this.pendPixels.width !== S.dw || this.pendPixels.height !== S.dh) {
+      this.pendPixels = lctx.createImageData(S.dw, S.dh);
+    } else {
+      this.pendPixels.data.fill(0);
+    }
+    paintRuns(this.pendPixels.data, S.dw, S.dh, rleCounts(mask.rle.counts), PENDING);
+    lctx.putImageData(this.pendPixels, 0, 0);
+  }
+
+  strokeOutline(outline, css, width) {
+    const ctx = this.ctx;
+    ctx.beginPath();
+    for (const poly of outline) {
+      for (let i = 0; i < poly.length; i += 2) {
+        const x = poly[i] + 0.5, y = poly[i + 1] + 0.5;
+        if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+      }
+      ctx.closePath();
+    }
+    ctx.strokeStyle = css;
+    ctx.lineWidth = width / this.S.z;
+    ctx.stroke();
+  }
+
+  /** Draw everything now. */
+  draw() {
+    const S = this.S, ctx = this.ctx, dpr = window.devicePixelRatio || 1;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = BACKGROUND;
+    ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
+    if (!S.img) return;
+    ctx.setTransform(...displayMatrix(S, dpr));
+    ctx.imageSmoothingEnabled = S.z < 1;
+    ctx.drawImage(S.img, 0, 0, S.dw, S.dh);
+    ctx.imageSmoothingEnabled = false; // masks stay crisp at any zoom
+    this.drawMasks();
+    this.drawDecorations(dpr);
+  }
+
+  drawMasks() {
+    const S = this.S, ctx = this.ctx;
+    if (S.showMasks) {
+      if (this.accDirty) this.rebuildAccepted();
+      ctx.globalAlpha = S.opacity;
+      ctx.drawImage(this.accLayer, 0, 0);
+      ctx.globalAlpha = 1;
+      for (const a of S.anns.values()) {
+        if (a.hidden) continue;
+        const sel = S.selection.has(a.id), hov = S.hover === a.id;
+        this.strokeOutline(a.outline, sel ? "#ffffff" : hov ? "#ffff00" : rgbCss(colourOf(a.label), 0.95), sel || hov ? 3 : 1.5);
+      }
+    } else {
+      for (const id of S.selection) { const a = S.anns.get(id); if (a) this.strokeOutline(a.outline, "#ffffff", 3); }
+    }
+    if (S.found) {
+      if (this.foundDirty) this.rebuildFound();
+      ctx.globalAlpha = 0.55;
+      ctx.drawImage(this.foundLayer, 0, 0);
+      ctx.globalAlpha = 1;
+      ctx.setLineDash([6 / S.z, 4 / S.z]);
+      for (const f of S.found.items.values()) {
+        const hov = S.foundHover === f.index;
+        this.strokeOutline(f.outline, hov ? "#ffff00" : rgbCss(colourOf(f.label), 1), hov ? 3 : 2);
+      }
+      ctx.setLineDash([]);
+    }
+    if (S.pending) {
+      ctx.globalAlpha = 0.5;
+      ctx.drawImage(this.pendLayer, 0, 0);
+      ctx.globalAlpha = 1;
+      this.strokeOutline(S.pending.outline, rgbCss(PENDING, 1), 2);
+    }
+  }
+
+  /** Screen-space decorations: the annotations' ids and labels, the box, the points. */
+  drawDecorations(dpr) {
+    const S = this.S, ctx = this.ctx;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    if (S.showMasks) {
+      ctx.font = "12px system-ui, sans-serif";
+      ctx.lineWidth = 3;
+      for (const a of S.anns.values()) {
+        if (a.hidden) continue;
+        const [x, y] = fromOriginal(S, a.bbox[0], a.bbox[1]);
+        const text = `${a.id} ${a.label}`;
+        ctx.strokeStyle = "rgba(0,0,0,0.85)";
+        ctx.strokeText(text, x + 2, Math.max(12, y - 3));
+        ctx.fillStyle = "#fff";
+        ctx.fillText(text, x + 2, Math.max(12, y - 3));
+      }
+    }
+    const box = S.drag ? S.drag.box : S.prompt.box;
+    if (box) {
+      const [x0, y0] = fromOriginal(S, box[0], box[1]), [x1, y1] = fromOriginal(S, box[2], box[3]);
+      ctx.strokeStyle = "#ffff00";
+      ctx.lineWidth = 2;
+      ctx.setLineDash(S.drag ? [6, 4] : []);
+      ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+      ctx.setLineDash([]);
+    }
+    S.prompt.points.forEach((p, i) => {
+      const [x, y] = fromOriginal(S, p[0], p[1]);
+      ctx.beginPath();
+      ctx.arc(x, y, 5.5, 0, 2 * Math.PI);
+      ctx.fillStyle = S.prompt.labels[i] === 1 ? "#16c60c" : "#e81123";
+      ctx.fill();
+      ctx.strokeStyle = "#fff";
+      ctx.lineWidth = 1.5;
+      ctx.stroke();
+    });
+  }
+
+  /**
+   * What the layer of accepted masks holds (for tests): its painted pixels and size.
+   * @returns {{painted: number, size: number[]}}
+   */
+  acceptedLayer() {
+    const L = this.accLayer;
+    if (!L.width || !L.height) return { painted: 0, size: [L.width, L.height] };
+    const d = L.getContext("2d").getImageData(0, 0, L.width, L.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) n += d[i] > 0;
+    return { painted: n, size: [L.width, L.height] };
+  }
+}
+
+/** Call done(drawn, frame) once the frame showing what was just drawn is painted (performance.now()). */
+export function afterFrame(done) {
+  const drawn = performance.now();
+  requestAnimationFrame(() => setTimeout(() => done(drawn, performance.now()), 0));
+}

@@ -1,0 +1,125 @@
+/* The page's state: one object the modules read and write, `subscribe` for its changes and a
+ * plain JSON-able `snapshot()` of it for tests and benchmarks (window.OVSAM.snapshot()).
+ *
+ * A module that changes fields calls `changed(topic, ...)` once, naming what it changed; every
+ * subscriber is called once per `changed` call with the set of topics (so a change that touches
+ * the annotations and the selection draws the canvas once). Topics:
+ *   "image"        another image is shown (size, photo, view reset)
+ *   "images"       the image list's entries
+ *   "anns"         the annotations of the image (added, removed, relabelled, hidden)
+ *   "selection"    the selected annotations
+ *   "hover"        the annotation or candidate under the pointer in a list
+ *   "pending"      the pending mask and the prompt (points, labels, box)
+ *   "suggestions"  the label suggestions (and whether they are still coming)
+ *   "found"        the find-all candidates
+ *   "view"         zoom, pan, the box being dragged, mask visibility and opacity
+ *   "tool"         the active tool
+ */
+import { rleCounts } from "./rle.js";
+
+/** An empty prompt, as the server sends it. @returns {import("./api.js").Prompt} */
+export function emptyPrompt() { return { points: [], labels: [], box: null }; }
+
+/** The tab's session id: one per browser tab, kept across reloads (sessionStorage). */
+export function tabSession() {
+  const k = "ovsam-session";
+  let id = sessionStorage.getItem(k);
+  if (!id) {
+    id = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2) + Date.now());
+    sessionStorage.setItem(k, id);
+  }
+  return id;
+}
+
+/** An annotation or candidate as the page keeps it: the server's fields plus decoded run lengths. */
+function withCounts(a) { return { ...a, counts: rleCounts(a.rle.counts) }; }
+
+export class PageState {
+  /** @param {string} session the tab's session id. */
+  constructor(session) {
+    this.session = session;
+    /** @type {import("./api.js").ImageEntry[]} */
+    this.images = [];
+    this.findUnavailable = null;
+    // the image shown: key, photo, original (W, H) and displayed (dw, dh) size; the view on it
+    this.current = null; this.img = null; this.W = 0; this.H = 0; this.dw = 0; this.dh = 0;
+    this.z = 1; this.tx = 0; this.ty = 0; this.fitted = false;
+    /** @type {Map<number, object>} annotation id -> annotation (with `counts`, `hidden`) */
+    this.anns = new Map();
+    this.selection = new Set();
+    this.hover = null;
+    // the prompt being built and its mask
+    this.pending = null; this.prompt = emptyPrompt(); this.token = null;
+    this.suggestions = []; this.labelsPending = false; this.labelsFetch = null; this.labelLocked = false;
+    // the label search
+    this.results = []; this.resultsFor = null; this.active = -1;
+    /** @type {{key: string, items: Map<number, object>} | null} find-all candidates by index */
+    this.found = null;
+    this.foundHover = null;
+    this.tool = "segment"; this.showMasks = true; this.opacity = 0.45;
+    // the pointer: a press, a box being dragged, a pan, the space key held
+    this.press = null; this.drag = null; this.pan = null; this.space = false;
+    this.busy = false; // a long pass (everything, find all) runs
+    this._subscribers = [];
+  }
+
+  /**
+   * Call `fn(topics)` after every change. @param {(topics: Set<string>) => void} fn
+   * @returns {() => void} unsubscribes.
+   */
+  subscribe(fn) {
+    this._subscribers.push(fn);
+    return () => { this._subscribers = this._subscribers.filter((f) => f !== fn); };
+  }
+
+  /** Tell the subscribers what changed (topics above). */
+  changed(...topics) {
+    const set = new Set(topics);
+    for (const fn of this._subscribers) fn(set);
+  }
+
+  /** Keep an annotation from the server (decodes its RLE once). */
+  addAnnotation(a) {
+    const ann = withCounts(a);
+    ann.hidden = false;
+    this.anns.set(ann.id, ann);
+  }
+
+  /** Hold find-all candidates of image `key` (none: no candidates). */
+  setFound(key, items) {
+    this.found = items.length ? { key, items: new Map(items.map((f) => [f.index, withCounts(f)])) } : null;
+    this.foundHover = null;
+  }
+
+  /**
+   * A plain JSON-able copy of what tests and benchmarks read.
+   * @returns {object} {session, current, W, H, dw, dh, z, tx, ty, fitted, prompt, pending (bool),
+   *   token, anns: [{id, label, score, area, bbox, hidden}], selection: [ids], hover, tool,
+   *   showMasks, opacity, suggestions: [{name, score}], labelsPending, labelLocked, results:
+   *   [{name, synonym}], resultsFor, active, found: null | {key, items: [{index, label, score,
+   *   area, bbox, rle}]}, foundHover, busy, images: [{key, n, done}]}
+   */
+  snapshot() {
+    const copy = (x) => (x == null ? x : JSON.parse(JSON.stringify(x)));
+    return {
+      session: this.session, current: this.current,
+      W: this.W, H: this.H, dw: this.dw, dh: this.dh, z: this.z, tx: this.tx, ty: this.ty, fitted: this.fitted,
+      prompt: copy(this.prompt), pending: !!this.pending, token: this.token,
+      anns: [...this.anns.values()].map((a) => ({
+        id: a.id, label: a.label, score: a.score, area: a.area, bbox: a.bbox, hidden: a.hidden,
+      })),
+      selection: [...this.selection], hover: this.hover,
+      tool: this.tool, showMasks: this.showMasks, opacity: this.opacity,
+      suggestions: copy(this.suggestions), labelsPending: this.labelsPending, labelLocked: this.labelLocked,
+      results: copy(this.results), resultsFor: this.resultsFor, active: this.active,
+      found: this.found && {
+        key: this.found.key,
+        items: [...this.found.items.values()].map((f) => ({
+          index: f.index, label: f.label, score: f.score, area: f.area, bbox: f.bbox, rle: { size: [...f.rle.size], counts: f.rle.counts },
+        })),
+      },
+      foundHover: this.foundHover, busy: this.busy,
+      images: this.images.map((im) => ({ key: im.key, n: im.n, done: im.done })),
+    };
+  }
+}

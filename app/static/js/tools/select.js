@@ -1,0 +1,78 @@
+/* The select tool: a click selects the annotation under it (Shift + click adds or removes one);
+ * the selection is deleted, relabelled or merged.
+ */
+import { hint } from "../keymap.js";
+import { runsContain } from "../rle.js";
+import { displayPixel } from "../view.js";
+
+export class SelectTool {
+  /** @param {object} ctx the page: {S, api, status, $, images (the image list)}. */
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.S = ctx.S;
+    this.api = ctx.api;
+  }
+
+  /** Select annotation `id` (null: none); `add` adds it to the selection, or removes it if there. */
+  select(id, add) {
+    const S = this.S;
+    if (!add) S.selection.clear();
+    if (id != null) {
+      if (add && S.selection.has(id)) S.selection.delete(id); else S.selection.add(id);
+    }
+    S.changed("selection");
+  }
+
+  /** The visible annotation at display pixel (dx, dy), the one drawn on top first; null if none. */
+  hitTest(dx, dy) {
+    const S = this.S, px = displayPixel(S, dx, dy);
+    if (!px) return null;
+    const anns = [...S.anns.values()].reverse();
+    const hit = anns.find((a) => !a.hidden && runsContain(a.counts, S.dh, px[0], px[1]));
+    return hit ? hit.id : null;
+  }
+
+  /** A click at display pixel (dx, dy) with the left button. */
+  click(dx, dy, shift) { this.select(this.hitTest(dx, dy), shift); }
+
+  label() { return this.ctx.$("ov-label").value.trim(); }
+
+  delete() {
+    const S = this.S, ids = [...S.selection];
+    if (!ids.length) { this.ctx.status(`Select annotations first (${hint("tool-select")}, then click them).`); return; }
+    this.api.enqueue(async () => {
+      const r = await this.api.delete(ids);
+      ids.forEach((i) => S.anns.delete(i));
+      S.selection.clear();
+      this.ctx.images.update(r.changed_images);
+      S.changed("anns", "selection");
+      this.ctx.status(`Deleted ${ids.length} annotation(s).`);
+    });
+  }
+
+  relabel() {
+    const S = this.S, ids = [...S.selection], label = this.label();
+    if (!ids.length || !label) { this.ctx.status("Select annotations and choose a label first."); return; }
+    this.api.enqueue(async () => {
+      const r = await this.api.relabel(ids, label);
+      r.annotations.forEach((a) => { const old = S.anns.get(a.id); if (old) { old.label = a.label; old.score = a.score; } });
+      S.changed("anns");
+      this.ctx.status(`${ids.length} annotation(s) are now '${label}'.`);
+    });
+  }
+
+  merge() {
+    const S = this.S, ids = [...S.selection];
+    if (ids.length < 2) { this.ctx.status("Select two or more annotations to merge (shift + click adds)."); return; }
+    const label = S.labelLocked ? this.label() : "";
+    this.api.enqueue(async () => {
+      const r = await this.api.merge(ids, label);
+      r.removed.forEach((i) => S.anns.delete(i));
+      S.addAnnotation(r.annotation);
+      S.selection = new Set([r.annotation.id]);
+      this.ctx.images.update(r.changed_images);
+      S.changed("anns", "selection");
+      this.ctx.status(`Merged ${ids.join(", ")} into annotation ${r.annotation.id} ('${r.annotation.label}').`);
+    });
+  }
+}

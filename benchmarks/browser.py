@@ -123,7 +123,7 @@ def main() -> int:
 
             def screen_xy(x: float, y: float) -> list[float]:
                 return page.evaluate(
-                    """([x, y]) => { const S = OVSAM_STATE, r = document.querySelector('#ov-canvas').getBoundingClientRect();
+                    """([x, y]) => { const S = OVSAM.snapshot(), r = document.querySelector('#ov-canvas').getBoundingClientRect();
                     return [r.left + x * (S.dw / S.W) * S.z + S.tx, r.top + y * (S.dh / S.H) * S.z + S.ty]; }""",
                     [x, y],
                 )
@@ -135,10 +135,10 @@ def main() -> int:
                     page.keyboard.press("d")
                     page.wait_for_function("n => OVSAM_PERF.switches.length > n", arg=n, timeout=120_000)
                     prefetched.append(page.evaluate("() => OVSAM_PERF.switches.at(-1)"))
-                assert page.evaluate("() => OVSAM_STATE.current") == name
+                assert page.evaluate("() => OVSAM.snapshot().current") == name
                 for x, y in points:
                     page.keyboard.press("Escape")
-                    page.wait_for_function("() => !OVSAM_STATE.pending")
+                    page.wait_for_function("() => !OVSAM.snapshot().pending")
                     n = page.evaluate("() => OVSAM_PERF.clicks.length")
                     page.mouse.click(*screen_xy(x, y))
                     page.wait_for_function("n => OVSAM_PERF.clicks.length > n", arg=n, timeout=60_000)
@@ -157,7 +157,7 @@ def main() -> int:
                 page.mouse.click(*screen_xy(*points[0]))  # at once: the first click on the photo
                 page.wait_for_function("n => OVSAM_PERF.clicks.length > n", arg=c, timeout=120_000)
                 click = page.evaluate("() => OVSAM_PERF.clicks.at(-1)")
-                page.wait_for_function("() => !OVSAM_STATE.labelsPending", timeout=120_000)
+                page.wait_for_function("() => !OVSAM.snapshot().labelsPending", timeout=120_000)
                 late = page.evaluate("n => OVSAM_PERF.labels.slice(n)", nl)
                 labels_frame = late[-1]["frame"] if late else click["frame"]  # else they came with the mask
                 cold_firsts.append(

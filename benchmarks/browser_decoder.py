@@ -47,7 +47,7 @@ ORT_VERSION = "1.30.0"
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <script src="/ortbench/ort.min.js"></script>
-<script src="/ovsam/static/annotator.js"></script></head><body>
+<script type="module" src="/ovsam/static/js/main.js"></script></head><body>
 <script>
 window.bench = async function (photos, threads) {
   ort.env.wasm.numThreads = threads;
@@ -216,7 +216,9 @@ def main() -> int:
             browser = launch(p, args.chromium)
             page = browser.new_page()
             page.goto(server.url + "/ortbench/index.html")
-            page.wait_for_function("() => typeof window.bench === 'function' && typeof ort === 'object'")
+            page.wait_for_function(
+                "() => typeof window.bench === 'function' && typeof ort === 'object' && typeof OVSAM === 'object'"
+            )
             out = page.evaluate("([photos, threads]) => bench(photos, threads)", [photos, args.threads])
             version = browser.version
             browser.close()

@@ -2,7 +2,7 @@
 
 :func:`build_app` makes one FastAPI app: the page's JSON API (:mod:`app.api`) under
 ``/ovsam/api``, its script and style under ``/ovsam/static``, and the Gradio Blocks at ``/``.
-The Blocks hold the annotation tool (a ``gr.HTML`` whose script, ``static/annotator.js``,
+The Blocks hold the annotation tool (a ``gr.HTML`` whose script, the ES modules of ``static/js/`` (entry ``main.js``),
 draws the image, masks and prompts on a canvas and talks to the API) and the export panel.
 """
 

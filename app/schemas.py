@@ -1,7 +1,7 @@
 """Request and response bodies of the page's HTTP API (``/ovsam/api``), as pydantic models.
 
 FastAPI validates each request against its model before any state is touched (a malformed body
-is answered 400 with the reason, see :func:`app.page.build_app`) and publishes them in its
+is answered 400 with the reason, see :mod:`app.routes`) and publishes them in its
 OpenAPI document (``/openapi.json``, ``/docs``). Coordinates are original image pixels; masks are
 COCO compressed RLE at the displayed resolution (:func:`app.api.mask_payload`). The ``session``
 field is the browser tab's id (it makes one itself); ``key`` is an image's path relative to the

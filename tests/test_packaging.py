@@ -54,7 +54,11 @@ def _expected_files() -> set[str]:
 def test_wheel_holds_every_package_and_data_file(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = _expected_files()
-    assert "annotator/everything/pipeline.py" in expected and "ovsam_app/static/annotator.js" in expected
+    assert (
+        "annotator/everything/pipeline.py" in expected
+        and "ovsam_app/static/js/main.js" in expected
+        and "ovsam_app/static/js/panels/help.js" in expected
+    )
     assert "annotator/vocab_data/coco_panoptic.txt" in expected
     missing = sorted(expected - names)
     assert not missing, f"left out of the wheel: {missing}"

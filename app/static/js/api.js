@@ -1,7 +1,7 @@
-/* The page's calls to its server, /ovsam/api/... (app/page.py routes them to app/api.py).
+/* The page's calls to its server, /ovsam/api/... (app/routes.py routes them to app/api.py).
  *
  * Every POST body is JSON and carries the tab's `session`; answers are JSON. A failed call
- * answers {error} (the app's ApiError) or {detail} (FastAPI's validation) with a 4xx/5xx
+ * answers {error} (the app's ApiError, or a body its schema refused: app/routes.py) with a 4xx/5xx
  * status; `call` throws an Error with that reason. Prompts go through one queue so that they
  * reach the server in the order the user gave them.
  */

@@ -1,7 +1,9 @@
 """Durable file writes.
 
 - Atomic writes: a temporary file in the target folder, fsync, then ``os.replace``.  A reader
-  never sees a half-written file, and a crash mid-write leaves the old file intact.
+  never sees a half-written file, and a crash mid-write leaves the old file intact.  The file
+  gets the mode a plain ``open`` would give it (0666 less the umask: 0644 usually), not the
+  temporary file's 0600, so that the people and tools an export is for can read it.
 - Journals: JSON Lines appended one fsynced line at a time; a torn last line (a crash mid-write)
   is skipped on reading.
 """
@@ -12,11 +14,22 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+_umask_lock = threading.Lock()
+
+
+def _file_mode() -> int:
+    """0666 less the process umask (read without changing it for other threads for long)."""
+    with _umask_lock:
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -34,6 +47,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), _file_mode())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -19,6 +19,7 @@ import json
 import logging
 import threading
 import time
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from .masks import decode_rle, encode_rle, rle_area, rle_bbox
 log = logging.getLogger(__name__)
 
 STORE_VERSION = 1
+MAX_LABEL_CHARS = 200
+"""The longest label a store takes (characters)."""
 
 
 class StoreError(RuntimeError):
@@ -73,6 +76,29 @@ class Annotation:
 
     def __post_init__(self) -> None:
         self.source = Source(self.source).value if self.source else source_of_prompt(self.prompt).value
+
+
+def check_label_text(label: str) -> str:
+    """``label`` unchanged if an export can hold it: at most :data:`MAX_LABEL_CHARS` characters,
+    no control character (Unicode category ``Cc``: NUL, BEL, newlines...; XML 1.0, which the
+    Label Studio config is, cannot hold most of them).
+
+    Raises:
+        ValueError: too long, or a control character (named by its code point).
+    """
+    if len(label) > MAX_LABEL_CHARS:
+        raise ValueError(f"a label has at most {MAX_LABEL_CHARS} characters ({len(label)} given)")
+    bad = next((c for c in label if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        raise ValueError(f"a label cannot hold the control character U+{ord(bad):04X}")
+    return label
+
+
+def _checked_label(label: str) -> str:
+    label = label.strip()
+    if not label:
+        raise ValueError("an annotation needs a label")
+    return check_label_text(label)
 
 
 def source_of_prompt(prompt: dict) -> Source:
@@ -234,11 +260,10 @@ class AnnotationStore:
             source: how it was made; default from ``prompt`` (see :func:`source_of_prompt`).
             save: write the store now; pass ``False`` when adding many, then call :meth:`save`.
         Raises:
-            ValueError: empty mask or empty label.
+            ValueError: empty mask; empty, too long a label (:data:`MAX_LABEL_CHARS`) or one with
+                a control character.
         """
-        label = label.strip()
-        if not label:
-            raise ValueError("an annotation needs a label")
+        label = _checked_label(label)
         rle = dict(mask) if isinstance(mask, dict) else encode_rle(mask)
         area = rle_area(rle)
         if area == 0:
@@ -318,10 +343,12 @@ class AnnotationStore:
             self.save()
 
     def relabel(self, ann_id: int, label: str) -> Annotation:
-        """Change an annotation's label (score cleared: the label is now the user's) and save."""
-        label = label.strip()
-        if not label:
-            raise ValueError("an annotation needs a label")
+        """Change an annotation's label (score cleared: the label is now the user's) and save.
+
+        Raises:
+            KeyError: unknown id. ValueError: a label :meth:`add` refuses.
+        """
+        label = _checked_label(label)
         with self._lock:
             ann = self.annotations[ann_id]
             ann.label, ann.category_id, ann.score = label, self.category_id(label), None

@@ -35,13 +35,15 @@ from .images import ImageLoadError
 from .instances import Instances, Source
 from .masks import rle_iou
 from .session import PromptSession
-from .store import Annotation
+from .store import Annotation, check_label_text
 from .text_prompts import LabelsUnavailable, NamedClass, parse_classes
 from .workspace import Workspace
 
 DUPLICATE_IOU = 0.9
 """A find-all candidate whose mask IoU with an annotation of its image reaches this is not
 offered again (counted in :attr:`Found.already_annotated`)."""
+MAX_POINTS = 64
+"""Points one prompt may hold (each decode holds the engine lock all tabs share)."""
 TAB_IDLE_S = 12 * 3600  # a tab unseen this long is forgotten (its pending prompt with it)
 
 
@@ -146,6 +148,7 @@ class Tab:
         self.found: Found | None = None
         self.progress: float | None = None  # fraction done of the running pass
         self.seen = time.monotonic()
+        self._storing = threading.Lock()  # a pending mask or a candidate is stored once
 
     def _prompt(self, key: str | None = None) -> PromptSession:
         """The tab's prompt; with ``key``, only if the tab still shows that image (a click sent
@@ -197,8 +200,11 @@ class Tab:
         Args:
             key: the image the click was made on; refused if the tab shows another now.
         Raises:
-            Unprocessable: outside the image. Conflict: no image open, or another one.
+            Unprocessable: outside the image, or the prompt holds :data:`MAX_POINTS` already.
+            Conflict: no image open, or another one.
         """
+        if len(self._prompt(key).prompt.points) >= MAX_POINTS:
+            raise Unprocessable(f"a prompt holds at most {MAX_POINTS} points: undo, or clear and start again")
         return self._decode(key, lambda p: p.add_point(self.engine, float(x), float(y), bool(positive)))
 
     def box(self, box: list[float], key: str | None = None) -> Decoded:
@@ -248,21 +254,24 @@ class Tab:
 
     def accept(self, label: str, key: str | None = None) -> Annotation:
         """Store the pending mask under ``label`` (any text; a new name becomes a new category)
-        and clear the prompt.
+        and clear the prompt. Parallel accepts of one tab store the mask once: the others find
+        nothing pending.
 
         Raises:
             Conflict: nothing to accept, or another image shown. Unprocessable: empty label.
         """
-        prompt = self._prompt(key)
-        result = prompt.result
-        if result is None or not result.mask.any():
-            raise Conflict("nothing to accept: click an object first")
         label = _label(label)
-        self.ws.store.set_last_image(prompt.image)  # another tab may have opened an image since
-        source = Source.CLICK if prompt.prompt.points else Source.BOX
-        (ann,) = self.ws.store.add_instances(prompt.image, result.to_instances(source, label, prompt.prompt.as_dict()))
-        prompt.clear()
-        return ann
+        with self._storing:
+            prompt = self._prompt(key)
+            result = prompt.result
+            if result is None or not result.mask.any():
+                raise Conflict("nothing to accept: click an object first")
+            self.ws.store.set_last_image(prompt.image)  # another tab may have opened an image since
+            source = Source.CLICK if prompt.prompt.points else Source.BOX
+            instances = result.to_instances(source, label, prompt.prompt.as_dict())
+            (ann,) = self.ws.store.add_instances(prompt.image, instances)
+            prompt.clear()
+            return ann
 
     def _running(self, fn):
         """Run a pass with :attr:`progress` readable meanwhile."""
@@ -356,11 +365,12 @@ class Tab:
             raise BadRequest("indices must be a list of found candidates' indices") from exc
         if not idx or idx[0] < 0 or idx[-1] >= len(found.instances):
             raise BadRequest(f"indices must lie in 0..{len(found.instances) - 1}")
-        if found.accepted.intersection(idx):
-            raise Conflict(f"already accepted: {sorted(found.accepted.intersection(idx))}")
-        self.ws.store.set_last_image(found.key)
-        added = self.ws.store.add_instances(found.key, found.instances[idx])
-        found.accepted.update(idx)
+        with self._storing:
+            if found.accepted.intersection(idx):
+                raise Conflict(f"already accepted: {sorted(found.accepted.intersection(idx))}")
+            self.ws.store.set_last_image(found.key)
+            added = self.ws.store.add_instances(found.key, found.instances[idx])
+            found.accepted.update(idx)
         return added, idx
 
 
@@ -476,7 +486,10 @@ def _label(label: str | None) -> str:
     label = str(label or "").strip()
     if not label:
         raise Unprocessable("choose a label first")
-    return label
+    try:
+        return check_label_text(label)
+    except ValueError as exc:
+        raise Unprocessable(str(exc)) from exc
 
 
 def _check_method(method: str) -> None:
@@ -486,6 +499,7 @@ def _check_method(method: str) -> None:
 
 __all__ = [
     "DUPLICATE_IOU",
+    "MAX_POINTS",
     "BadRequest",
     "Conflict",
     "Decoded",

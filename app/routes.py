@@ -1,7 +1,8 @@
 """The page's HTTP routes as one table: path, request model, response model, the call.
 
-Each POST route validates its JSON body against a model of :mod:`app.schemas` (FastAPI answers
-a malformed one 400 with the reason, before anything runs) and calls one method of
+Each POST route validates its JSON body against a model of :mod:`app.schemas` (a malformed one
+is answered 422 naming the field, a body over :data:`MAX_BODY_BYTES` 413, before anything runs)
+and calls one method of
 :class:`app.api.PageAPI`; responses are documented in the OpenAPI schema and returned as the
 method builds them (no second serialisation on the click path).
 """
@@ -20,6 +21,8 @@ from . import schemas as s
 from .api import ApiError, PageAPI
 
 PREFIX = "/ovsam/api/"
+MAX_BODY_BYTES = 1 << 20
+"""The largest JSON body the API reads (1 MiB); a prompt or an edit is a few hundred bytes."""
 
 POSTS: list[tuple[str, type[BaseModel], type[BaseModel], Callable[[PageAPI, Any], dict]]] = [
     ("open", s.OpenRequest, s.OpenOut, lambda api, b: api.open(b.session, b.key)),
@@ -44,7 +47,7 @@ POSTS: list[tuple[str, type[BaseModel], type[BaseModel], Callable[[PageAPI, Any]
 ]
 """Every POST route: (path, request body model, response model, the call)."""
 
-ERRORS = {code: {"model": s.ErrorOut} for code in (400, 404, 409, 422, 500)}
+ERRORS = {code: {"model": s.ErrorOut} for code in (400, 404, 409, 413, 422, 500)}
 
 
 def _post(app: FastAPI, api: PageAPI, path: str, request: type[BaseModel], response: type[BaseModel], call) -> None:
@@ -56,15 +59,50 @@ def _post(app: FastAPI, api: PageAPI, path: str, request: type[BaseModel], respo
 
 
 def _validation_error(_request, exc: RequestValidationError) -> JSONResponse:
-    """A body that does not fit its model: 400 with ``{"error": "field: reason"}``, as every refusal."""
+    """A body that does not fit its model: 422 with ``{"error": "field: reason"}``, as every refusal."""
     reasons = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors()]
-    return JSONResponse({"error": "; ".join(reasons)}, status_code=400)
+    return JSONResponse({"error": "; ".join(reasons)}, status_code=422)
+
+
+class BodyLimit:
+    """ASGI middleware: a request to the API whose body exceeds ``limit`` bytes is answered 413
+    ``{"error": "body: ..."}`` before the route runs. The declared ``Content-Length`` is checked
+    first; the body (a chunked one too) is read up to the limit, then handed on."""
+
+    def __init__(self, app, limit: int = MAX_BODY_BYTES):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.limit:
+            return await self._refuse(send)
+        messages, seen = [], 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                return await self._refuse(send)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+
+        return await self.app(scope, replay, send)
+
+    async def _refuse(self, send):
+        response = JSONResponse({"error": f"body: at most {self.limit} bytes"}, status_code=413)
+        await response({"type": "http"}, None, send)
 
 
 def add_routes(app: FastAPI, api: PageAPI) -> None:
     """Mount the page's API on ``app`` under :data:`PREFIX`, with its error answers."""
     app.add_exception_handler(ApiError, lambda _r, exc: JSONResponse({"error": str(exc)}, status_code=exc.status))
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(BodyLimit)
     for path, request, response, call in POSTS:
         _post(app, api, path, request, response, call)
     tab_id = Annotated[str, Query(description="the browser tab's id")]

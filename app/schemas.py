@@ -1,7 +1,7 @@
 """Request and response bodies of the page's HTTP API (``/ovsam/api``), as pydantic models.
 
 FastAPI validates each request against its model before any state is touched (a malformed body
-is answered 400 with the reason, see :mod:`app.routes`) and publishes them in its
+is answered 422 naming the field, see :mod:`app.routes`) and publishes them in its
 OpenAPI document (``/openapi.json``, ``/docs``). Coordinates are original image pixels; masks are
 COCO compressed RLE at the displayed resolution (:func:`app.api.mask_payload`). The ``session``
 field is the browser tab's id (it makes one itself); ``key`` is an image's path relative to the
@@ -10,9 +10,28 @@ folder. ``app/static/js/api.js`` mirrors these models as JSDoc typedefs.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, field_validator
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, Field, StrictBool, StrictInt, field_validator
+
+from annotator.store import MAX_LABEL_CHARS, check_label_text
+
+MAX_IDS = 10_000
+"""Annotation ids (or found candidates' indices) one request may name."""
+MAX_COORDINATE = 1e6
+"""Largest coordinate magnitude a request may carry (pixels); whether a point lies in the image
+is the tab's check (422 with the reason)."""
 
 TabId = Field(min_length=1, max_length=100, description="the browser tab's id")
+Coordinate = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_COORDINATE, le=MAX_COORDINATE)]
+"""A finite pixel coordinate (NaN, infinities and absurd magnitudes are refused)."""
+Label = Annotated[
+    str,
+    Field(max_length=MAX_LABEL_CHARS, description=f"at most {MAX_LABEL_CHARS} characters, no control characters"),
+    AfterValidator(check_label_text),
+]
+"""A label as typed: bounded, printable (what every export and the Label Studio XML can hold)."""
+Ids = Annotated[list[StrictInt], Field(default_factory=list, max_length=MAX_IDS)]
 ImageKey = Field(default=None, description="the image the request was made on: refused (409) if the tab shows another")
 
 
@@ -31,16 +50,18 @@ class OpenRequest(TabRequest):
 class ClickRequest(TabRequest):
     """``POST click``: add a point to the tab's prompt."""
 
-    x: float = Field(description="X, original image pixels")
-    y: float = Field(description="Y, original image pixels")
-    positive: bool = Field(default=True, description="true: part of the object; false: cut away")
+    x: Coordinate = Field(description="X, original image pixels")
+    y: Coordinate = Field(description="Y, original image pixels")
+    positive: StrictBool = Field(default=True, description="true: part of the object; false: cut away")
     key: str | None = ImageKey
 
 
 class BoxRequest(TabRequest):
     """``POST box``: set the tab's box prompt."""
 
-    box: list[float] = Field(min_length=4, max_length=4, description="XYXY original image pixels, corners in any order")
+    box: list[Coordinate] = Field(
+        min_length=4, max_length=4, description="XYXY original image pixels, corners in any order"
+    )
     key: str | None = ImageKey
 
 
@@ -53,34 +74,34 @@ class SuggestRequest(TabRequest):
 class AcceptRequest(TabRequest):
     """``POST accept``: store the pending mask."""
 
-    label: str | None = Field(default=None, description="any text; a new name becomes a new category")
+    label: Label | None = Field(default=None, description="any text; a new name becomes a new category")
     key: str | None = ImageKey
 
 
 class IdsRequest(BaseModel):
     """``POST delete``: annotations by id."""
 
-    ids: list[int] = Field(default_factory=list, description="annotation ids")
+    ids: Ids = Field(description="annotation ids")
 
 
 class RelabelRequest(IdsRequest):
     """``POST relabel``: a new label for annotations."""
 
-    label: str | None = None
+    label: Label | None = None
 
 
 class MergeRequest(IdsRequest):
     """``POST merge``: two or more annotations of one image into one (the first one's label
     unless ``label`` is given)."""
 
-    label: str | None = None
+    label: Label | None = None
 
 
 class DoneRequest(BaseModel):
     """``POST done``: mark an image done (a done image with no annotation is a negative)."""
 
     key: str
-    done: bool = True
+    done: StrictBool = True
 
 
 class EverythingRequest(TabRequest):
@@ -92,8 +113,10 @@ class EverythingRequest(TabRequest):
 class FindRequest(TabRequest):
     """``POST find``: find all instances of the named classes on the tab's image."""
 
-    classes: str | list[str] = Field(default="", description="'car, person' or a list of names")
-    threshold: float | None = Field(
+    classes: Annotated[str, Field(max_length=MAX_IDS)] | Annotated[list[Label], Field(max_length=MAX_IDS)] = Field(
+        default="", description="'car, person' or a list of names"
+    )
+    threshold: Annotated[float, Field(allow_inf_nan=False)] | None = Field(
         default=None, description="null: only where a named class wins; a probability in [0, 1] also keeps a region"
     )
     method: str = Field(default="samcp", description="samcp, possam or patches")
@@ -108,7 +131,7 @@ class FindRequest(TabRequest):
 class FindAcceptRequest(TabRequest):
     """``POST find_accept``: store found candidates by index."""
 
-    indices: list[int] = Field(default_factory=list)
+    indices: Ids = Field(description="found candidates' indices")
     key: str | None = ImageKey
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import cv2
 import numpy as np
@@ -71,6 +73,14 @@ def test_store_persists_and_reopens(tmp_path):
         again.add("a/x.jpg", np.zeros((4, 4), bool), "cat")
     with pytest.raises(ValueError, match="label"):
         again.add("a/x.jpg", _ring(), "  ")
+    with pytest.raises(ValueError, match="at most 200 characters"):
+        again.add("a/x.jpg", _ring(), "x" * 201)
+    for bad in ("cat\x00", "ding\x07dong", "two\nlines"):
+        with pytest.raises(ValueError, match="control character U\\+00"):
+            again.add("a/x.jpg", _ring(), bad)
+        with pytest.raises(ValueError, match="control character"):
+            again.relabel(c.id, bad)
+    assert AnnotationStore(path).annotations[c.id].label == "dog"  # nothing refused was written
 
 
 def test_unreadable_store_is_reported_and_kept(tmp_path):
@@ -96,6 +106,9 @@ def test_coco_export_loads_in_pycocotools(tmp_path, coco_gt, fmt):
     ring = store.add("holes.png", _ring(), "dog")
     accepted[ring.id] = _ring()
     out = export_coco(store, tmp_path / "coco.json", segmentation=fmt)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask  # readable as any file, not the temp file's 0600
 
     coco = COCO(str(out))
     assert len(coco.getAnnIds()) == len(accepted)

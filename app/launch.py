@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_engine_arguments(p)
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0 for the network)")
     p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a host name the page is reached by besides localhost and --host (this machine's DNS name, "
+                   "a proxy's); repeatable. Requests naming another Host are refused (DNS rebinding)")  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("launch").info("%s; %d images in %s", engine_summary(engine), len(ws.keys), ws.root)
     from .page import serve
 
-    serve(ws, host=args.host, port=args.port)
+    serve(ws, host=args.host, port=args.port, extra_hosts=args.allowed_host)
     return 0
 
 

@@ -23,6 +23,7 @@ from annotator.workspace import Workspace
 from .api import PageAPI
 from .export_panel import EXPORT_INSTANCES, TITLES, export
 from .routes import add_routes
+from .security import LOOPBACK_NAMES, allowed_hosts, secure
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,17 @@ def build_blocks(ws: Workspace) -> gr.Blocks:
     return demo
 
 
-def build_app(ws: Workspace, prefetch: int = 1) -> FastAPI:
+def build_app(ws: Workspace, prefetch: int = 1, hosts: frozenset[str] | None = LOOPBACK_NAMES) -> FastAPI:
     """The whole app, ready for any ASGI server: the page's API (:mod:`app.routes`, validated by
     the models of :mod:`app.schemas`, served by :class:`app.api.PageAPI`), its static files and
-    the Gradio page at ``/``."""
+    the Gradio page at ``/``, behind the Host and Origin checks of :mod:`app.security`.
+
+    Args:
+        hosts: the names a request's ``Host`` may carry (:func:`app.security.allowed_hosts`;
+            ``None``: any); default the loopback names.
+    """
     app = FastAPI(title="OV-SAM annotator")
+    secure(app, hosts)
     add_routes(app, PageAPI(ws, prefetch=prefetch))
     app.mount("/ovsam/static", StaticFiles(directory=STATIC), name="ovsam-static")
     return gr.mount_gradio_app(app, build_blocks(ws), path="/")
@@ -89,7 +96,7 @@ class Server:
     ):
         self.ws = ws
         self.url = f"http://{host}:{port}"
-        app = app if app is not None else build_app(ws, prefetch)
+        app = app if app is not None else build_app(ws, prefetch, allowed_hosts(host))
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True, name="uvicorn")
@@ -107,11 +114,19 @@ class Server:
         self.ws.close()
 
 
-def serve(ws: Workspace, host: str = "127.0.0.1", port: int = 7860) -> None:
-    """Serve the app in the foreground until interrupted."""
+def serve(ws: Workspace, host: str = "127.0.0.1", port: int = 7860, extra_hosts: list[str] | None = None) -> None:
+    """Serve the app in the foreground until interrupted.
+
+    Args:
+        extra_hosts: host names requests may carry besides the loopback names and ``host``
+            (see :func:`app.security.allowed_hosts`).
+    """
+    hosts = allowed_hosts(host, extra_hosts)
+    if hosts is None:
+        log.warning("serving on every address with no --allowed-host: any Host header is accepted")
     log.info("open http://%s:%d", host, port)
     try:
-        uvicorn.run(build_app(ws), host=host, port=port, log_level="warning")
+        uvicorn.run(build_app(ws, hosts=hosts), host=host, port=port, log_level="warning")
     finally:
         ws.close()
 

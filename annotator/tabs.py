@@ -258,14 +258,15 @@ class Tab:
         nothing pending.
 
         Raises:
-            Conflict: nothing to accept, or another image shown. Unprocessable: empty label.
+            Conflict: nothing to accept, or another image shown. Unprocessable: an empty label,
+                one over 200 characters or with a control character.
         """
-        label = _label(label)
         with self._storing:
             prompt = self._prompt(key)
             result = prompt.result
             if result is None or not result.mask.any():
                 raise Conflict("nothing to accept: click an object first")
+            label = _label(label)
             self.ws.store.set_last_image(prompt.image)  # another tab may have opened an image since
             source = Source.CLICK if prompt.prompt.points else Source.BOX
             instances = result.to_instances(source, label, prompt.prompt.as_dict())

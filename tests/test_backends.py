@@ -5,7 +5,6 @@ exports and checks are cached, a graph that differs is refused, and auto falls b
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -318,8 +317,9 @@ def test_int8_encoder_is_opt_in_faster_and_close(sam_model, coco_tiny, coco_gt):
     assert check["passed"] and check["error"] < 0.2
     ref = _prompted(Engine(sam_model), coco_tiny, coco_gt, images=8)
     got = _prompted(int8, coco_tiny, coco_gt, images=8)
-    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
-    bound = 0.015 if {"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags) else 0.025
+    from annotator.backends import _cpuinfo
+
+    bound = 0.015 if {"avx512_vnni", "avx_vnni", "amx_int8"} & _cpuinfo()[1] else 0.025
     for task in ("prompt-box", "prompt-point"):
         assert abs(np.mean(got[task]) - np.mean(ref[task])) <= bound, (task, np.mean(got[task]), np.mean(ref[task]))
 

@@ -136,7 +136,7 @@ def _annotate(args: argparse.Namespace) -> int:
         if not engine.has_labels and not classes:
             print(f"labels: off ({engine.labels_unavailable}); instances are named 'object' unless --boxes names them")
         try:
-            summary = annotate_folder(engine, args.folder, args.out, config)
+            summary = annotate_folder(engine, args.folder, args.out, config, database=args.db)
         except (LabelsUnavailable, ValueError) as exc:  # no CLIP; a journal of other classes
             print(f"annotate: {exc}", file=sys.stderr)
             return 2
@@ -148,7 +148,9 @@ def _annotate(args: argparse.Namespace) -> int:
         address = None if args.ray in (None, "local") else args.ray
         ray = RayConfig(address=address, actors=args.workers, cpus_per_actor=args.threads)
         try:
-            summary = annotate_folder(None, args.folder, args.out, config, ray=ray, engine_config=engine_config)
+            summary = annotate_folder(
+                None, args.folder, args.out, config, ray=ray, engine_config=engine_config, database=args.db
+            )
         except (ConnectionError, ValueError) as exc:  # no cluster there, a bad folder, no GPUs for --device cuda
             print(f"annotate on Ray: {exc}", file=sys.stderr)
             return 2
@@ -167,17 +169,23 @@ def _annotate(args: argparse.Namespace) -> int:
     return 0
 
 
+DB_HELP = (
+    "the annotation store's database (default: <out>/<folder>.annotations.db): "
+    "postgresql://USER:PASSWORD@HOST/DB (shared by a team) or sqlite:///FILE"
+)
+
+
 def _folder_store(args: argparse.Namespace) -> tuple[FolderOutputs, AnnotationStore] | None:
     """The folder's outputs and annotation store, or ``None`` (reported) when the folder has
     not been annotated."""
     outputs = FolderOutputs(args.folder, args.out)
-    if not outputs.store_path.is_file():
+    if args.db is None and not (outputs.store_path.is_file() or outputs.legacy_store_path.is_file()):
         print(
             f"no annotations for {args.folder}: {outputs.store_path} does not exist (annotate it first)",
             file=sys.stderr,
         )
         return None
-    return outputs, outputs.open_store()
+    return outputs, outputs.open_store(database=args.db)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -281,6 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     an = sub.add_parser("annotate", help="auto-annotate a folder (resumable: run again to continue)")
     an.add_argument("folder", help="images, searched recursively")
     an.add_argument("--out", default="exports", help="journal, annotation store and COCO export go here")
+    an.add_argument(
+        "--db",
+        metavar="URL",
+        help=DB_HELP,
+    )
     an.add_argument("--method", default="samcp", choices=METHODS, help="everything pass")
     an.add_argument("--boxes", help="prompt with these boxes instead: COCO JSON, or a folder of <stem>.json lists")
     an.add_argument(
@@ -307,6 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--regions", default="brush", choices=["brush", "polygon"], help="label-studio: region type")
     ex.add_argument("--image-url-prefix", help="label-studio: prefix of image URLs (default: local-files serving)")
     ex.add_argument("--out", default="exports", help="where the annotation store is and exports go")
+    ex.add_argument(
+        "--db",
+        metavar="URL",
+        help=DB_HELP,
+    )
     ps = sub.add_parser("push-label-studio", help="push a folder's annotations to Label Studio as predictions")
     ps.add_argument("folder", help="the image folder that was annotated")
     ps.add_argument("--url", help="server (default: $LABEL_STUDIO_URL, else http://localhost:8080)")
@@ -321,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
                     "(default: that variable here, else the folder's parent)")  # fmt: skip
     ps.add_argument("--regions", default="brush", choices=["brush", "polygon"], help="region type of the masks")
     ps.add_argument("--out", default="exports", help="where the annotation store is (and the push journal goes)")
+    ps.add_argument(
+        "--db",
+        metavar="URL",
+        help=DB_HELP,
+    )
     sub.add_parser("models", help="list the SAM and CLIP models, their weights and where each is the default")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -4,8 +4,9 @@ Everything the tool writes for an image folder lives in one output folder, named
 image folder's slug (see :func:`annotator.images.folder_slug`):
 
 ========================================  ==============================================
-``<slug>.annotations.json``               the annotation store (app, ``annotate``, edits)
-``<slug>.session.json``                   per-session state: last image, done marks
+``<slug>.annotations.db``                 the annotation store, SQLite (app, ``annotate``,
+                                          edits; unless ``--db`` names another database)
+``<slug>.annotations.json.bak``           a JSON store of earlier versions, once migrated
 ``<slug>.journal.jsonl``                  the bulk run's journal (resume)
 ``<slug>.label_studio_push.jsonl``        the Label Studio push journal (resume)
 ``<slug>_coco.json``                      COCO instances
@@ -58,12 +59,17 @@ class FolderOutputs:
 
     @property
     def store_path(self) -> Path:
-        """The annotation store, ``<slug>.annotations.json``."""
+        """The SQLite annotation store, ``<slug>.annotations.db``."""
+        return self._path(".annotations.db")
+
+    @property
+    def legacy_store_path(self) -> Path:
+        """The JSON store of earlier versions, ``<slug>.annotations.json`` (migrated on open)."""
         return self._path(".annotations.json")
 
     @property
-    def session_path(self) -> Path:
-        """The session file (last image, done marks), ``<slug>.session.json``."""
+    def legacy_session_path(self) -> Path:
+        """Its session file (last image, done marks), ``<slug>.session.json``."""
         return self._path(".session.json")
 
     @property
@@ -104,15 +110,24 @@ class FolderOutputs:
         """Label Studio tasks, ``<slug>_label_studio.json`` (config beside it as ``.xml``)."""
         return self.export_path("label-studio")
 
-    def open_store(self, category_ids: dict[str, int] | None = None) -> AnnotationStore:
-        """The folder's annotation store (created on first change), with its session file.
+    def open_store(
+        self, category_ids: dict[str, int] | None = None, database: str | None = None, author: str | None = None
+    ) -> AnnotationStore:
+        """The folder's annotation store: dataset ``<slug>`` of ``database`` (default the SQLite
+        file :attr:`store_path`). A JSON store of earlier versions found here is migrated into
+        it and kept as ``*.bak``.
 
         Args:
             category_ids: preferred ids for new category names (the vocabulary's).
+            database: an SQLAlchemy URL (e.g. ``postgresql://user@host/annotations``).
+            author: who writes when a write names nobody (default: the OS user).
         Raises:
-            annotator.store.StoreError: the store file exists but cannot be read.
+            annotator.store.StoreError: the database cannot be opened, or the JSON store to
+                migrate is unreadable (left untouched).
         """
-        return AnnotationStore(self.store_path, category_ids=category_ids, session_path=self.session_path)
+        store = AnnotationStore(database or self.store_path, self.slug, category_ids=category_ids, author=author)
+        store.migrate_json(self.legacy_store_path, self.legacy_session_path)
+        return store
 
     def export_files(self, dataset: Dataset, fmt: str = "coco", **options) -> list[Path]:
         """Write ``dataset`` (the folder's store, or any :class:`~annotator.formats.Dataset` of

@@ -252,16 +252,27 @@ class Tab:
         with self._tabs.engine_lock:
             return result, self.engine.suggest_for(prompt.embedding, result)
 
-    def accept(self, label: str, key: str | None = None) -> Annotation:
+    def accept(
+        self, label: str, key: str | None = None, request_id: str | None = None, author: str | None = None
+    ) -> Annotation:
         """Store the pending mask under ``label`` (any text; a new name becomes a new category)
         and clear the prompt. Parallel accepts of one tab store the mask once: the others find
-        nothing pending.
+        nothing pending; a repeated ``request_id`` (a retry) is answered with the first result.
 
+        Args:
+            request_id: the client's id of this write (see
+                :meth:`~annotator.store.AnnotationStore.add_instances`).
+            author: who accepts (default: the store's author, the OS user).
         Raises:
             Conflict: nothing to accept, or another image shown. Unprocessable: an empty label,
                 one over 200 characters or with a control character.
+            annotator.store.StoreFullError: the disk is full; nothing was stored, the mask is
+                still pending.
         """
         with self._storing:
+            prior = self._replay(request_id, "add")
+            if prior is not None:
+                return prior[0]
             prompt = self._prompt(key)
             result = prompt.result
             if result is None or not result.mask.any():
@@ -270,9 +281,15 @@ class Tab:
             self.ws.store.set_last_image(prompt.image)  # another tab may have opened an image since
             source = Source.CLICK if prompt.prompt.points else Source.BOX
             instances = result.to_instances(source, label, prompt.prompt.as_dict())
-            (ann,) = self.ws.store.add_instances(prompt.image, instances)
+            (ann,) = self.ws.store.add_instances(prompt.image, instances, request_id, author)
             prompt.clear()
             return ann
+
+    def _replay(self, request_id: str | None, kind: str) -> list[Annotation] | None:
+        try:
+            return self.ws.store.replay(request_id, kind)
+        except ValueError as exc:
+            raise Unprocessable(str(exc)) from exc
 
     def _running(self, fn):
         """Run a pass with :attr:`progress` readable meanwhile."""
@@ -283,9 +300,9 @@ class Tab:
         finally:
             self.progress = None
 
-    def everything(self, method: str = "samcp") -> Everything:
+    def everything(self, method: str = "samcp", request_id: str | None = None, author: str | None = None) -> Everything:
         """Segment the tab's whole image with a pass of the everything mode; each instance
-        becomes an annotation.
+        becomes an annotation (one transaction; a repeated ``request_id`` stores nothing more).
 
         Raises:
             Conflict: no image open. BadRequest: unknown pass.
@@ -294,7 +311,7 @@ class Tab:
         _check_method(method)
         t0 = time.perf_counter()
         result = self._running(lambda p: self.engine.everything(prompt.embedding, EverythingConfig(method=method), p))
-        added = self.ws.store.add_instances(prompt.image, result.annotations())
+        added = self.ws.store.add_instances(prompt.image, result.annotations(), request_id, author)
         return Everything(prompt.image, added, result, time.perf_counter() - t0)
 
     def find(
@@ -349,8 +366,11 @@ class Tab:
         )
         return self.found
 
-    def accept_found(self, indices: list[int], key: str | None = None) -> tuple[list[Annotation], list[int]]:
-        """Store found candidates (by index into :attr:`Found.instances`) as annotations.
+    def accept_found(
+        self, indices: list[int], key: str | None = None, request_id: str | None = None, author: str | None = None
+    ) -> tuple[list[Annotation], list[int]]:
+        """Store found candidates (by index into :attr:`Found.instances`) as annotations (a
+        repeated ``request_id`` is answered with the first result).
 
         Returns:
             (the annotations added, the indices, sorted).
@@ -367,10 +387,13 @@ class Tab:
         if not idx or idx[0] < 0 or idx[-1] >= len(found.instances):
             raise BadRequest(f"indices must lie in 0..{len(found.instances) - 1}")
         with self._storing:
+            prior = self._replay(request_id, "add")
+            if prior is not None:
+                return prior, idx
             if found.accepted.intersection(idx):
                 raise Conflict(f"already accepted: {sorted(found.accepted.intersection(idx))}")
             self.ws.store.set_last_image(found.key)
-            added = self.ws.store.add_instances(found.key, found.instances[idx])
+            added = self.ws.store.add_instances(found.key, found.instances[idx], request_id, author)
             found.accepted.update(idx)
         return added, idx
 
@@ -421,37 +444,50 @@ class Tabs:
 
     def images(self, keys: list[str] | None = None) -> list[tuple[str, int, bool]]:
         """(key, annotation count, done mark) of every image, or of ``keys`` only (once each)."""
-        counts, done = self.ws.store.counts(), self.ws.store.done
-        return [(k, counts.get(k, 0), k in done) for k in (self.ws.keys if keys is None else dict.fromkeys(keys))]
+        scope = self.ws.keys if keys is None else list(dict.fromkeys(keys))
+        counts, done = self.ws.store.counts(None if keys is None else scope), self.ws.store.done
+        return [(k, counts.get(k, 0), k in done) for k in scope]
 
     def _ids(self, ids) -> list[int]:
         try:
-            out = [int(i) for i in ids]
+            return [int(i) for i in ids]
         except (TypeError, ValueError) as exc:
             raise BadRequest("ids must be a list of annotation ids") from exc
-        missing = [i for i in out if i not in self.ws.store.annotations]
-        if missing:
-            raise NotFound(f"no annotation {missing[0]}")
-        return out
 
-    def delete(self, ids: list[int]) -> tuple[list[int], list[str]]:
-        """Delete annotations by id. Returns (the ids, their images). Raises NotFound, BadRequest."""
-        ids = self._ids(ids)
-        keys = [self.ws.store.annotations[i].image for i in ids]
-        for i in ids:
-            self.ws.store.delete(i)
-        return ids, keys
+    def _edit(self, fn):
+        """Run a store edit, its refusals as :class:`TabError`."""
+        try:
+            return fn()
+        except KeyError as exc:
+            raise NotFound(f"no annotation {exc.args[0]}") from exc
+        except ValueError as exc:
+            raise Unprocessable(str(exc)) from exc
 
-    def relabel(self, ids: list[int], label: str) -> list[Annotation]:
-        """Give annotations a new label (a new name becomes a new category).
+    def delete(self, ids: list[int], request_id: str | None = None) -> tuple[list[int], list[str]]:
+        """Delete annotations by id, all or none (a repeated ``request_id``: the first answer).
+
+        Returns:
+            (the ids, their images).
+        Raises:
+            NotFound: an unknown id (nothing deleted). BadRequest: not ids.
+        """
+        gone = self._edit(lambda: self.ws.store.delete(self._ids(ids), request_id))
+        return [a.id for a in gone], [a.image for a in gone]
+
+    def relabel(
+        self, ids: list[int], label: str, request_id: str | None = None, author: str | None = None
+    ) -> list[Annotation]:
+        """Give annotations a new label (a new name becomes a new category), all or none.
 
         Raises:
             Unprocessable: empty label. NotFound, BadRequest: bad ids.
         """
         label = _label(label)
-        return [self.ws.store.relabel(i, label) for i in self._ids(ids)]
+        return self._edit(lambda: self.ws.store.relabel(self._ids(ids), label, request_id, author))
 
-    def merge(self, ids: list[int], label: str | None = None) -> Annotation:
+    def merge(
+        self, ids: list[int], label: str | None = None, request_id: str | None = None, author: str | None = None
+    ) -> Annotation:
         """Merge two or more annotations of one image into one (their union), under ``label``
         or the first one's.
 
@@ -460,10 +496,7 @@ class Tabs:
         """
         ids = self._ids(ids)
         name = str(label).strip() if label and str(label).strip() else None
-        try:
-            return self.ws.store.merge(ids, name)
-        except ValueError as exc:
-            raise Unprocessable(str(exc)) from exc
+        return self._edit(lambda: self.ws.store.merge(ids, name, request_id, author))
 
     def set_done(self, key: str, done: bool) -> None:
         """Mark an image done (or not). A done image is part of the dataset even with no
@@ -478,9 +511,10 @@ class Tabs:
             raise NotFound(f"no image {key!r}") from exc
         except ImageLoadError as exc:
             raise Unprocessable(str(exc)) from exc
-        if done:
-            self.ws.store.add_image(key, w, h, save=False)
-        self.ws.store.set_done(key, bool(done))
+        with self.ws.store.batch():
+            if done:
+                self.ws.store.add_image(key, w, h)
+            self.ws.store.set_done(key, bool(done))
 
 
 def _label(label: str | None) -> str:

@@ -76,13 +76,21 @@ class Workspace:
         self._prefetching: list[Future] = []
 
     @classmethod
-    def open_folder(cls, engine: Engine, folder: str | Path, out_dir: str | Path, recursive: bool = True) -> Workspace:
-        """List the images of ``folder`` and open (or create) its store in ``out_dir``.
+    def open_folder(
+        cls,
+        engine: Engine,
+        folder: str | Path,
+        out_dir: str | Path,
+        recursive: bool = True,
+        database: str | None = None,
+    ) -> Workspace:
+        """List the images of ``folder`` and open (or create) its store: in ``out_dir``, or in
+        ``database`` (an SQLAlchemy URL, see :meth:`annotator.outputs.FolderOutputs.open_store`).
 
         Raises:
             FileNotFoundError: ``folder`` does not exist.
             ValueError: ``folder`` holds no image files.
-            annotator.store.StoreError: the existing store file is unreadable.
+            annotator.store.StoreError: the store cannot be opened.
         """
         outputs = FolderOutputs(folder, out_dir)
         paths = list_images(outputs.folder, recursive=recursive)
@@ -91,7 +99,7 @@ class Workspace:
         keys = [p.relative_to(outputs.folder).as_posix() for p in paths]
         vocab = engine.vocabulary
         preferred = dict(zip(vocab.names, vocab.ids, strict=True)) if vocab else {}
-        return cls(engine, outputs, keys, outputs.open_store(category_ids=preferred))
+        return cls(engine, outputs, keys, outputs.open_store(category_ids=preferred, database=database))
 
     @property
     def slug(self) -> str:
@@ -166,7 +174,7 @@ class Workspace:
             self._prefetcher = None
 
     def last_image(self) -> str:
-        """The image worked on last (from the store's session file), else the first one."""
+        """The image worked on last (the store remembers it), else the first one."""
         key = self.store.last_image
         return key if key in self.keys else self.keys[0]
 

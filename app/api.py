@@ -48,7 +48,7 @@ from annotator.everything.pipeline import METHOD_TITLES, METHODS
 from annotator.images import ImageLoadError
 from annotator.lru import BoundedLRU
 from annotator.masks import decode_rle, encode_rle
-from annotator.store import Annotation
+from annotator.store import Annotation, StoreError, StoreFullError
 from annotator.tabs import (
     DUPLICATE_IOU,
     BadRequest,
@@ -89,7 +89,8 @@ class ApiError(Exception):
 
 def _translated(method):
     """A :class:`~annotator.tabs.TabError` raised by ``method`` becomes an :class:`ApiError`
-    with its status (:data:`STATUS`)."""
+    with its status (:data:`STATUS`); a full disk 507 ("disk full: nothing saved"), another
+    store failure 503."""
 
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
@@ -97,6 +98,10 @@ def _translated(method):
             return method(*args, **kwargs)
         except TabError as exc:
             raise ApiError(STATUS[type(exc)], str(exc)) from exc
+        except StoreFullError as exc:  # rolled back: nothing saved, nothing held to be saved later
+            raise ApiError(507, str(exc)) from exc
+        except StoreError as exc:
+            raise ApiError(503, str(exc)) from exc
 
     return wrapper
 
@@ -288,15 +293,26 @@ class PageAPI:
         return self._result(self.tabs.tab(session).clear())
 
     @_translated
-    def accept(self, session: str, label: str, key: str | None = None) -> dict:
+    def accept(
+        self,
+        session: str,
+        label: str,
+        key: str | None = None,
+        request_id: str | None = None,
+        author: str | None = None,
+    ) -> dict:
         """Store the pending mask under ``label`` (any text; new names become new categories).
 
         Args:
             key: the image the mask was made on; refused (409) if the tab shows another now.
+            request_id: the client's id of this write: a retry (or a parallel duplicate) with
+                the same id is answered with the first result and stores nothing.
+            author: the signed-in user (default: the OS user of the server).
         Raises:
-            ApiError: 409 nothing to accept, or another image shown; 422 empty label.
+            ApiError: 409 nothing to accept, or another image shown; 422 empty label; 507 disk
+                full (the mask stays pending).
         """
-        ann = self.tabs.tab(session).accept(label, key)
+        ann = self.tabs.tab(session).accept(label, key, request_id, author)
         return {"annotation": self._annotation(ann), "changed_images": self.images([ann.image])}
 
     @_translated
@@ -321,20 +337,20 @@ class PageAPI:
         return {"results": [{"name": n, "synonym": s} for n, s in found]}
 
     @_translated
-    def delete(self, ids) -> dict:
-        """Delete annotations by id."""
-        deleted, keys = self.tabs.delete(ids)
+    def delete(self, ids, request_id: str | None = None) -> dict:
+        """Delete annotations by id (all or none; ``request_id`` as for :meth:`accept`)."""
+        deleted, keys = self.tabs.delete(ids, request_id)
         return {"deleted": deleted, "changed_images": self.images(keys)}
 
     @_translated
-    def relabel(self, ids, label: str) -> dict:
+    def relabel(self, ids, label: str, request_id: str | None = None, author: str | None = None) -> dict:
         """Give annotations a new label (a new name becomes a new category)."""
-        return {"annotations": [self._annotation(a) for a in self.tabs.relabel(ids, label)]}
+        return {"annotations": [self._annotation(a) for a in self.tabs.relabel(ids, label, request_id, author)]}
 
     @_translated
-    def merge(self, ids, label: str | None = None) -> dict:
+    def merge(self, ids, label: str | None = None, request_id: str | None = None, author: str | None = None) -> dict:
         """Merge two or more annotations of one image into one (their union)."""
-        ann = self.tabs.merge(ids, label)
+        ann = self.tabs.merge(ids, label, request_id, author)
         return {
             "annotation": self._annotation(ann),
             "removed": [int(i) for i in ids],
@@ -352,10 +368,10 @@ class PageAPI:
         return {"images": self.images()}
 
     @_translated
-    def everything(self, session: str, method: str) -> dict:
+    def everything(self, session: str, method: str, request_id: str | None = None, author: str | None = None) -> dict:
         """Segment the tab's whole image with a pass of the everything mode; each instance
         becomes an annotation. Progress is readable meanwhile through :meth:`progress`."""
-        done = self.tabs.tab(session).everything(method)
+        done = self.tabs.tab(session).everything(method, request_id, author)
         result = done.result
         how = "labelled by CLIP" if result.labelled else "labelled 'object'"
         if result.note:
@@ -403,13 +419,20 @@ class PageAPI:
         }
 
     @_translated
-    def find_accept(self, session: str, indices, key: str | None = None) -> dict:
+    def find_accept(
+        self,
+        session: str,
+        indices,
+        key: str | None = None,
+        request_id: str | None = None,
+        author: str | None = None,
+    ) -> dict:
         """Store found candidates (by ``index`` of :meth:`find`'s answer) as annotations.
 
         Raises:
             ApiError: 409 no candidates on this image, or one already accepted; 400 bad indices.
         """
-        added, idx = self.tabs.tab(session).accept_found(indices, key)
+        added, idx = self.tabs.tab(session).accept_found(indices, key, request_id, author)
         return {
             "annotations": [self._annotation(a) for a in added],
             "indices": idx,

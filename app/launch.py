@@ -30,6 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--images", help="folder of images to annotate (default: bundled sample photos from scikit-image)")
     p.add_argument("--out", default="exports", help="folder for the annotation store and exports")
+    p.add_argument("--db", metavar="URL",
+                   help="keep the annotations in this database instead of <out>/<folder>.annotations.db: "
+                   "postgresql://USER:PASSWORD@HOST/DB (shared by a team) or sqlite:///FILE")  # fmt: skip
     add_engine_arguments(p)
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0 for the network)")
     p.add_argument("--port", type=int, default=7860)
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         write_sample_images(images)
     try:
         engine = build_engine(engine_config_from_args(args))
-        ws = Workspace.open_folder(engine, images, args.out)
+        ws = Workspace.open_folder(engine, images, args.out, database=args.db)
     except (BackendError, CheckpointError, VocabularyError, StoreError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

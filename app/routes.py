@@ -12,7 +12,7 @@ method builds them (no second serialisation on the click path).
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -24,35 +24,51 @@ PREFIX = "/ovsam/api/"
 MAX_BODY_BYTES = 1 << 20
 """The largest JSON body the API reads (1 MiB); a prompt or an edit is a few hundred bytes."""
 
-POSTS: list[tuple[str, type[BaseModel], type[BaseModel], Callable[[PageAPI, Any], dict]]] = [
-    ("open", s.OpenRequest, s.OpenOut, lambda api, b: api.open(b.session, b.key)),
-    ("click", s.ClickRequest, s.PromptAnswer, lambda api, b: api.click(b.session, b.x, b.y, b.positive, b.key)),
-    ("box", s.BoxRequest, s.PromptAnswer, lambda api, b: api.box(b.session, b.box, b.key)),
-    ("undo", s.TabRequest, s.PromptAnswer, lambda api, b: api.undo(b.session)),
-    ("clear", s.TabRequest, s.PromptAnswer, lambda api, b: api.clear(b.session)),
-    ("suggest", s.SuggestRequest, s.SuggestOut, lambda api, b: api.suggest(b.session, b.key)),
-    ("accept", s.AcceptRequest, s.AcceptOut, lambda api, b: api.accept(b.session, b.label, b.key)),
-    ("delete", s.IdsRequest, s.DeleteOut, lambda api, b: api.delete(b.ids)),
-    ("relabel", s.RelabelRequest, s.RelabelOut, lambda api, b: api.relabel(b.ids, b.label)),
-    ("merge", s.MergeRequest, s.MergeOut, lambda api, b: api.merge(b.ids, b.label)),
-    ("done", s.DoneRequest, s.DoneOut, lambda api, b: api.set_done(b.key, b.done)),
-    ("everything", s.EverythingRequest, s.EverythingOut, lambda api, b: api.everything(b.session, b.method)),
+POSTS: list[tuple[str, type[BaseModel], type[BaseModel], Callable[[PageAPI, Any, str | None], dict]]] = [
+    ("open", s.OpenRequest, s.OpenOut, lambda api, b, u: api.open(b.session, b.key)),
+    ("click", s.ClickRequest, s.PromptAnswer, lambda api, b, u: api.click(b.session, b.x, b.y, b.positive, b.key)),
+    ("box", s.BoxRequest, s.PromptAnswer, lambda api, b, u: api.box(b.session, b.box, b.key)),
+    ("undo", s.TabRequest, s.PromptAnswer, lambda api, b, u: api.undo(b.session)),
+    ("clear", s.TabRequest, s.PromptAnswer, lambda api, b, u: api.clear(b.session)),
+    ("suggest", s.SuggestRequest, s.SuggestOut, lambda api, b, u: api.suggest(b.session, b.key)),
+    (
+        "accept",
+        s.AcceptRequest,
+        s.AcceptOut,
+        lambda api, b, u: api.accept(b.session, b.label, b.key, b.request_id, u),
+    ),
+    ("delete", s.IdsRequest, s.DeleteOut, lambda api, b, u: api.delete(b.ids, b.request_id)),
+    ("relabel", s.RelabelRequest, s.RelabelOut, lambda api, b, u: api.relabel(b.ids, b.label, b.request_id, u)),
+    ("merge", s.MergeRequest, s.MergeOut, lambda api, b, u: api.merge(b.ids, b.label, b.request_id, u)),
+    ("done", s.DoneRequest, s.DoneOut, lambda api, b, u: api.set_done(b.key, b.done)),
+    (
+        "everything",
+        s.EverythingRequest,
+        s.EverythingOut,
+        lambda api, b, u: api.everything(b.session, b.method, b.request_id, u),
+    ),
     (
         "find",
         s.FindRequest,
         s.FindOut,
-        lambda api, b: api.find(b.session, b.classes, b.threshold, b.method, b.key),
+        lambda api, b, u: api.find(b.session, b.classes, b.threshold, b.method, b.key),
     ),
-    ("find_accept", s.FindAcceptRequest, s.FindAcceptOut, lambda api, b: api.find_accept(b.session, b.indices, b.key)),
+    (
+        "find_accept",
+        s.FindAcceptRequest,
+        s.FindAcceptOut,
+        lambda api, b, u: api.find_accept(b.session, b.indices, b.key, b.request_id, u),
+    ),
 ]
-"""Every POST route: (path, request body model, response model, the call)."""
+"""Every POST route: (path, request body model, response model, the call with the body and the
+signed-in user, ``None`` without authentication)."""
 
-ERRORS = {code: {"model": s.ErrorOut} for code in (400, 404, 409, 413, 422, 500)}
+ERRORS = {code: {"model": s.ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 500, 503, 507)}
 
 
 def _post(app: FastAPI, api: PageAPI, path: str, request: type[BaseModel], response: type[BaseModel], call) -> None:
-    def endpoint(body: request):  # type: ignore[valid-type]
-        return call(api, body)
+    def endpoint(body: request, http: Request):  # type: ignore[valid-type]
+        return call(api, body, http.scope.get("ovsam_user"))
 
     endpoint.__name__ = path
     app.post(PREFIX + path, responses={200: {"model": response}, **ERRORS}, summary=request.__doc__)(endpoint)

@@ -33,6 +33,24 @@ Label = Annotated[
 """A label as typed: bounded, printable (what every export and the Label Studio XML can hold)."""
 Ids = Annotated[list[StrictInt], Field(default_factory=list, max_length=MAX_IDS)]
 ImageKey = Field(default=None, description="the image the request was made on: refused (409) if the tab shows another")
+RequestId = Annotated[
+    str | None,
+    Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="the client's id of this write (a UUID): a retry or a parallel duplicate with the same id "
+        "stores nothing more and is answered with the first result",
+    ),
+]
+"""A write's idempotency key, made by the client once per user action and kept for its retries."""
+
+
+class Write(BaseModel):
+    """A request that changes the store: it may carry a ``request_id``."""
+
+    request_id: RequestId = None
 
 
 class TabRequest(BaseModel):
@@ -71,14 +89,14 @@ class SuggestRequest(TabRequest):
     key: str | None = ImageKey
 
 
-class AcceptRequest(TabRequest):
+class AcceptRequest(TabRequest, Write):
     """``POST accept``: store the pending mask."""
 
     label: Label | None = Field(default=None, description="any text; a new name becomes a new category")
     key: str | None = ImageKey
 
 
-class IdsRequest(BaseModel):
+class IdsRequest(Write):
     """``POST delete``: annotations by id."""
 
     ids: Ids = Field(description="annotation ids")
@@ -97,14 +115,14 @@ class MergeRequest(IdsRequest):
     label: Label | None = None
 
 
-class DoneRequest(BaseModel):
+class DoneRequest(Write):
     """``POST done``: mark an image done (a done image with no annotation is a negative)."""
 
     key: str
     done: StrictBool = True
 
 
-class EverythingRequest(TabRequest):
+class EverythingRequest(TabRequest, Write):
     """``POST everything``: segment the tab's whole image."""
 
     method: str = Field(default="samcp", description="samcp, possam or patches")
@@ -128,7 +146,7 @@ class FindRequest(TabRequest):
         return None if value == "" else value
 
 
-class FindAcceptRequest(TabRequest):
+class FindAcceptRequest(TabRequest, Write):
     """``POST find_accept``: store found candidates by index."""
 
     indices: Ids = Field(description="found candidates' indices")

@@ -37,13 +37,13 @@ def main() -> None:
 
     gt = COCO(args.gt)
     scratch = Path(tempfile.mkdtemp(prefix="push_bench_"))
-    store = AnnotationStore(scratch / "store.annotations.json")
+    store = AnnotationStore(scratch / "store.annotations.db")
     for img_id in sorted(gt.getImgIds())[: args.limit]:
         info = gt.loadImgs(img_id)[0]
         for ann in gt.loadAnns(gt.getAnnIds(imgIds=img_id, iscrowd=False)):
             mask = gt.annToMask(ann).astype(bool)
             if mask.any():
-                store.add(info["file_name"], mask, gt.loadCats(ann["category_id"])[0]["name"], save=False)
+                store.add(info["file_name"], mask, gt.loadCats(ann["category_id"])[0]["name"])
     n, regions = len(store.images), len(store.annotations)
     print(f"{n} images, {regions} masks")
     modes = ["upload"] + (["local-files"] if args.document_root else [])

@@ -5,7 +5,6 @@ nothing, the page's handling of them is what is tested)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -16,6 +15,7 @@ from PIL import Image
 
 from annotator.evaluation import farthest_interior_point, mask_iou
 from annotator.masks import decode_rle
+from annotator.store import AnnotationStore
 from annotator.workspace import Workspace
 
 from .conftest import instance_mask
@@ -611,8 +611,7 @@ def test_two_tabs_do_not_mix_and_reload_and_restart_keep_everything(
         s = state(c)
         assert s["current"] == info1["file_name"] and len(s["anns"]) == 1  # tab b opened it last
         assert c.locator("#ov-progress").inner_text() == "1 / 4"
-        session = json.loads(again.ws.outputs.session_path.read_text())
-        assert session["done"] == [info1["file_name"]]
+        assert AnnotationStore(again.ws.store.path).done == {info1["file_name"]}
         c.close()
     finally:
         again.close()

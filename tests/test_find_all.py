@@ -171,7 +171,7 @@ def test_bulk_with_classes_writes_only_those_categories(coco_engine, two_photos,
     with pytest.raises(ValueError, match="another question"):
         annotate_folder(coco_engine, two_photos, tmp_path / "out", BulkConfig(method="patches"), progress=False)
     # a declared class found nowhere is still listed
-    store = AnnotationStore(tmp_path / "declared.json")
+    store = AnnotationStore(tmp_path / "declared.db")
     store.meta["classes"] = ["giraffe crossing"]
     assert [c["name"] for c in to_coco(store)["categories"]] == ["giraffe crossing"]
 

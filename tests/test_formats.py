@@ -42,15 +42,14 @@ def annotated(coco_tiny, coco_gt, tmp_path_factory) -> tuple[Path, FolderOutputs
         info = coco_gt.loadImgs(img_id)[0]
         key = ("sub/" if i == 0 else "") + info["file_name"]
         shutil.copy(coco_tiny / "images" / info["file_name"], folder / key)
-        store.add_image(key, info["width"], info["height"], save=False)
+        store.add_image(key, info["width"], info["height"])
         if i == N_IMAGES:  # the last image: no annotations
             continue
         for k, ann in enumerate(coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=img_id, iscrowd=False))):
             name = coco_gt.loadCats(ann["category_id"])[0]["name"]
             score = float(rng.uniform(0.3, 1.0)) if k % 2 else None
             iou = float(rng.uniform(0.5, 1.0)) if k % 3 else None
-            store.add(key, instance_mask(coco_gt, ann), name, score=score, predicted_iou=iou, save=False)
-    store.save()
+            store.add(key, instance_mask(coco_gt, ann), name, score=score, predicted_iou=iou)
     return folder, outputs, store
 
 

@@ -17,7 +17,7 @@ from .conftest import instance_mask
 
 @pytest.fixture()
 def coco_store(coco_gt, tmp_path):
-    store = AnnotationStore(tmp_path / "s.annotations.json")
+    store = AnnotationStore(tmp_path / "s.annotations.db")
     masks = {}
     for img_id in sorted(coco_gt.getImgIds())[:3]:
         info = coco_gt.loadImgs(img_id)[0]
@@ -25,7 +25,7 @@ def coco_store(coco_gt, tmp_path):
             mask = instance_mask(coco_gt, ann)
             if mask.any():
                 name = coco_gt.loadCats(ann["category_id"])[0]["name"]
-                a = store.add(f"sub dir/{info['file_name']}", mask, name, score=0.5, save=False)
+                a = store.add(f"sub dir/{info['file_name']}", mask, name, score=0.5)
                 masks[a.id] = mask
     return store, masks
 

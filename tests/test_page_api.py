@@ -14,6 +14,7 @@ import pytest
 
 from annotator.evaluation import farthest_interior_point, mask_iou
 from annotator.masks import decode_rle
+from annotator.store import AnnotationStore
 from annotator.workspace import Workspace
 
 from .conftest import instance_mask
@@ -135,8 +136,8 @@ def test_tabs_do_not_mix_and_store_writes_are_serialised(api_on_photos):
     assert errors == []
     assert sorted(a.label for a in ws.store.for_image("a.jpg")) == sorted(f"tab-a {i}" for i in range(5))
     assert sorted(a.label for a in ws.store.for_image("c.jpg")) == sorted(f"tab-b {i}" for i in range(5))
-    on_disk = json.loads(ws.store.path.read_text())
-    assert len(on_disk["annotations"]) == 10 and len({a["id"] for a in on_disk["annotations"]}) == 10
+    on_disk = AnnotationStore(ws.store.path).annotations.values()  # a second connection: what was committed
+    assert len(on_disk) == 10 and len({a.id for a in on_disk}) == 10
 
 
 def test_select_ops_done_marks_and_state(api_on_photos):

@@ -254,7 +254,7 @@ def test_panoptic_eval_with_labels(panoptic_engine, tmp_path):
 
 
 def test_store_panoptic_export_keeps_user_annotations_on_top(tmp_path):
-    store = AnnotationStore(tmp_path / "s.annotations.json")
+    store = AnnotationStore(tmp_path / "s.annotations.db")
     big = np.zeros((30, 40), bool)
     big[5:25, 5:35] = True
     small = np.zeros((30, 40), bool)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -55,7 +56,7 @@ def test_polygons_of_real_coco_masks(coco_gt):
 
 
 def test_store_persists_and_reopens(tmp_path):
-    path = tmp_path / "s.annotations.json"
+    path = tmp_path / "s.annotations.db"
     store = AnnotationStore(path, category_ids={"cat": 17})
     a = store.add("a/x.jpg", _ring(), "cat", score=0.8, predicted_iou=0.9, prompt={"points": [[60, 30]]})
     b = store.add("a/x.jpg", _ring()[::-1].copy(), "custom thing")
@@ -84,16 +85,16 @@ def test_store_persists_and_reopens(tmp_path):
 
 
 def test_unreadable_store_is_reported_and_kept(tmp_path):
-    path = tmp_path / "broken.json"
-    path.write_text("{not json")
-    with pytest.raises(StoreError, match="move it away"):
+    path = tmp_path / "broken.annotations.db"
+    path.write_text("{not a database")
+    with pytest.raises(StoreError, match="not a database"):
         AnnotationStore(path)
-    assert path.read_text() == "{not json"
+    assert path.read_text() == "{not a database"
 
 
 @pytest.mark.parametrize("fmt", ["rle", "polygon"])
 def test_coco_export_loads_in_pycocotools(tmp_path, coco_gt, fmt):
-    store = AnnotationStore(tmp_path / "s.json", category_ids={"person": 1, "dog": 18})
+    store = AnnotationStore(tmp_path / "s.db", category_ids={"person": 1, "dog": 18})
     accepted = {}
     img_ids = sorted(coco_gt.getImgIds())[:3]
     for img_id in img_ids:
@@ -137,7 +138,7 @@ def test_coco_export_loads_in_pycocotools(tmp_path, coco_gt, fmt):
 
 def test_export_rejects_unknown_format(tmp_path):
     with pytest.raises(ValueError, match="segmentation"):
-        to_coco(AnnotationStore(tmp_path / "s.json"), "mask")
+        to_coco(AnnotationStore(tmp_path / "s.db"), "mask")
 
 
 def test_rle_counts_are_pycocotools_compatible():
@@ -146,7 +147,7 @@ def test_rle_counts_are_pycocotools_compatible():
 
 
 def test_done_marks_and_counts_persist(tmp_path):
-    path = tmp_path / "s.annotations.json"
+    path = tmp_path / "s.annotations.db"
     store = AnnotationStore(path)
     mask = np.zeros((20, 30), bool)
     mask[2:8, 3:9] = True
@@ -155,42 +156,101 @@ def test_done_marks_and_counts_persist(tmp_path):
     store.set_done("b.jpg")
     store.set_done("a.jpg")
     store.set_done("a.jpg", False)
+    store.set_last_image("b.jpg")
     again = AnnotationStore(path)
-    assert again.done == {"b.jpg"} and again.counts() == {"a.jpg": 2}
+    assert again.done == {"b.jpg"} and again.counts() == {"a.jpg": 2} and again.last_image == "b.jpg"
+    assert again.counts(["b.jpg", "a.jpg"]) == {"a.jpg": 2}
 
 
-def test_switching_images_writes_the_session_file_only(tmp_path):
-    path = tmp_path / "s.annotations.json"
-    store = AnnotationStore(path)
+def _legacy_store(path, annotations, meta, next_id=None):
+    data = {
+        "version": 1,
+        "next_id": next_id or max(a["id"] for a in annotations) + 1,
+        "meta": meta,
+        "images": {"a.jpg": {"key": "a.jpg", "width": 30, "height": 20}},
+        "categories": {"cat": 17, "dog": 3},
+        "annotations": annotations,
+    }
+    path.write_text(json.dumps(data))
+    return data
+
+
+def _legacy_annotation(ann_id, label, category_id, mask, **extra):
+    rle = encode_rle(mask)
+    return {
+        "id": ann_id,
+        "image": "a.jpg",
+        "label": label,
+        "category_id": category_id,
+        "rle": rle,
+        "bbox": [3.0, 2.0, 6.0, 6.0],
+        "area": int(mask.sum()),
+        "score": 0.25,
+        "predicted_iou": None,
+        "prompt": {"everything": "samcp"},
+        "created": 1700000000.5,
+        **extra,
+    }
+
+
+def test_a_json_store_of_earlier_versions_is_migrated_and_kept_as_a_backup(tmp_path):
+    from annotator.outputs import FolderOutputs
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    out = FolderOutputs(folder, tmp_path / "out")
+    out.out_dir.mkdir()
     mask = np.zeros((20, 30), bool)
     mask[2:8, 3:9] = True
-    store.add("a.jpg", mask, "cat")
-    before = path.read_bytes()
-    store.set_last_image("b.jpg")
-    store.set_done("a.jpg")
-    assert path.read_bytes() == before  # the annotations were not rewritten
-    session = json.loads(store.session_path.read_text())
-    assert store.session_path.name == "s.session.json"
-    assert session["last_image"] == "b.jpg" and session["done"] == ["a.jpg"]
-    again = AnnotationStore(path)
-    assert again.last_image == "b.jpg" and again.done == {"a.jpg"}
+    old = [_legacy_annotation(4, "cat", 17, mask, source="click"), _legacy_annotation(9, "dog", 3, mask)]
+    del old[1]["prompt"]["everything"], old[1]["score"]  # written before provenance: source from the prompt
+    old[1]["prompt"] = {"box": [1, 1, 5, 5]}
+    data = _legacy_store(out.legacy_store_path, old, {"bulk_imported": ["a.jpg"]}, next_id=12)
+    out.legacy_session_path.write_text(json.dumps({"version": 1, "last_image": "a.jpg", "done": ["a.jpg", "b.jpg"]}))
+    store = out.open_store()
+    assert [(a.id, a.label, a.category_id, a.source) for a in store.for_image("a.jpg")] == [
+        (4, "cat", 17, "click"),
+        (9, "dog", 3, "box"),
+    ]
+    assert store.annotations[4].rle == data["annotations"][0]["rle"] and store.annotations[4].created == 1700000000.5
+    assert store.categories == {"cat": 17, "dog": 3} and dict(store.meta) == {"bulk_imported": ["a.jpg"]}
+    assert store.last_image == "a.jpg" and store.done == {"a.jpg", "b.jpg"}
+    assert store.add("a.jpg", mask, "cat").id == 12  # the old counter: ids are never reused
+    assert not out.legacy_store_path.exists() and not out.legacy_session_path.exists()
+    assert json.loads(Path(f"{out.legacy_store_path}.bak").read_text()) == data  # the backup, as it was
+    again = out.open_store()  # opened again: nothing migrated twice
+    assert len(again.annotations) == 3
 
 
-def test_store_written_before_the_session_file_keeps_its_marks(tmp_path):
+def test_a_json_store_written_before_the_session_file_keeps_its_marks(tmp_path):
     path = tmp_path / "old.annotations.json"
     mask = np.zeros((20, 30), bool)
     mask[2:8, 3:9] = True
-    store = AnnotationStore(path)
-    store.add("a.jpg", mask, "cat", prompt={"everything": "samcp"})
-    data = json.loads(path.read_text())
-    for ann in data["annotations"]:
-        del ann["source"]  # as written before provenance was recorded
-    data["meta"] = {"last_image": "a.jpg", "done": ["a.jpg"], "bulk_imported": ["a.jpg"]}
-    path.write_text(json.dumps(data))
-    old = AnnotationStore(path)
-    assert old.last_image == "a.jpg" and old.done == {"a.jpg"} and old.meta == {"bulk_imported": ["a.jpg"]}
-    assert old.session_path.exists()  # moved out at once: a later store save cannot lose them
-    assert old.annotations[1].source == "samcp"  # provenance read from the prompt
+    _legacy_store(path, [_legacy_annotation(1, "cat", 17, mask)], {"last_image": "a.jpg", "done": ["a.jpg"]})
+    store = AnnotationStore(tmp_path / "old.annotations.db")
+    assert store.migrate_json(path, tmp_path / "old.session.json")
+    assert store.last_image == "a.jpg" and store.done == {"a.jpg"} and dict(store.meta) == {}
+    assert store.annotations[1].source == "samcp"  # provenance read from the prompt
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["{not json", "[]", '{"images": 5}', '{"images": {}, "categories": {}, "annotations": [{"id": "x"}]}'],
+)
+def test_an_unreadable_json_store_is_refused_and_left_untouched(tmp_path, text):
+    from annotator.outputs import FolderOutputs
+
+    (tmp_path / "photos").mkdir()
+    out = FolderOutputs(tmp_path / "photos", tmp_path)
+    out.legacy_store_path.write_text(text)
+    with pytest.raises(StoreError, match="move it away"):
+        out.open_store()
+    assert out.legacy_store_path.read_text() == text
+    out.legacy_store_path.write_text(json.dumps({"images": {}, "categories": {}, "annotations": []}))
+    out.legacy_session_path.write_text('{"done": 7}')
+    with pytest.raises(StoreError, match="session"):
+        out.open_store()
+    assert out.legacy_session_path.read_text() == '{"done": 7}'
 
 
 def test_instances_round_trip_through_the_store(tmp_path):
@@ -206,9 +266,9 @@ def test_instances_round_trip_through_the_store(tmp_path):
         source=[Source.SAMCP, Source.CLICK, Source.BOX],
         data={"prompt": [{"everything": "samcp"}, {"points": [[12, 12]], "labels": [1]}, {"box": [0, 0, 2, 2]}]},
     )
-    store = AnnotationStore(tmp_path / "s.annotations.json", category_ids={"cat": 17})
+    store = AnnotationStore(tmp_path / "s.annotations.db", category_ids={"cat": 17})
     anns = store.add_instances("a.jpg", made)
-    back = AnnotationStore(tmp_path / "s.annotations.json").instances("a.jpg")
+    back = AnnotationStore(tmp_path / "s.annotations.db").instances("a.jpg")
     assert [a.id for a in anns] == list(back.data["annotation_id"])
     assert np.array_equal(back.dense_masks(), masks) and np.array_equal(back.boxes, made.boxes)
     np.testing.assert_array_equal(back.scores, [0.7, np.nan, 0.2])

@@ -21,7 +21,7 @@ def test_yolo_export_reads_back_with_supervision(coco_tiny, coco_gt, tmp_path):
 
     folder = tmp_path / "photos"
     folder.mkdir()
-    store = AnnotationStore(tmp_path / "s.annotations.json")
+    store = AnnotationStore(tmp_path / "s.annotations.db")
     expected: dict[str, list[tuple[str, np.ndarray]]] = {}
     multi_part = 0
     for img_id in sorted(coco_gt.getImgIds())[:5]:
@@ -32,7 +32,7 @@ def test_yolo_export_reads_back_with_supervision(coco_tiny, coco_gt, tmp_path):
             if mask.sum() < 50:
                 continue
             name = coco_gt.loadCats(ann["category_id"])[0]["name"]
-            store.add(info["file_name"], mask, name, save=False)
+            store.add(info["file_name"], mask, name)
             expected.setdefault(info["file_name"], []).append((name, mask))
             multi_part += len(ann["segmentation"]) > 1 if isinstance(ann["segmentation"], list) else 0
     assert multi_part > 0  # the data has multi-part masks
@@ -58,7 +58,7 @@ def test_coco_export_reads_back_with_supervision(coco_tiny, coco_gt, tmp_path, f
 
     folder = tmp_path / "photos"
     (folder / "sub").mkdir(parents=True)
-    store = AnnotationStore(tmp_path / "s.annotations.json")
+    store = AnnotationStore(tmp_path / "s.annotations.db")
     expected: dict[str, list[tuple[str, np.ndarray]]] = {}
     for i, img_id in enumerate(sorted(coco_gt.getImgIds())[:5]):
         info = coco_gt.loadImgs(img_id)[0]
@@ -67,7 +67,7 @@ def test_coco_export_reads_back_with_supervision(coco_tiny, coco_gt, tmp_path, f
         for ann in coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=img_id, iscrowd=False)):
             mask = instance_mask(coco_gt, ann)
             name = coco_gt.loadCats(ann["category_id"])[0]["name"]
-            store.add(key, mask, name, save=False)
+            store.add(key, mask, name)
             expected.setdefault(str(folder / key), []).append((name, mask))
     out = export_coco(store, tmp_path / "coco.json", segmentation=fmt)
     ds = sv.DetectionDataset.from_coco(str(folder), str(out), force_masks=True)

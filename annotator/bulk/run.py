@@ -56,7 +56,8 @@ class BulkSummary:
         resumed: images found in the journal at start.
         instances_per_class: label → count over all done images.
         seconds: wall time of this run; images_per_minute: of the images processed this run.
-        coco_path: the COCO export; store_path: the annotation store.
+        coco_path: the COCO export; store_path: where the annotation store is (its file, or
+            its database URL without the password).
     """
 
     done: int
@@ -66,7 +67,7 @@ class BulkSummary:
     seconds: float
     images_per_minute: float
     coco_path: Path
-    store_path: Path
+    store_path: str
 
 
 def pick_runner(engine: Engine | None, ray: RayConfig | None, engine_config: EngineConfig | None) -> Runner:
@@ -155,13 +156,20 @@ def journal_outcomes(
     return finished
 
 
-def open_run_store(outputs: FolderOutputs, vocab: Vocabulary | None, named: list[NamedClass]) -> AnnotationStore:
-    """The folder's annotation store, its categories numbered as the vocabulary numbers them
-    (the named classes by their resolved ids); with named classes, ``meta["classes"]`` lists
-    them, so that the exports list them even where none was found."""
+def open_run_store(
+    outputs: FolderOutputs, vocab: Vocabulary | None, named: list[NamedClass], database: str | None = None
+) -> AnnotationStore:
+    """The folder's annotation store (``database``, or the SQLite file in the output folder),
+    its categories numbered as the vocabulary numbers them (the named classes by their resolved
+    ids); with named classes, ``meta["classes"]`` lists them, so that the exports list them even
+    where none was found.
+
+    Raises:
+        annotator.store.StoreError: the store cannot be opened (checked before any image runs).
+    """
     category_ids = dict(zip(vocab.names, vocab.ids, strict=True)) if vocab else {}
     category_ids.update((c.name, c.category_id) for c in named)
-    store = outputs.open_store(category_ids=category_ids)
+    store = outputs.open_store(category_ids=category_ids, database=database)
     if named:
         store.meta["classes"] = [c.name for c in named]
     return store
@@ -170,19 +178,20 @@ def open_run_store(outputs: FolderOutputs, vocab: Vocabulary | None, named: list
 def import_journal(store: AnnotationStore, keys: list[str], seen: dict[str, ImageOutcome]) -> None:
     """Add every done image's annotations to the store, once (the images imported are listed in
     the store's ``meta["bulk_imported"]``); done images without annotations are kept as
-    negatives. Saves the store once."""
-    imported = set(store.meta.get("bulk_imported", []))
-    for key in keys:
-        outcome = seen.get(key)
-        if outcome is None or outcome.status != "done":
-            continue
-        store.add_image(key, outcome.width, outcome.height, save=False)  # negatives too
-        if key in imported:
-            continue
-        store.add_instances(key, from_records(outcome.annotations, outcome.width, outcome.height), save=False)
-        imported.add(key)
-    store.meta["bulk_imported"] = sorted(imported)
-    store.save()
+    negatives. One transaction: a crash (or a full disk) imports nothing, and the next run
+    imports all; writers in other processes (the page) wait for it, then see it."""
+    with store.batch():
+        imported = set(store.meta.get("bulk_imported", []))
+        for key in keys:
+            outcome = seen.get(key)
+            if outcome is None or outcome.status != "done":
+                continue
+            store.add_image(key, outcome.width, outcome.height)  # negatives too
+            if key in imported:
+                continue
+            store.add_instances(key, from_records(outcome.annotations, outcome.width, outcome.height))
+            imported.add(key)
+        store.meta["bulk_imported"] = sorted(imported)
 
 
 def summarize(
@@ -191,7 +200,7 @@ def summarize(
     resumed_n: int,
     finished: int,
     start: float,
-    store_path: Path,
+    store_path: str,
     coco_path: Path,
 ) -> BulkSummary:
     """The :class:`BulkSummary` of a run from the journal's outcomes after it (``seen``), the
@@ -221,6 +230,7 @@ def annotate_folder(
     *,
     ray: RayConfig | None = None,
     engine_config: EngineConfig | None = None,
+    database: str | None = None,
 ) -> BulkSummary:
     """Annotate every image under ``folder`` (recursively), resumably (see the module doc for
     the steps).
@@ -236,7 +246,10 @@ def annotate_folder(
             order and are journalled as in a local run.
         engine_config: how the actors build their models (required with ``ray``; its
             vocabulary also names the store's categories).
+        database: the annotation store's database (an SQLAlchemy URL; default the SQLite
+            file in ``out_dir``).
     Raises:
+        annotator.store.StoreError: the store cannot be opened (before any image is processed).
         FileNotFoundError: ``folder`` is not a folder.
         ValueError: it holds no image files, or ``ray`` without ``engine_config``, or neither
             ``engine`` nor ``ray``, or ``classes`` with ``boxes``, or a journal made with other
@@ -254,10 +267,10 @@ def annotate_folder(
     journal = Journal(outputs.journal_path)
     seen, named = resume(journal, config, vocab)
     resumed_n = resumed(keys, seen)
+    store = open_run_store(outputs, vocab, named, database)  # a store that cannot open stops the run here
     todo = list(pending(keys, seen))[:max_images]
     finished = journal_outcomes(runner.run(outputs.folder, todo, config), journal, len(todo), progress)
     seen.update(finished)
-    store = open_run_store(outputs, vocab, named)
     import_journal(store, keys, seen)
     coco_path = outputs.export(store, "coco")
-    return summarize(keys, seen, resumed_n, len(finished), start, store.path, coco_path)
+    return summarize(keys, seen, resumed_n, len(finished), start, store.location, coco_path)

@@ -398,7 +398,7 @@ def push_folder(
     folder = Path(folder).resolve()
     keys = sorted(store.images)
     if not keys:
-        where = f"the annotation store {store.path}" if hasattr(store, "path") else "the dataset"
+        where = f"the annotation store {store.location}" if hasattr(store, "location") else "the dataset"
         raise LabelStudioPushError(f"nothing to push: {where} has no images")
     prefix = _local_files_prefix(folder, config) if config.images == "local-files" else ""
     client = connect(config.url, config.api_key)

@@ -1,0 +1,116 @@
+"""What the store holds, as plain records: :class:`Annotation`, :class:`ImageInfo`, and the
+label rules every write checks."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+
+from ..instances import Source
+
+MAX_LABEL_CHARS = 200
+"""The longest label a store takes (characters)."""
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or read (a malformed legacy JSON store, a file that is not a
+    database, a server that refuses); nothing was changed."""
+
+
+class StoreFullError(StoreError):
+    """The disk (or the database server's) is full: the write was rolled back, nothing was
+    saved."""
+
+
+@dataclass
+class Annotation:
+    """One accepted mask.
+
+    Attributes:
+        id: unique within the dataset, never reused (not even after a delete).
+        image: image key (path relative to the image folder, POSIX separators).
+        label: category name.
+        category_id: stable id of ``label`` in this dataset.
+        rle: COCO compressed RLE ``{"size": [H, W], "counts": str}`` at the image's resolution.
+        bbox: ``[x, y, width, height]`` pixels (COCO XYWH).
+        area: mask pixel count.
+        score: label suggestion score of ``label`` when it was predicted, else ``None``.
+        predicted_iou: SAM's predicted IoU of the mask, ``None`` if not predicted.
+        prompt: the prompt that produced it (``points``, ``labels``, ``box``; ``everything``
+            and ``patches`` for the everything mode; ``merged`` ids).
+        created: UNIX time (seconds) of acceptance.
+        source: how it was made, a :class:`~annotator.instances.Source` value (stores written
+            before it existed get it from ``prompt``).
+        author: who made it: the signed-in user of the page, else the OS user of the process
+            (``""`` in stores written before it was kept).
+    """
+
+    id: int
+    image: str
+    label: str
+    category_id: int
+    rle: dict
+    bbox: list[float]
+    area: int
+    score: float | None = None
+    predicted_iou: float | None = None
+    prompt: dict = field(default_factory=dict)
+    created: float = 0.0
+    source: str = ""
+    author: str = ""
+
+    def __post_init__(self) -> None:
+        self.source = Source(self.source).value if self.source else source_of_prompt(self.prompt).value
+
+
+@dataclass
+class ImageInfo:
+    """An image of the store: key (relative path), ``width`` and ``height`` in pixels."""
+
+    key: str
+    width: int
+    height: int
+
+
+def check_label_text(label: str) -> str:
+    """``label`` unchanged if an export can hold it: at most :data:`MAX_LABEL_CHARS` characters,
+    no control character (Unicode category ``Cc``: NUL, BEL, newlines...; XML 1.0, which the
+    Label Studio config is, cannot hold most of them).
+
+    Raises:
+        ValueError: too long, or a control character (named by its code point).
+    """
+    if len(label) > MAX_LABEL_CHARS:
+        raise ValueError(f"a label has at most {MAX_LABEL_CHARS} characters ({len(label)} given)")
+    bad = next((c for c in label if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        raise ValueError(f"a label cannot hold the control character U+{ord(bad):04X}")
+    return label
+
+
+def checked_label(label: str) -> str:
+    """``label`` stripped, if the store takes it.
+
+    Raises:
+        ValueError: empty, or refused by :func:`check_label_text`.
+    """
+    label = str(label).strip()
+    if not label:
+        raise ValueError("an annotation needs a label")
+    return check_label_text(label)
+
+
+def source_of_prompt(prompt: dict) -> Source:
+    """The provenance of an annotation from its prompt (stores written before ``source``)."""
+    if prompt.get("merged"):
+        return Source.MERGE
+    if prompt.get("everything"):
+        try:
+            return Source(prompt["everything"])
+        except ValueError:
+            return Source.PATCHES
+    if prompt.get("points"):
+        return Source.CLICK
+    if prompt.get("box") is not None:
+        return Source.BOX
+    return Source.IMPORTED

@@ -97,3 +97,21 @@ def tiny_clip_factory(tmp_path_factory):
 
 def instance_mask(coco_gt, ann) -> np.ndarray:
     return coco_gt.annToMask(ann).astype(bool)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The SQLAlchemy URL of a real PostgreSQL server started for the tests (see
+    :mod:`tests.postgres`); skipped where PostgreSQL is not installed, unless
+    ``OVSAM_REQUIRE_POSTGRES=1``."""
+    from .postgres import REQUIRE_ENV, PostgresServer, postgres_bin
+
+    bindir = postgres_bin()
+    if bindir is None:
+        reason = "PostgreSQL is not installed (Debian: apt-get install postgresql)"
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server = PostgresServer(bindir).start()
+    yield server.url
+    server.stop()

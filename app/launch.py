@@ -39,6 +39,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                    help="a host name the page is reached by besides localhost and --host (this machine's DNS name, "
                    "a proxy's); repeatable. Requests naming another Host are refused (DNS rebinding)")  # fmt: skip
+    p.add_argument("--auth", action="append", default=[], metavar="USER:PASSWORD",
+                   help="ask for this user name and password (HTTP Basic; repeatable); each annotation records "
+                   "its author. Serve behind TLS on a network")  # fmt: skip
+    p.add_argument("--auth-file", action="append", default=[], metavar="FILE",
+                   help="users as USER:PASSWORD lines (# comments), as --auth; keep it readable by you only")  # fmt: skip
+    p.add_argument("--insecure-no-auth", action="store_true",
+                   help="serve on a non-loopback --host without --auth: anyone who reaches the port may "
+                   "read and change every annotation")  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -46,10 +54,25 @@ def main(argv: list[str] | None = None) -> int:
     """Load the models, open the folder, serve the page until interrupted.
 
     Returns:
-        0, or 2 when the models, the vocabulary, the folder or its store cannot be opened
-        (the reason on stderr).
+        0, or 2 when the models, the vocabulary, the folder or its store cannot be opened,
+        the users are malformed, or a network address would be served without them (the
+        reason on stderr).
     """
     args = parse_args(argv)
+    from .auth import AuthError, is_loopback, load_users
+
+    try:
+        users = load_users(args.auth, args.auth_file)
+    except (AuthError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not users and not is_loopback(args.host) and not args.insecure_no_auth:
+        print(
+            f"error: --host {args.host} serves the network, and nobody would be asked to sign in: "
+            "add --auth USER:PASSWORD (or --auth-file FILE), or --insecure-no-auth on a network you trust",
+            file=sys.stderr,
+        )
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from annotator.backends import BackendError
     from annotator.checkpoints import CheckpointError
@@ -73,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("launch").info("%s; %d images in %s", engine_summary(engine), len(ws.keys), ws.root)
     from .page import serve
 
-    serve(ws, host=args.host, port=args.port, extra_hosts=args.allowed_host)
+    serve(ws, host=args.host, port=args.port, extra_hosts=args.allowed_host, users=users)
     return 0
 
 

@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from annotator.workspace import Workspace
 
 from .api import PageAPI
+from .auth import BasicAuth
 from .export_panel import EXPORT_INSTANCES, TITLES, export
 from .routes import add_routes
 from .security import LOOPBACK_NAMES, allowed_hosts, secure
@@ -63,16 +64,25 @@ def build_blocks(ws: Workspace) -> gr.Blocks:
     return demo
 
 
-def build_app(ws: Workspace, prefetch: int = 1, hosts: frozenset[str] | None = LOOPBACK_NAMES) -> FastAPI:
+def build_app(
+    ws: Workspace,
+    prefetch: int = 1,
+    hosts: frozenset[str] | None = LOOPBACK_NAMES,
+    users: dict[str, str] | None = None,
+) -> FastAPI:
     """The whole app, ready for any ASGI server: the page's API (:mod:`app.routes`, validated by
     the models of :mod:`app.schemas`, served by :class:`app.api.PageAPI`), its static files and
-    the Gradio page at ``/``, behind the Host and Origin checks of :mod:`app.security`.
+    the Gradio page at ``/``, behind the Host and Origin checks of :mod:`app.security` and,
+    with ``users``, HTTP Basic authentication (:mod:`app.auth`).
 
     Args:
         hosts: the names a request's ``Host`` may carry (:func:`app.security.allowed_hosts`;
             ``None``: any); default the loopback names.
+        users: name → password of who may sign in; ``None`` or empty: nobody is asked.
     """
     app = FastAPI(title="OV-SAM annotator")
+    if users:
+        app.add_middleware(BasicAuth, users=users)
     secure(app, hosts)
     add_routes(app, PageAPI(ws, prefetch=prefetch))
     app.mount("/ovsam/static", StaticFiles(directory=STATIC), name="ovsam-static")
@@ -87,16 +97,23 @@ class Server:
         host, port: where to listen.
         prefetch: images embedded in the background ahead of the one opened (0: none).
         app: serve this app (from :func:`build_app`, e.g. with routes added) instead of a new one.
+        users: who may sign in (see :func:`build_app`).
     Raises:
         RuntimeError: the server did not come up within 60 s.
     """
 
     def __init__(
-        self, ws: Workspace, host: str = "127.0.0.1", port: int = 7860, prefetch: int = 1, app: FastAPI | None = None
+        self,
+        ws: Workspace,
+        host: str = "127.0.0.1",
+        port: int = 7860,
+        prefetch: int = 1,
+        app: FastAPI | None = None,
+        users: dict[str, str] | None = None,
     ):
         self.ws = ws
         self.url = f"http://{host}:{port}"
-        app = app if app is not None else build_app(ws, prefetch, allowed_hosts(host))
+        app = app if app is not None else build_app(ws, prefetch, allowed_hosts(host), users)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True, name="uvicorn")
@@ -114,19 +131,26 @@ class Server:
         self.ws.close()
 
 
-def serve(ws: Workspace, host: str = "127.0.0.1", port: int = 7860, extra_hosts: list[str] | None = None) -> None:
+def serve(
+    ws: Workspace,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    extra_hosts: list[str] | None = None,
+    users: dict[str, str] | None = None,
+) -> None:
     """Serve the app in the foreground until interrupted.
 
     Args:
         extra_hosts: host names requests may carry besides the loopback names and ``host``
             (see :func:`app.security.allowed_hosts`).
+        users: who may sign in (see :func:`build_app`); ``None``: nobody is asked.
     """
     hosts = allowed_hosts(host, extra_hosts)
     if hosts is None:
         log.warning("serving on every address with no --allowed-host: any Host header is accepted")
     log.info("open http://%s:%d", host, port)
     try:
-        uvicorn.run(build_app(ws, hosts=hosts), host=host, port=port, log_level="warning")
+        uvicorn.run(build_app(ws, hosts=hosts, users=users), host=host, port=port, log_level="warning")
     finally:
         ws.close()
 

@@ -1,13 +1,21 @@
-"""The Host and Origin checks (DNS rebinding, cross-origin writes) and the CORS policy, on the
+"""Sign-in (HTTP Basic, --auth), the Host and Origin checks (DNS rebinding, cross-origin writes)
+and the CORS policy, on the
 whole app (build_app: the API, the static files, the Gradio page) with real MobileSAM."""
 
+import base64
 import shutil
+import subprocess
+import sys
 
 import pytest
 from fastapi.testclient import TestClient
 
+from annotator.evaluation import farthest_interior_point
 from annotator.workspace import Workspace
+from app.auth import is_loopback, load_users
 from app.security import allowed_hosts, host_name
+
+from .conftest import ROOT, instance_mask
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +72,57 @@ def test_allowed_hosts():
     assert allowed_hosts("10.0.0.5", ["annot.lab"]) == {"localhost", "127.0.0.1", "::1", "10.0.0.5", "annot.lab"}
     assert allowed_hosts("0.0.0.0") is None  # any host; the Origin check still applies
     assert allowed_hosts("0.0.0.0", ["annot.lab:7860"]) == {"localhost", "127.0.0.1", "::1", "annot.lab"}
+
+
+def _basic(user: str, password: str) -> dict:
+    return {"authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_with_users_every_request_signs_in_and_annotations_name_their_author(engine, coco_tiny, coco_gt, tmp_path):
+    from app.page import build_app
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    img_id = sorted(coco_gt.getImgIds())[0]
+    shutil.copy(coco_tiny / "images" / coco_gt.loadImgs(img_id)[0]["file_name"], folder / "a.jpg")
+    ann = coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=img_id, iscrowd=False))[0]
+    x, y = farthest_interior_point(instance_mask(coco_gt, ann))
+    ws = Workspace.open_folder(engine, folder, tmp_path / "out")
+    users = load_users(["ana:s3cret:with:colons", "bo:pw"])
+    assert users == {"ana": "s3cret:with:colons", "bo": "pw"}
+    http = TestClient(build_app(ws, prefetch=0, users=users), base_url="http://127.0.0.1:7860")
+    try:
+        for path in ("/", "/config", "/ovsam/api/state?session=t", "/ovsam/static/js/main.js"):
+            r = http.get(path)
+            assert r.status_code == 401 and r.headers["www-authenticate"].startswith('Basic realm="ovsam-annotator"')
+        for bad in (_basic("ana", "wrong"), _basic("eve", "pw"), {"authorization": "Basic !!notbase64"}, {}):
+            r = http.post("/ovsam/api/delete", json={"ids": [1]}, headers=bad)
+            assert r.status_code == 401 and "sign in" in r.json()["error"]
+        assert http.get("/", headers=_basic("ana", "s3cret:with:colons")).status_code == 200
+        me = _basic("bo", "pw")
+        post = lambda path, **b: http.post(f"/ovsam/api/{path}", json={"session": "t", **b}, headers=me)  # noqa: E731
+        assert post("open", key="a.jpg").status_code == 200
+        post("click", x=x, y=y)
+        accepted = post("accept", label="thing").json()["annotation"]
+        assert ws.store.annotations[accepted["id"]].author == "bo"
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--host", "0.0.0.0"], "nobody would be asked to sign in"),
+        (["--host", "192.168.1.7", "--auth", "nocolon"], "expected USER:PASSWORD"),
+        (["--auth", "a:1", "--auth", "a:2"], "named twice"),
+        (["--auth-file", "/nonexistent/users.txt"], "No such file"),
+    ],
+)
+def test_the_launcher_refuses_to_serve_the_network_without_users(args, message):
+    out = subprocess.run([sys.executable, "launch.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_is_loopback():
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1") and is_loopback("127.0.0.2")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.5") and not is_loopback("annot.lab")

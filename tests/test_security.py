@@ -1,6 +1,6 @@
 """Sign-in (HTTP Basic, --auth), the Host and Origin checks (DNS rebinding, cross-origin writes)
-and the CORS policy, on the
-whole app (build_app: the API, the static files, the Gradio page) with real MobileSAM."""
+and the CORS policy, on the whole app (build_app: the API, the static files, the Gradio page)
+with real MobileSAM."""
 
 import base64
 import shutil

@@ -571,6 +571,45 @@ def test_a_saved_mask_is_not_drawn_on_the_next_photo(browser, app, photos, coco_
     page.close()
 
 
+def test_an_accept_whose_answer_is_lost_is_retried_and_stored_once(browser, app, photos, coco_gt):
+    """The server stores the accept but its answer never reaches the page (the connection
+    drops): the page sends it again with the same request id and is answered as the first
+    time; one annotation, shown once. A 507 (disk full) is not retried and says so."""
+    _, picked = photos
+    _, anns = picked[0]
+    page = open_page(browser, app.url)
+    sent = []
+
+    def drop_the_answer(route):
+        sent.append(route.request.post_data_json)
+        route.fetch()  # the server stores it...
+        if len(sent) == 1:
+            route.abort("connectionreset")  # ...and the page never hears back
+        else:
+            route.continue_()
+
+    page.route("**/ovsam/api/accept", drop_the_answer)
+    click_image(page, *farthest_interior_point(instance_mask(coco_gt, anns[0])))
+    accept_with(page, "thing")
+    assert len(sent) == 2 and sent[0]["request_id"] == sent[1]["request_id"] and len(sent[0]["request_id"]) >= 32
+    key = page.evaluate("() => OVSAM.snapshot().current")
+    assert [a.label for a in app.ws.store.for_image(key)] == ["thing"]
+    assert page.evaluate("() => OVSAM.snapshot().anns.length") == 1
+    page.unroute("**/ovsam/api/accept")
+    page.route(
+        "**/ovsam/api/accept",
+        lambda route: (sent.append(1), route.fulfill(status=507, json={"error": "disk full: nothing saved (x)"})),
+    )
+    click_image(page, *farthest_interior_point(instance_mask(coco_gt, anns[1])))
+    page.locator("#ov-label").fill("other")
+    page.locator("#ov-label").press("Escape")
+    page.keyboard.press("Enter")
+    wait_status(page, "disk full: nothing saved")
+    assert len(sent) == 3 and page.evaluate("() => OVSAM.snapshot().pending") is not None  # the mask is kept
+    assert page.errors == []
+    page.close()
+
+
 def test_two_tabs_do_not_mix_and_reload_and_restart_keep_everything(
     browser, labelled_engine, photos, coco_gt, tmp_path
 ):

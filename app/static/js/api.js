@@ -21,6 +21,7 @@
  *  Found  a find-all candidate; bbox XYXY original pixels */
 
 /** @typedef {{session: string}} SessionBody */
+/** @typedef {{request_id?: string}} WriteBody  a write's id (Api.write makes one per action) */
 /** @typedef {{notes: string[], images: ImageEntry[], current: string | null, vocab_size: number,
  *    has_labels: boolean, labels_unavailable: string | null, find_unavailable: string | null,
  *    methods: {id: string, title: string}[]}} StateResponse  GET state?session= */
@@ -34,29 +35,43 @@
  *  PromptResponse  click, box, undo and clear (undo, clear: POST {session}) */
 /** @typedef {SessionBody & {key: string}} SuggestRequest  POST suggest */
 /** @typedef {{token: string | null, labels: Suggestion[]}} SuggestResponse */
-/** @typedef {SessionBody & {key: string, label: string}} AcceptRequest  POST accept */
+/** @typedef {SessionBody & WriteBody & {key: string, label: string}} AcceptRequest  POST accept */
 /** @typedef {{annotation: Annotation, changed_images: ImageEntry[]}} AcceptResponse */
 /** @typedef {{results: {name: string, synonym: string | null}[]}} LabelsResponse  GET labels?q= */
-/** @typedef {SessionBody & {ids: number[]}} DeleteRequest  POST delete */
+/** @typedef {SessionBody & WriteBody & {ids: number[]}} DeleteRequest  POST delete */
 /** @typedef {{deleted: number[], changed_images: ImageEntry[]}} DeleteResponse */
-/** @typedef {SessionBody & {ids: number[], label: string}} RelabelRequest  POST relabel */
+/** @typedef {SessionBody & WriteBody & {ids: number[], label: string}} RelabelRequest  POST relabel */
 /** @typedef {{annotations: Annotation[]}} RelabelResponse */
-/** @typedef {SessionBody & {ids: number[], label: string}} MergeRequest  POST merge ("": keep the label) */
+/** @typedef {SessionBody & WriteBody & {ids: number[], label: string}} MergeRequest  POST merge ("": keep the label) */
 /** @typedef {{annotation: Annotation, removed: number[], changed_images: ImageEntry[]}} MergeResponse */
-/** @typedef {SessionBody & {key: string, done: boolean}} DoneRequest  POST done */
+/** @typedef {SessionBody & WriteBody & {key: string, done: boolean}} DoneRequest  POST done */
 /** @typedef {{images: ImageEntry[]}} DoneResponse */
-/** @typedef {SessionBody & {method: string}} EverythingRequest  POST everything */
+/** @typedef {SessionBody & WriteBody & {method: string}} EverythingRequest  POST everything */
 /** @typedef {{annotations: Annotation[], patches: number, seconds: number, how: string,
  *    changed_images: ImageEntry[]}} EverythingResponse */
 /** @typedef {SessionBody & {key: string, classes: string, threshold: number | null, method: string}}
  *  FindRequest  POST find (classes comma-separated; threshold null: where a named class wins) */
 /** @typedef {{key: string, found: Found[], classes: {name: string, in_vocabulary: boolean}[],
  *    already_annotated: number, reused_patches: boolean, seconds: number, note: string | null}} FindResponse */
-/** @typedef {SessionBody & {key: string, indices: number[]}} FindAcceptRequest  POST find_accept */
+/** @typedef {SessionBody & WriteBody & {key: string, indices: number[]}} FindAcceptRequest  POST find_accept */
 /** @typedef {{annotations: Annotation[], indices: number[], changed_images: ImageEntry[]}} FindAcceptResponse */
 /** @typedef {{progress: number | null}} ProgressResponse  GET progress?session= (fraction done) */
 
 export const API = "/ovsam/api/";
+
+/** Delays between the tries of a write (ms), and the statuses that are tried again. */
+const RETRIES = [500, 1000, 2000];
+const RETRY_STATUS = new Set([502, 503, 504]);
+
+/**
+ * A new request id: a random UUID (crypto.randomUUID needs a secure context, which a page
+ * served on a LAN address over plain HTTP is not: getRandomValues works everywhere).
+ * @returns {string}
+ */
+export function requestId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 /** The URL of an image at its displayed resolution (GET image?key=). */
 export function imageUrl(key) { return API + "image?key=" + encodeURIComponent(key); }
@@ -83,8 +98,26 @@ export class Api {
     };
     const res = await fetch(API + path, opts);
     const data = await res.json().catch(() => ({ error: res.statusText }));
-    if (!res.ok) throw new Error(data.error || data.detail || res.statusText);
+    if (!res.ok) throw Object.assign(new Error(data.error || data.detail || res.statusText), { status: res.status });
     return data;
+  }
+
+  /**
+   * POST a write with a request id made once for it (the server stores a retried or duplicated
+   * write once and answers it as the first time). A lost connection or a 502/503/504 is retried
+   * with the same id, 3 times at most (0.5, 1, 2 s apart); other refusals are not.
+   * @throws {Error} the server's reason (e.g. 507 "disk full: nothing saved").
+   */
+  async write(path, body) {
+    const request_id = requestId();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.call(path, { ...body, request_id });
+      } catch (e) {
+        if (attempt >= RETRIES.length || !(e instanceof TypeError || RETRY_STATUS.has(e.status))) throw e;
+        await new Promise((r) => setTimeout(r, RETRIES[attempt]));
+      }
+    }
   }
 
   /** Run `fn` after every call queued before it; a failure shows in the status line. */
@@ -108,23 +141,23 @@ export class Api {
   /** @returns {Promise<SuggestResponse>} */
   suggest(key) { return this.call("suggest", { key }); }
   /** @returns {Promise<AcceptResponse>} */
-  accept(key, label) { return this.call("accept", { key, label }); }
+  accept(key, label) { return this.write("accept", { key, label }); }
   /** @returns {Promise<LabelsResponse>} */
   labels(q) { return this.call("labels?q=" + encodeURIComponent(q)); }
   /** @returns {Promise<DeleteResponse>} */
-  delete(ids) { return this.call("delete", { ids }); }
+  delete(ids) { return this.write("delete", { ids }); }
   /** @returns {Promise<RelabelResponse>} */
-  relabel(ids, label) { return this.call("relabel", { ids, label }); }
+  relabel(ids, label) { return this.write("relabel", { ids, label }); }
   /** @returns {Promise<MergeResponse>} */
-  merge(ids, label) { return this.call("merge", { ids, label }); }
+  merge(ids, label) { return this.write("merge", { ids, label }); }
   /** @returns {Promise<DoneResponse>} */
-  done(key, done) { return this.call("done", { key, done }); }
+  done(key, done) { return this.write("done", { key, done }); }
   /** @returns {Promise<EverythingResponse>} */
-  everything(method) { return this.call("everything", { method }); }
+  everything(method) { return this.write("everything", { method }); }
   /** @returns {Promise<FindResponse>} */
   find(key, classes, threshold, method) { return this.call("find", { key, classes, threshold, method }); }
   /** @returns {Promise<FindAcceptResponse>} */
-  findAccept(key, indices) { return this.call("find_accept", { key, indices }); }
+  findAccept(key, indices) { return this.write("find_accept", { key, indices }); }
   /** @returns {Promise<ProgressResponse>} */
   progress() { return this.call("progress?session=" + encodeURIComponent(this.session)); }
 

@@ -11,8 +11,9 @@ from .evaluation import TASKS, ReferencePredictor, evaluate_everything, evaluate
 from .everything.pipeline import METHODS
 from .options import add_engine_arguments, engine_config_from_args, positive_int, unit_interval
 from .outputs import EXPORT_FORMATS, FolderOutputs
-from .store import AnnotationStore
+from .store import AnnotationStore, StoreError
 from .text_prompts import LabelsUnavailable, parse_classes
+from .vocabulary import VocabularyError
 
 
 def _add_class_arguments(parser: argparse.ArgumentParser, what: str) -> None:
@@ -117,7 +118,17 @@ def _annotate(args: argparse.Namespace) -> int:
     if classes and args.boxes:
         print("--classes: not with --boxes (the boxes already say what to segment)")
         return 2
-    boxes = load_boxes(args.boxes) if args.boxes else None
+    try:
+        boxes = load_boxes(args.boxes) if args.boxes else None
+    except ValueError as exc:
+        print(f"--boxes: {exc}", file=sys.stderr)
+        return 2
+    # The store is checked (opened, a JSON store of before migrated) before any model loads or
+    # any image runs: a store that cannot be opened ends the command at once.
+    if not Path(args.folder).is_dir():
+        print(f"annotate: {args.folder}: not a folder", file=sys.stderr)
+        return 2
+    FolderOutputs(args.folder, args.out).open_store(database=args.db).close()
     engine_config = engine_config_from_args(args)
     config = BulkConfig(
         method=args.method,
@@ -228,16 +239,22 @@ def _push(args: argparse.Namespace) -> int:
             document_root=Path(args.document_root) if args.document_root else None,
             region_type=args.regions,
         )
-        with tqdm(desc="pushing", unit="img") as bar:
+        bars: list[tqdm] = []  # the bar starts with the first image pushed, not before the server answers
 
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
+        def progress(done: int, total: int) -> None:
+            if not bars:
+                bars.append(tqdm(desc="pushing", unit="img", total=total))
+            bars[0].update(done - bars[0].n)
 
+        try:
             summary = push_folder(store, args.folder, config, outputs.push_journal_path, progress)
+        finally:
+            for bar in bars:
+                bar.close()
     except LabelStudioPushError as exc:
-        print(f"push failed: {exc}\n(what was pushed is kept; run the same command again to continue)", file=sys.stderr)
-        return 1
+        print(f"push failed: {one_line(exc)} (what was pushed is kept: run the same command again to continue)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     made = "created" if summary.created_project else "reused"
     print(f"project {summary.project_id} ({made}): {summary.tasks_created} tasks and "
           f"{summary.predictions_created} predictions ({summary.regions} regions) pushed, "
@@ -348,7 +365,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     commands = {"annotate": _annotate, "export": _export, "eval": _eval, "push-label-studio": _push, "models": _models}
-    return commands[args.cmd](args)
+    try:
+        return commands[args.cmd](args)
+    except USER_ERRORS as exc:
+        print(f"{args.cmd}: {one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+# Errors that come from what the user gave (a store or session file that cannot be read, a
+# database that cannot be opened, a vocabulary that does not exist, a file or folder missing or not
+# writable, a full disk): one line on stderr and exit status 2, not a traceback.
+USER_ERRORS = (StoreError, VocabularyError, OSError)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's text on one line (a database driver's message spans several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

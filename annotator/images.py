@@ -20,13 +20,17 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # 8000x6000 photos must open; a 30k x 30k bomb must not eat the machine.
 MAX_PIXELS = 250_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# SAM resizes the long side to 1024 px (segment-anything's ResizeLongestSide, rounding): beyond
+# 2048:1 the short side rounds to 0 px and no encoder can take the image.
+MAX_ASPECT_RATIO = 2048
 
 # Sample photos bundled with scikit-image (no download): real scenes with several objects.
 SAMPLE_NAMES = ("astronaut", "coffee", "chelsea", "rocket", "camera")
 
 
 class ImageLoadError(ValueError):
-    """The file is missing, corrupt, truncated, empty or not an image; ``str()`` says which."""
+    """The file is missing, corrupt, truncated, empty, not an image, or too thin for SAM; ``str()``
+    says which."""
 
 
 def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
@@ -51,8 +55,9 @@ def load_image(path: str | Path) -> np.ndarray:
     Returns:
         ``(H, W, 3) uint8`` RGB array in display orientation (EXIF applied).
     Raises:
-        ImageLoadError: missing, zero-byte, truncated, corrupt, not an image, or more than
-            ``MAX_PIXELS`` pixels.
+        ImageLoadError: missing, zero-byte, truncated, corrupt, not an image, more than
+            ``MAX_PIXELS`` pixels, or longer than ``MAX_ASPECT_RATIO`` times its width (or wider
+            than that times its height).
     """
     path = Path(path)
     if not path.is_file():
@@ -74,6 +79,12 @@ def load_image(path: str | Path) -> np.ndarray:
         raise ImageLoadError(f"{path}: corrupt or truncated image ({exc})") from exc
     if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageLoadError(f"{path}: image has no pixels")
+    height, width = arr.shape[:2]
+    if max(height, width) > MAX_ASPECT_RATIO * min(height, width):
+        raise ImageLoadError(
+            f"{path}: {width}×{height} pixels is too thin to segment (SAM scales the long side to 1024 px; "
+            f"up to {MAX_ASPECT_RATIO}:1 can be taken)"
+        )
     return np.ascontiguousarray(arr)
 
 

@@ -18,6 +18,7 @@ Models come from ``segment-anything`` (``vit_b``, ``vit_l``, ``vit_h``) and from
 from __future__ import annotations
 
 import importlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +109,12 @@ def load_sam(model_type: str = "vit_t", checkpoint: str | Path | None = None, de
     if model_type not in SAM_BUILDERS:
         raise ValueError(f"unknown SAM model {model_type!r}; choose from {', '.join(SAM_BUILDERS)}")
     module_name, fn_name = SAM_BUILDERS[model_type]
-    builder = getattr(importlib.import_module(module_name), fn_name)
+    with warnings.catch_warnings():
+        # mobile_sam imports timm's deprecated paths and re-registers TinyViT names: warnings about
+        # that package, not about anything the user can change, printed on every start.
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"timm\.")
+        warnings.filterwarnings("ignore", message=r"Overwriting tiny_vit_", category=UserWarning)
+        builder = getattr(importlib.import_module(module_name), fn_name)
     path = Path(checkpoint) if checkpoint else ensure_checkpoint(model_type)
     model = builder(checkpoint=None)
     state = torch.load(path, map_location="cpu", weights_only=True)

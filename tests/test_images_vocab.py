@@ -128,3 +128,14 @@ def test_label_search_ranks_exact_prefix_word_substring_with_synonyms():
     assert vocab.search("") == [] and vocab.search("zzzzqqq") == []
     coco = load_vocabulary("coco")
     assert coco.search("light") == [("traffic light", None)]
+
+
+@pytest.mark.parametrize("size", [(20000, 2), (2, 20000)])
+def test_an_image_too_thin_for_sam_is_refused_by_name(tmp_path, size):
+    """SAM scales the long side to 1024 px: a 20000×2 strip would have a 0 px short side."""
+    path = tmp_path / "strip.png"
+    Image.fromarray(np.full((size[1], size[0], 3), 128, np.uint8)).save(path)
+    with pytest.raises(ImageLoadError, match=r"strip\.png: .*too thin"):
+        load_image(path)
+    Image.fromarray(np.full((3, 6000, 3), 128, np.uint8)).save(tmp_path / "ok.png")  # 2000:1 is taken
+    assert load_image(tmp_path / "ok.png").shape == (3, 6000, 3)

@@ -56,8 +56,9 @@ def pending(keys: list[str], seen: dict[str, ImageOutcome]) -> Iterator[str]:
 
 
 def resumed(keys: list[str], seen: dict[str, ImageOutcome]) -> int:
-    """How many of ``keys`` the journal already holds as ``done`` or ``skipped`` (not redone)."""
-    return sum(k in seen and seen[k].status != "failed" for k in keys)
+    """How many of ``keys`` the journal already holds as ``done`` (annotated by an earlier run and
+    not redone); images it holds as ``skipped`` are not counted: they are skipped, not done."""
+    return sum(k in seen and seen[k].status == "done" for k in keys)
 
 
 def check_same_classes(journal: Journal, seen: dict[str, ImageOutcome], classes: list[str]) -> None:

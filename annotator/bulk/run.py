@@ -53,7 +53,7 @@ class BulkSummary:
         done: images annotated (this run and earlier runs).
         skipped: key → reason for images that could not be read (or failed; those are retried
             by the next run).
-        resumed: images found in the journal at start.
+        resumed: images found done in the journal at start (counted in ``done``).
         instances_per_class: label → count over all done images.
         seconds: wall time of this run; images_per_minute: of the images processed this run.
         coco_path: the COCO export; store_path: where the annotation store is (its file, or

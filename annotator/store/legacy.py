@@ -48,9 +48,11 @@ def read_legacy(path: Path, session_path: Path | None) -> LegacyStore:
     if session_path is not None and session_path.exists():
         try:
             session = json.loads(session_path.read_text(encoding="utf-8"))
-            last_image, done = session.get("last_image"), list(session.get("done", []))
+            last_image, done = session.get("last_image"), session.get("done", [])  # a list, checked below
         except (OSError, ValueError, AttributeError, TypeError) as exc:
             raise StoreError(f"{session_path} is not a readable session file ({exc}); move it away") from exc
     if not isinstance(done, list) or not all(isinstance(k, str) for k in done):
         raise StoreError(f"{session_path or path}: 'done' is not a list of image keys")
+    if last_image is not None and not isinstance(last_image, str):
+        raise StoreError(f"{session_path or path}: 'last_image' is not an image key")
     return LegacyStore(images, categories, anns, next_id, meta, last_image, done)

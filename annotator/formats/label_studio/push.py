@@ -126,7 +126,8 @@ def connect(url: str, api_key: str) -> Any:
     """A ``label_studio_sdk.LabelStudio`` client, checked by asking who we are.
 
     Raises:
-        LabelStudioPushError: server unreachable, or the token refused.
+        LabelStudioPushError: server unreachable, the token refused, or the server does not
+            answer as Label Studio does (JSON of another shape).
     """
     import httpx
     from label_studio_sdk import LabelStudio
@@ -134,7 +135,9 @@ def connect(url: str, api_key: str) -> Any:
 
     client = LabelStudio(base_url=url.rstrip("/"), api_key=api_key)
     try:
-        client.users.whoami()
+        me = client.users.whoami()
+    except NOT_THE_API as exc:
+        raise LabelStudioPushError(f"{url} does not answer as Label Studio's API does ({_unexpected(exc)})") from exc
     except httpx.HTTPError as exc:
         raise LabelStudioPushError(f"cannot reach Label Studio at {url}: {exc}") from exc
     except ApiError as exc:
@@ -144,7 +147,21 @@ def connect(url: str, api_key: str) -> Any:
                 "(Account & Settings → Personal Access Token), or a legacy token where the organization enables them"
             ) from exc
         raise LabelStudioPushError(f"Label Studio at {url}: {_api_message(exc)}") from exc
+    if not isinstance(getattr(me, "id", None), int):
+        raise LabelStudioPushError(
+            f"{url} does not answer as Label Studio's API does (no user id from /api/current-user)"
+        )
     return client
+
+
+# What the SDK raises when a server answers 200 with JSON of another shape (a list where an object
+# is expected, a string id): it builds its models without validation, so these surface as they come.
+NOT_THE_API = (TypeError, ValueError, AttributeError, KeyError)
+
+
+def _unexpected(exc: Exception) -> str:
+    """One line on an answer of the wrong shape: the exception's type and the start of its text."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
 
 def _api_message(exc: Exception) -> str:
@@ -166,6 +183,10 @@ def _call(what: str, fn: Callable, *args, **kwargs) -> Any:
         raise LabelStudioPushError(f"{what}: HTTP {exc.status_code}: {_api_message(exc)}") from exc
     except httpx.HTTPError as exc:
         raise LabelStudioPushError(f"{what}: {exc!r}") from exc
+    except NOT_THE_API as exc:
+        raise LabelStudioPushError(
+            f"{what}: the server's answer is not what Label Studio sends ({_unexpected(exc)})"
+        ) from exc
 
 
 def add_labels(label_config: str, labels: list[str], region_type: str) -> tuple[str, list[str]]:
@@ -271,7 +292,10 @@ def _upload(client: Any, project_id: int, path: Path) -> int:
     )
     if response.status_code >= 400:
         raise LabelStudioPushError(f"uploading {path}: HTTP {response.status_code}: {response.text[:500]}")
-    task_ids = response.json().get("task_ids") or []
+    try:
+        task_ids = list(response.json().get("task_ids") or [])
+    except NOT_THE_API as exc:  # not JSON (a ValueError), or not an object
+        raise LabelStudioPushError(f"uploading {path}: not Label Studio's answer ({_unexpected(exc)})") from exc
     if len(task_ids) != 1:
         raise LabelStudioPushError(f"uploading {path}: the server made {len(task_ids)} tasks of it, not 1")
     return int(task_ids[0])

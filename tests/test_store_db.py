@@ -238,14 +238,20 @@ def test_two_app_processes_and_annotate_on_one_store_lose_nothing(kind, request,
     folder, out = tmp_path / f"photos{uuid.uuid4().hex[:6]}", tmp_path / "out"
     folder.mkdir()
     img_ids = sorted(coco_gt.getImgIds())[:N_PHOTOS]
-    points, boxes = {}, {"images": [], "annotations": [], "categories": coco_gt.dataset["categories"]}
+    # The box file is cut from instances.json as read from disk: COCOeval (run by other tests on the
+    # session's ``coco_gt``) turns that object's polygons into RLE with bytes counts in place.
+    dataset = json.loads((coco_tiny / "instances.json").read_text())
+    boxes = {
+        "images": [i for i in dataset["images"] if i["id"] in img_ids],
+        "annotations": [a for a in dataset["annotations"] if a["image_id"] in img_ids and not a["iscrowd"]],
+        "categories": dataset["categories"],
+    }
+    points = {}
     for img_id in img_ids:
         info = coco_gt.loadImgs(img_id)[0]
         shutil.copy(coco_tiny / "images" / info["file_name"], folder / info["file_name"])
         anns = coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=img_id, iscrowd=False))
         points[info["file_name"]] = [farthest_interior_point(instance_mask(coco_gt, a)) for a in anns[:4]]
-        boxes["images"].append(info)
-        boxes["annotations"] += anns
     (tmp_path / "boxes.json").write_text(json.dumps(boxes))
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     apps = [_start_app(folder, out, db, log) for log in logs]

@@ -15,6 +15,7 @@ import pytest
 from annotator.evaluation import mask_iou
 from annotator.formats import FORMATS, Dataset, ImageEntry, InMemoryDataset, get_format
 from annotator.formats.coco import CocoFormatError, read_coco, read_coco_boxes, segmentation_rle
+from annotator.formats.names import flat_names
 from annotator.formats.yolo import flat_name
 from annotator.instances import Instances, Source
 from annotator.masks import decode_rle, encode_rle
@@ -274,3 +275,36 @@ def test_in_memory_dataset_checks_its_instances():
             [ImageEntry("a.jpg", 5, 3)], {"a.jpg": Instances(mask, class_names=["cat"], class_ids=[7])}, {"cat": 7}
         )
     assert encode_rle(ok.instances("a.jpg").mask(0)) == ok.instances("a.jpg").rles()[0]
+
+
+def test_flat_names_are_unique_by_stem_and_independent_of_order():
+    """Plain names where free; ``~N`` (the first N no other name has) where two keys would share
+    a file or a stem, without case; the same names whatever order the keys come in."""
+    keys = [
+        "b.jpg",
+        "sub/c.jpg",
+        "sub/a.jpg",
+        "sub__a.jpg",
+        "sub__a~2.jpg",
+        "x.jpg",
+        "X.png",
+        "a/b__c.jpg",
+        "a__b/c.jpg",
+    ]
+    names = dict(zip(keys, flat_names(keys), strict=True))
+    assert names == {
+        "b.jpg": "b.jpg",
+        "sub/c.jpg": "sub__c.jpg",
+        "sub/a.jpg": "sub__a~3.jpg",  # ~2 is another image's own name
+        "sub__a.jpg": "sub__a.jpg",
+        "sub__a~2.jpg": "sub__a~2.jpg",
+        "X.png": "X.png",
+        "x.jpg": "x~2.jpg",  # X.png first by key; x.txt and X.txt are one file on macOS / Windows
+        "a/b__c.jpg": "a__b__c.jpg",
+        "a__b/c.jpg": "a__b__c~2.jpg",
+    }
+    for seed in range(5):
+        shuffled = list(np.random.default_rng(seed).permutation(keys))
+        assert dict(zip(shuffled, flat_names(shuffled), strict=True)) == names
+    assert flat_names(["sub/a.jpg", "sub__a.jpg", "a.jpg"], suffix=".png") == ["sub__a~2.png", "sub__a.png", "a.png"]
+    assert flat_names(["no/collision.jpg", "here.png"]) == [flat_name("no/collision.jpg"), "here.png"]

@@ -23,17 +23,21 @@ from annotator.everything.pipeline import EverythingConfig, SegmentedImage, regi
 from annotator.everything.possam import MaseConfig, mase
 from annotator.formats.coco_panoptic import (
     PanopticFormatError,
+    dataset_panoptic,
     export_coco_panoptic,
     from_result,
+    png_names,
+    read,
     read_coco_panoptic,
     write_coco_panoptic,
 )
+from annotator.formats.registry import FORMATS
 from annotator.images import load_image
 from annotator.instances import UNLABELLED, Instances, Source
 from annotator.store import AnnotationStore
 from annotator.vocabulary import load_vocabulary
 
-from .conftest import SHARED
+from .conftest import SHARED, instance_mask
 
 PANOPTIC = SHARED / "data" / "coco_panoptic_sample"
 GRID16 = PatchConfig(points_per_side=16)
@@ -271,3 +275,43 @@ def test_store_panoptic_export_keeps_user_annotations_on_top(tmp_path):
     assert by_name["table"]["area"] == big.sum() - small.sum()
     assert {c["name"]: c["isthing"] for c in data["categories"]} == {"table": 1, "cup": 1, "wall": 0}
     assert json.loads(out.read_text())["annotations"][0]["file_name"] == "a.png"
+
+
+def test_panoptic_export_gives_colliding_images_their_own_pngs(coco_gt, tmp_path):
+    """``sub/a.jpg`` and ``sub__a.jpg`` (one flat name), ``x.jpg`` and ``x.png`` (one PNG name),
+    ``Y.jpg`` and ``y.jpg`` (one PNG on macOS / Windows), each with a real COCO photo's
+    instances: every image gets its own PNG and reads back with its own segments."""
+    keys = ["sub/a.jpg", "sub__a.jpg", "x.jpg", "x.png", "Y.jpg", "y.jpg", "b.jpg"]
+    store = AnnotationStore(tmp_path / "s.annotations.db")
+    for key, img_id in zip(keys, sorted(coco_gt.getImgIds()), strict=False):
+        for ann in coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=img_id, iscrowd=False)):
+            store.add(key, instance_mask(coco_gt, ann), coco_gt.loadCats(ann["category_id"])[0]["name"])
+    painted, _ = dataset_panoptic(store)
+    want = {im.file_name: im for im in painted}
+    assert set(want) == set(keys) and all(im.segments_info for im in painted)
+    assert dict(zip(want, png_names(painted), strict=True)) == {
+        "sub/a.jpg": "sub__a~2.png",  # the key without "/" keeps its own name
+        "sub__a.jpg": "sub__a.png",
+        "x.jpg": "x.png",
+        "x.png": "x~2.png",
+        "Y.jpg": "Y.png",
+        "y.jpg": "y~2.png",
+        "b.jpg": "b.png",
+    }
+
+    out = export_coco_panoptic(store, tmp_path / "pan.json")
+    pngs = sorted((tmp_path / "pan").iterdir())
+    assert len(pngs) == len(keys) and len({p.name.casefold() for p in pngs}) == len(keys)
+    assert len({p.read_bytes() for p in pngs}) == len(keys)  # none overwritten by another
+    annotations = json.loads(out.read_text())["annotations"]
+    assert len({a["file_name"] for a in annotations}) == len(keys)
+    back_images, _ = read_coco_panoptic(out)
+    for im in back_images:  # each PNG is its own image's map, with its own segments
+        assert np.array_equal(im.segment_map, want[im.file_name].segment_map), im.file_name
+        assert [s["id"] for s in im.segments_info] == [s["id"] for s in want[im.file_name].segments_info]
+    back = read(out)
+    assert set(back.images) == set(keys)
+    for key in keys:
+        assert len(back.instances(key)) == len(want[key].segments_info), key
+    files = FORMATS["coco-panoptic"].write(store, tmp_path / "again.json")
+    assert len(set(files)) == len(files) == 1 + len(keys) and all(f.is_file() for f in files)

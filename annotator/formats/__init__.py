@@ -7,7 +7,9 @@
   -> files``, ``read(path) -> dataset`` or ``None``);
 - :mod:`.coco` (instances JSON, read and written), :mod:`.coco_panoptic` (JSON + PNGs, read and
   written), :mod:`.yolo` (segmentation dataset, read and written), :mod:`.label_studio` (tasks
-  with predictions, written and pushed to a server; not read back).
+  with predictions, written and pushed to a server; not read back);
+- :mod:`.names`: the flat, collision-free file names YOLO and COCO panoptic give images
+  (``sub/a.jpg`` → ``sub__a.jpg``, ``~2`` where two would share a file).
 """
 
 from __future__ import annotations

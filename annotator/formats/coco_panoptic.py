@@ -1,11 +1,12 @@
 """COCO panoptic format (https://cocodataset.org/#format-data, "Panoptic Segmentation").
 
 One PNG per image whose RGB colour encodes the segment id (``id = R + 256·G + 256²·B``, 0 =
-void), and one JSON with ``images``, ``categories`` (with ``isthing``) and ``annotations``: per
-image ``file_name`` (the PNG), ``image_id`` and ``segments_info`` (``id``, ``category_id``,
-``iscrowd``, ``area``, ``bbox`` XYWH).  Written atomically (PNGs first, the JSON last, so a JSON
-never names a PNG that is not there); read back by :func:`read_coco_panoptic`, and as a dataset
-by :func:`read` (one instance per segment).
+void), named by the image's path with ``/`` → ``__`` and ``.png`` (``~2``, ``~3``, ... where two
+images would share a PNG: :func:`png_names`), and one JSON with ``images``, ``categories``
+(with ``isthing``) and ``annotations``: per image ``file_name`` (the PNG), ``image_id`` and
+``segments_info`` (``id``, ``category_id``, ``iscrowd``, ``area``, ``bbox`` XYWH).  Written
+atomically (PNGs first, the JSON last, so a JSON never names a PNG that is not there); read back
+by :func:`read_coco_panoptic`, and as a dataset by :func:`read` (one instance per segment).
 
 A dataset's instances may overlap; a panoptic segmentation may not: :func:`dataset_panoptic`
 paints them (:func:`annotator.everything.panoptic.assemble_panoptic`, :func:`paint_priority`
@@ -18,7 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -29,6 +30,7 @@ from ..instances import Instances, Source
 from ..masks import encode_rle
 from .dataset import Dataset, ImageEntry, InMemoryDataset
 from .format import Format
+from .names import flat_names
 
 
 class PanopticFormatError(ValueError):
@@ -51,10 +53,13 @@ class PanopticImage:
     segment_map: np.ndarray
     segments_info: list[dict]
 
-    @property
-    def png_name(self) -> str:
-        """The PNG's file name: the image's path with ``/`` → ``__`` and a ``.png`` suffix."""
-        return str(PurePosixPath(self.file_name).with_suffix(".png")).replace("/", "__")
+
+def png_names(images: list[PanopticImage]) -> list[str]:
+    """The PNG file names of the images, in their order: each image's path with ``/`` → ``__``
+    and a ``.png`` suffix, told apart by ``~2``, ``~3``, ... where two would be the same file
+    (``sub/a.jpg`` and ``sub__a.jpg``, ``a.jpg`` and ``a.png``; compared without case): see
+    :func:`annotator.formats.names.flat_names`."""
+    return flat_names([im.file_name for im in images], suffix=".png")
 
 
 def id_to_rgb(segment_map: np.ndarray) -> np.ndarray:
@@ -115,7 +120,7 @@ def write_coco_panoptic(
     png_dir = Path(png_dir) if png_dir is not None else out_json.with_suffix("")
     known = {c["id"] for c in categories}
     annotations, image_entries = [], []
-    for im in images:
+    for im, png_name in zip(images, png_names(images), strict=True):
         ids_in_map = set(np.unique(im.segment_map).tolist()) - {0}
         ids_in_json = {s["id"] for s in im.segments_info}
         if ids_in_map != ids_in_json:
@@ -126,8 +131,8 @@ def write_coco_panoptic(
         ok, png = cv2.imencode(".png", cv2.cvtColor(id_to_rgb(im.segment_map), cv2.COLOR_RGB2BGR))
         if not ok:
             raise OSError(f"could not encode the PNG of {im.file_name}")
-        atomic_write_bytes(png_dir / im.png_name, png.tobytes())
-        annotations.append({"image_id": im.image_id, "file_name": im.png_name, "segments_info": im.segments_info})
+        atomic_write_bytes(png_dir / png_name, png.tobytes())
+        annotations.append({"image_id": im.image_id, "file_name": png_name, "segments_info": im.segments_info})
         h, w = (image_sizes or {}).get(im.image_id, im.segment_map.shape)
         image_entries.append({"id": im.image_id, "file_name": im.file_name, "height": int(h), "width": int(w)})
     now = _dt.datetime.now(_dt.timezone.utc)
@@ -288,7 +293,7 @@ def write(dataset: Dataset, out: str | Path, isthing: dict[str, bool] | None = N
     """The registry's writer: :func:`export_coco_panoptic`; returns the JSON, then the PNGs."""
     images, categories = dataset_panoptic(dataset, isthing)
     out_json = write_coco_panoptic(images, categories, out)
-    return [out_json, *(out_json.with_suffix("") / im.png_name for im in images)]
+    return [out_json, *(out_json.with_suffix("") / name for name in png_names(images))]
 
 
 FORMAT = Format(

@@ -1,11 +1,17 @@
 """YOLO segmentation dataset export (the Ultralytics format).
 
-``<out>/images/<name>``: the images (symbolic links, or copies where links are not possible),
-``<name>`` being the image's path in the folder with ``/`` → ``__`` (see :func:`flat_name`);
+``<out>/images/<name>``: the images, as symbolic links *relative* to the link's folder (copies
+where links are not possible), ``<name>`` being the image's path in the folder with ``/`` →
+``__``, told apart by ``~2``, ``~3``, ... where two images would share a name or a stem (see
+:func:`annotator.formats.names.flat_names`: ``sub/a.jpg`` and ``sub__a.jpg`` →
+``sub__a~2.jpg`` and ``sub__a.jpg``, ``a.jpg`` and ``a.png`` → ``a.jpg`` and ``a~2.png``);
 ``<out>/labels/<name with .txt>``: one line per instance, ``class x1 y1 x2 y2 ...`` with
-coordinates normalised to [0, 1] by the image width and height; ``<out>/data.yaml``: ``path``,
-``train`` / ``val`` (both ``images``), ``nc`` and ``names`` (class index → name, in category id
-order).  Vertices run through boundary-pixel centres, the convention of readers that fill with
+coordinates normalised to [0, 1] by the image width and height; ``<out>/data.yaml``: ``train`` /
+``val`` (both ``images``), ``nc`` and ``names`` (class index → name, in category id order), and
+no ``path``, which Ultralytics then takes to be the folder of ``data.yaml`` (a relative ``path``
+would be resolved against its ``DATASETS_DIR`` instead).  So the dataset is portable: moved or
+copied together with the image folder (the same relative placement), it still reads.  Vertices
+run through boundary-pixel centres, the convention of readers that fill with
 ``cv2.fillPoly``.  A mask with holes or several parts becomes one polygon: holes are spliced in
 with zero-width cuts (see :func:`annotator.masks.mask_to_polygons`) and parts are chained by
 zero-width bridges, as Ultralytics' own converter does, so every line stays one instance.
@@ -15,7 +21,8 @@ filled with ``cv2.fillPoly`` at the image's size, classes from ``data.yaml``'s `
 format keeps less than a store: class index only (it becomes the category id), no score, no
 annotation id, and polygons, not masks: a filled polygon also paints its outline pixels and the
 zero-width cuts and bridges, so masks come back close to (mean IoU > 0.95 on COCO photos), not
-equal to, those written.  Image keys are the flat file names under ``images/``.
+equal to, those written.  Image keys are the flat file names under ``images/`` (see
+:func:`file_names`).
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ from ..instances import Instances, Source
 from ..masks import encode_rle, mask_to_polygons
 from .dataset import Dataset, ImageEntry, InMemoryDataset
 from .format import Format
+from .names import flat_name as flat_name  # re-exported: the plain name, as before
+from .names import flat_names
 
 
 def chain_polygons(polygons: list[list[float]]) -> list[float]:
@@ -46,19 +55,25 @@ def chain_polygons(polygons: list[list[float]]) -> list[float]:
     return out
 
 
-def flat_name(key: str) -> str:
-    """An image key as one file name (``sub/a.jpg`` → ``sub__a.jpg``): not every YOLO reader
-    searches sub-folders."""
-    return key.replace("/", "__")
+def file_names(dataset: Dataset) -> dict[str, str]:
+    """Each image key → its file name under ``images/`` (flat, since not every YOLO reader
+    searches sub-folders, and collision-free: :func:`annotator.formats.names.flat_names`); its
+    label file is the same stem with ``.txt`` under ``labels/``."""
+    keys = sorted(dataset.images)
+    return dict(zip(keys, flat_names(keys), strict=True))
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
+    """``dst`` → ``src`` as a relative symbolic link (from the real folder of ``dst`` to ``src``
+    in its real folder, so it resolves wherever both are moved together); a copy where a link is
+    not possible (no symlink permission, another drive on Windows)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists() or dst.is_symlink():
         dst.unlink()
     try:
-        os.symlink(src.resolve(), dst)
-    except OSError:
+        target = os.path.relpath(os.path.join(os.path.realpath(src.parent), src.name), os.path.realpath(dst.parent))
+        os.symlink(target, dst)
+    except (OSError, ValueError):
         shutil.copy2(src, dst)
 
 
@@ -90,16 +105,14 @@ def export_yolo(dataset: Dataset, images_root: str | Path, out_dir: str | Path) 
             flat = chain_polygons(polys)
             coords = [f"{min(max(v / (width if j % 2 == 0 else height), 0.0), 1.0):.6f}" for j, v in enumerate(flat)]
             by_image.setdefault(key, []).append(" ".join([str(index[found.class_names[i]]), *coords]))
-    for key in sorted(dataset.images):
+    for key, flat in file_names(dataset).items():
         src = images_root / key
         if not src.is_file():
             raise FileNotFoundError(f"{src}: annotated image not found under {images_root}")
-        flat = flat_name(key)
         _link_or_copy(src, out_dir / "images" / flat)
         label_path = out_dir / "labels" / PurePosixPath(flat).with_suffix(".txt")
         atomic_write_bytes(label_path, "".join(line + "\n" for line in by_image.get(key, [])).encode())
-    data = {
-        "path": str(out_dir.resolve()),
+    data = {  # no "path": Ultralytics takes the folder of data.yaml (see the module doc)
         "train": "images",
         "val": "images",
         "nc": len(index),
@@ -114,8 +127,7 @@ def written_files(dataset: Dataset, out_dir: str | Path) -> list[Path]:
     order) its image and its label file."""
     out_dir = Path(out_dir)
     files = [out_dir / "data.yaml"]
-    for key in sorted(dataset.images):
-        flat = flat_name(key)
+    for flat in file_names(dataset).values():
         files += [out_dir / "images" / flat, out_dir / "labels" / PurePosixPath(flat).with_suffix(".txt")]
     return files
 

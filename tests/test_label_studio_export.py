@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from annotator.evaluation import mask_iou
 from annotator.formats.label_studio import export_label_studio, to_label_studio
 from annotator.masks import polygons_to_mask
-from annotator.store import AnnotationStore
+from annotator.store import AnnotationStore, os_user
 
 from .conftest import instance_mask
 
@@ -25,7 +26,8 @@ def coco_store(coco_gt, tmp_path):
             mask = instance_mask(coco_gt, ann)
             if mask.any():
                 name = coco_gt.loadCats(ann["category_id"])[0]["name"]
-                a = store.add(f"sub dir/{info['file_name']}", mask, name, score=0.5)
+                author = "alice" if len(masks) % 2 else None  # the others: the OS user
+                a = store.add(f"sub dir/{info['file_name']}", mask, name, score=0.5, author=author)
                 masks[a.id] = mask
     return store, masks
 
@@ -39,7 +41,7 @@ def test_brush_predictions_decode_to_the_same_masks(coco_store, tmp_path):
     tasks = json.loads(path.read_text())
     interface = LabelInterface(path.with_suffix(".xml").read_text())
     assert len(tasks) == 3 and tasks[0]["data"]["image"].startswith("/data/local-files/?d=photos/sub%20dir/")
-    n = 0
+    n, authors = 0, set()
     for task in tasks:
         (pred,) = task["predictions"]
         assert interface.validate_prediction(pred), interface.validate_prediction(pred, return_errors=True)
@@ -47,9 +49,13 @@ def test_brush_predictions_decode_to_the_same_masks(coco_store, tmp_path):
             h, w = region["original_height"], region["original_width"]
             decoded = decode_rle(region["value"]["rle"]).reshape(h, w, 4)[:, :, 3] > 0
             assert np.array_equal(decoded, masks[int(region["id"][1:])])
-            assert region["value"]["brushlabels"] == [store.annotations[int(region["id"][1:])].label]
+            ann = store.annotations[int(region["id"][1:])]
+            assert region["value"]["brushlabels"] == [ann.label]
+            when = datetime.datetime.fromtimestamp(ann.created, datetime.timezone.utc)
+            assert region["meta"] == {"text": [f"by {ann.author}, {when:%Y-%m-%d %H:%M} UTC"]}  # who and when
+            authors.add(ann.author)
             n += 1
-    assert n == len(masks)
+    assert n == len(masks) and authors == {"alice", os_user()}
 
 
 def test_polygon_predictions_validate_and_cover_the_masks(coco_store):

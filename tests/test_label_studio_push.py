@@ -240,6 +240,7 @@ def test_cli_local_files_polygons_from_environment(label_studio, annotated, tmp_
         for region in pred.result:
             ann = store.annotations[int(region["id"][1:].split("p")[0])]
             assert ann.image == key and region["value"]["polygonlabels"] == [ann.label]
+            assert region["meta"]["text"][0].startswith(f"by {ann.author}, ")  # who made it, kept by the server
             h, w = region["original_height"], region["original_width"]
             parts.setdefault(ann.id, []).append(
                 [v for x, y in region["value"]["points"] for v in (x * w / 100, y * h / 100)]

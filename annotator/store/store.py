@@ -599,8 +599,9 @@ class AnnotationStore:
 
     def instances(self, image: str) -> Instances:
         """One image's annotations as :class:`~annotator.instances.Instances` (RLE masks, the
-        store's category ids, ``data["annotation_id"]`` and ``data["prompt"]``), in acceptance
-        order.
+        store's category ids, ``data["annotation_id"]`` (int64), ``data["prompt"]``,
+        ``data["author"]`` (str) and ``data["created"]`` (float64, UNIX seconds)), in
+        acceptance order.
 
         Raises:
             KeyError: the image is not in the store.
@@ -626,6 +627,8 @@ class AnnotationStore:
             data={
                 "annotation_id": np.array([a.id for a in anns], dtype=np.int64),
                 "prompt": [a.prompt for a in anns],
+                "author": [a.author for a in anns],
+                "created": np.array([a.created for a in anns], dtype=np.float64),
             },
         )
 

@@ -11,12 +11,14 @@ Not read back (the registry's ``read`` is ``None``): the tasks are a review queu
 dataset.  They hold no category ids (a label is a name in the config), no size for an image
 without regions (only regions carry ``original_width`` / ``original_height``), and a region's
 one ``score`` is the label score or, without one, SAM's predicted IoU (:func:`region_score`), so
-neither can be told apart again.  Reviewed annotations come back through Label Studio's own
+neither can be told apart again.  Each region's ``meta.text`` (the note Label Studio shows with
+the region) says who made the annotation and when (:func:`provenance_note`), from the store.  Reviewed annotations come back through Label Studio's own
 COCO export, which :func:`annotator.formats.coco.read_coco` reads.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,8 @@ def _regions(found: Instances, i: int, ann_id: int, region_type: str) -> list[di
     score = region_score(found, i)
     if score is not None:
         common["score"] = score
+    if (note := provenance_note(found, i)) is not None:
+        common["meta"] = {"text": [note]}
     if region_type == "brush":
         rle = mask2rle(mask.astype(np.uint8) * 255)
         value = {"format": "rle", "rle": [int(v) for v in rle], "brushlabels": [label]}
@@ -54,6 +58,21 @@ def _regions(found: Instances, i: int, ann_id: int, region_type: str) -> list[di
         value = {"points": points, "closed": True, "polygonlabels": [label]}
         regions.append({"id": f"a{ann_id}p{k}", "type": "polygonlabels", "value": value, **common})
     return regions
+
+
+def provenance_note(found: Instances, i: int) -> str | None:
+    """Who made instance ``i`` and when, as the region's note (Label Studio shows a region's
+    ``meta.text`` beside it): ``"by alice, 2026-12-03 09:41 UTC"``; ``None`` where the instances
+    carry no ``data["author"]`` (those not read from a store)."""
+    authors = found.data.get("author")
+    if authors is None or not authors[i]:
+        return None
+    created = found.data.get("created")
+    when = ""
+    if created is not None and float(created[i]) > 0:
+        stamp = _dt.datetime.fromtimestamp(float(created[i]), _dt.timezone.utc)
+        when = f", {stamp:%Y-%m-%d %H:%M} UTC"
+    return f"by {authors[i]}{when}"
 
 
 def region_score(found: Instances, i: int) -> float | None:
@@ -153,4 +172,13 @@ FORMAT = Format(
     suffix="_label_studio.json",
 )
 
-__all__ = ["FORMAT", "export_label_studio", "labels_of", "prediction_for", "region_score", "to_label_studio", "write"]
+__all__ = [
+    "FORMAT",
+    "export_label_studio",
+    "labels_of",
+    "prediction_for",
+    "provenance_note",
+    "region_score",
+    "to_label_studio",
+    "write",
+]

@@ -53,6 +53,10 @@ SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
 """How long an SQLite writer waits for another's transaction before giving up."""
 
+CACHE_KIB = 65_536
+"""SQLite's page cache per connection, KiB (its default is 2 MiB): the indexes of a store of
+100k annotations stay in memory between writes (used as pages are read, not set aside)."""
+
 metadata = MetaData()
 
 datasets = Table(
@@ -172,6 +176,7 @@ def open_engine(url: str) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -100,12 +100,14 @@ class Decoded:
 @dataclass
 class Everything:
     """An everything pass stored on an image: its annotations, patch count, time and how the
-    instances were labelled."""
+    instances were labelled; ``already_annotated``: instances of the pass not added because an
+    annotation of the image repeats them (:data:`DUPLICATE_IOU`)."""
 
     key: str
     annotations: list[Annotation]
     result: EverythingResult
     seconds: float
+    already_annotated: int = 0
 
 
 @dataclass
@@ -302,7 +304,9 @@ class Tab:
 
     def everything(self, method: str = "samcp", request_id: str | None = None, author: str | None = None) -> Everything:
         """Segment the tab's whole image with a pass of the everything mode; each instance
-        becomes an annotation (one transaction; a repeated ``request_id`` stores nothing more).
+        becomes an annotation (one transaction; a repeated ``request_id`` stores nothing more),
+        except one whose mask IoU with an annotation of the image reaches
+        :data:`DUPLICATE_IOU` (pressing E twice adds nothing the second time), as :meth:`find`.
 
         Raises:
             Conflict: no image open. BadRequest: unknown pass.
@@ -311,8 +315,19 @@ class Tab:
         _check_method(method)
         t0 = time.perf_counter()
         result = self._running(lambda p: self.engine.everything(prompt.embedding, EverythingConfig(method=method), p))
-        added = self.ws.store.add_instances(prompt.image, result.annotations(), request_id, author)
-        return Everything(prompt.image, added, result, time.perf_counter() - t0)
+        prior = self.ws.store.replay(request_id, "add")
+        if prior is not None:  # a retry: the first answer, not its annotations seen as repeats
+            return Everything(prompt.image, prior, result, time.perf_counter() - t0)
+        found = result.annotations()
+        known = self._already_annotated(prompt.image, found)
+        added = self.ws.store.add_instances(prompt.image, found[np.nonzero(~known)[0]], request_id, author)
+        return Everything(prompt.image, added, result, time.perf_counter() - t0, int(known.sum()))
+
+    def _already_annotated(self, image: str, found: Instances) -> np.ndarray:
+        """(N,) bool: instance i repeats an annotation of ``image`` (mask IoU ≥
+        :data:`DUPLICATE_IOU`)."""
+        stored = [a.rle for a in self.ws.store.for_image(image)]
+        return rle_iou(found.rles(), stored).max(axis=1, initial=0.0) >= DUPLICATE_IOU
 
     def find(
         self,
@@ -351,8 +366,7 @@ class Tab:
             raise Conflict(str(exc)) from exc
         except ValueError as exc:
             raise Unprocessable(str(exc)) from exc
-        stored = [a.rle for a in self.ws.store.for_image(prompt.image)]
-        known = rle_iou(found.rles(), stored).max(axis=1, initial=0.0) >= DUPLICATE_IOU
+        known = self._already_annotated(prompt.image, found)
         found = found[np.nonzero(~known)[0]]  # keeps the RLEs encoded for the test above
         named = self.engine.text_query(names, threshold).named  # the query find_all used
         self.found = Found(

@@ -370,7 +370,8 @@ class PageAPI:
     @_translated
     def everything(self, session: str, method: str, request_id: str | None = None, author: str | None = None) -> dict:
         """Segment the tab's whole image with a pass of the everything mode; each instance
-        becomes an annotation. Progress is readable meanwhile through :meth:`progress`."""
+        becomes an annotation, except those repeating one of the image's (``already_annotated``
+        counts them). Progress is readable meanwhile through :meth:`progress`."""
         done = self.tabs.tab(session).everything(method, request_id, author)
         result = done.result
         how = "labelled by CLIP" if result.labelled else "labelled 'object'"
@@ -381,6 +382,7 @@ class PageAPI:
             "patches": len(result.patches),
             "seconds": round(done.seconds, 2),
             "how": how,
+            "already_annotated": done.already_annotated,
             "changed_images": self.images([done.key]),
         }
 

@@ -302,6 +302,7 @@ class EverythingOut(BaseModel):
     patches: int
     seconds: float
     how: str
+    already_annotated: int = Field(description="instances of the pass not added: they repeat an annotation (IoU ≥ 0.9)")
     changed_images: list[ImageEntry]
 
 

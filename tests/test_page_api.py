@@ -191,7 +191,11 @@ def test_everything_adds_editable_instances_and_exports(api_on_photos):
     finally:
         finished.set()
     saved = ws.store.for_image("a.jpg")
-    assert len(saved) > 5 and len(out["annotations"]) == len(saved)
+    assert len(saved) > 5 and len(out["annotations"]) == len(saved) and out["already_annotated"] == 0
+    # E pressed again: the same instances repeat the annotations and are not added twice
+    again = api.everything("s", "samcp")
+    assert again["annotations"] == [] and again["already_annotated"] == len(saved)
+    assert len(ws.store.for_image("a.jpg")) == len(saved)
     assert "no CLIP" in out["how"] and all(a.label == "object" and a.prompt["everything"] == "samcp" for a in saved)
     watcher.join(timeout=5)
     assert any(p is not None and 0 < p < 1 for p in seen)  # progress was readable meanwhile

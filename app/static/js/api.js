@@ -48,7 +48,7 @@
 /** @typedef {{images: ImageEntry[]}} DoneResponse */
 /** @typedef {SessionBody & WriteBody & {method: string}} EverythingRequest  POST everything */
 /** @typedef {{annotations: Annotation[], patches: number, seconds: number, how: string,
- *    changed_images: ImageEntry[]}} EverythingResponse */
+ *    already_annotated: number, changed_images: ImageEntry[]}} EverythingResponse */
 /** @typedef {SessionBody & {key: string, classes: string, threshold: number | null, method: string}}
  *  FindRequest  POST find (classes comma-separated; threshold null: where a named class wins) */
 /** @typedef {{key: string, found: Found[], classes: {name: string, in_vocabulary: boolean}[],

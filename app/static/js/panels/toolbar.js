@@ -53,7 +53,8 @@ export class Toolbar {
         r.annotations.forEach((a) => S.addAnnotation(a));
         ctx.images.update(r.changed_images);
         S.changed("anns");
-        ctx.status(`Everything (${method}): ${r.patches} SAM patches → ${r.annotations.length} annotations (${r.how}) in ${r.seconds} s.`);
+        const repeats = r.already_annotated ? `; ${r.already_annotated} already annotated, not added again` : "";
+        ctx.status(`Everything (${method}): ${r.patches} SAM patches → ${r.annotations.length} annotations (${r.how})${repeats} in ${r.seconds} s.`);
       } finally {
         clearInterval(poll);
         S.busy = false;

@@ -1,4 +1,4 @@
-"""One user's prompt on one image: points and a box, refinement, undo.
+"""One user's prompt on one image: points and a box, refinement, SAM's candidates, undo.
 
 The prompt follows segment-anything's ``SamPredictor``: ``point_coords`` (N, 2) X, Y pixels of
 the original image, ``point_labels`` 1 = positive / 0 = negative, ``box`` XYXY pixels. Each
@@ -120,6 +120,30 @@ class PromptSession:
         b = clip_box(np.asarray(box, dtype=np.float64), w, h)
         p = self.prompt
         return self._decode(engine, Prompt(p.points, p.labels, tuple(float(v) for v in b)), None)
+
+    def next_candidate(self, engine: Engine) -> PromptResult:
+        """Show SAM's next candidate mask for the current prompt (see
+        :meth:`~annotator.engine.Engine.next_candidate`; three, cycling). One undo step: undo
+        brings the mask shown before back.
+
+        Raises:
+            ValueError: no prompt yet.
+        """
+        previous = self.result
+        if previous is None:
+            raise ValueError("no mask to change: click an object first")
+        p = self.prompt
+        result = engine.next_candidate(
+            self.embedding,
+            previous,
+            point_coords=np.array(p.points, dtype=np.float64) if p.points else None,
+            point_labels=np.array(p.labels, dtype=np.int64) if p.points else None,
+            box=np.array(p.box, dtype=np.float64) if p.box is not None else None,
+            wait_for_labels=self.wait_for_labels,
+        )
+        self._history.append((p, result))
+        del self._history[: -self.max_history]
+        return result
 
     def undo(self) -> PromptResult | None:
         """Drop the last prompt step; returns the result now current (``None`` when empty)."""

@@ -223,6 +223,15 @@ class Tab:
             raise BadRequest("box must be [x0, y0, x1, y1]")
         return self._decode(key, lambda p: p.set_box(self.engine, b))
 
+    def next_candidate(self, key: str | None = None) -> Decoded:
+        """Replace the pending mask by SAM's next candidate for the same prompt (three, cycling;
+        an undo step). ``key`` as for :meth:`click`.
+
+        Raises:
+            Unprocessable: no mask pending. Conflict: no image open, or another one.
+        """
+        return self._decode(key, lambda p: p.next_candidate(self.engine))
+
     def undo(self) -> Decoded:
         """Drop the last prompt step; the previous mask comes back without decoding."""
         prompt = self._prompt()

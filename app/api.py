@@ -11,7 +11,8 @@ Routes (mounted under ``/ovsam/api`` by :func:`app.page.build_app`), JSON in and
 - ``POST open {session, key}``: make an image the session's own (embeddings computed or taken
   from the cache), prefetch the next ones; the image's size, display scale and annotations.
 - ``GET  image?key=K``: the image at the displayed resolution (PNG or JPEG).
-- ``POST click {session, x, y, positive}``, ``POST box {session, box}``, ``POST undo``,
+- ``POST click {session, x, y, positive}``, ``POST box {session, box}``, ``POST candidate
+  {session, key}`` (SAM's next candidate mask), ``POST undo``,
   ``POST clear``: the prompt, in original image pixels; each answers with the pending mask and
   a ``token`` naming it. The mask comes before the labels: on an image whose CLIP dense pass
   is still running (``open`` waits for SAM's encoder only) the answer has no labels and
@@ -187,6 +188,8 @@ class PageAPI:
             "labels": _labels(result.labels),
             "labels_pending": result.labels_pending,
             "engine_ms": None if ms is None else round(ms, 2),
+            "candidate": result.chosen + 1,
+            "candidates": len(result.candidates.iou_predictions),
             "prompt": prompt,
         }
 
@@ -281,6 +284,16 @@ class PageAPI:
     def box(self, session: str, box: list[float], key: str | None = None) -> dict:
         """Set the box (XYXY original pixels, any corner order) and decode (``key`` as for :meth:`click`)."""
         return self._result(self.tabs.tab(session).box(box, key))
+
+    @_translated
+    def candidate(self, session: str, key: str | None = None) -> dict:
+        """SAM's next candidate mask for the pending prompt (``candidate`` / ``candidates`` in
+        the answer say which of how many); ``key`` as for :meth:`click`.
+
+        Raises:
+            ApiError: 422 no mask pending; 409 no image open, or another one.
+        """
+        return self._result(self.tabs.tab(session).next_candidate(key))
 
     @_translated
     def undo(self, session: str) -> dict:

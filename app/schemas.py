@@ -65,6 +65,12 @@ class OpenRequest(TabRequest):
     key: str = Field(description="the image to open")
 
 
+class CandidateRequest(TabRequest):
+    """``POST candidate``: SAM's next candidate mask for the tab's prompt."""
+
+    key: str | None = ImageKey
+
+
 class ClickRequest(TabRequest):
     """``POST click``: add a point to the tab's prompt."""
 
@@ -196,7 +202,7 @@ class PromptOut(BaseModel):
 
 
 class PromptAnswer(BaseModel):
-    """``click``, ``box``, ``undo``, ``clear``: the pending mask (``null`` with an empty prompt)."""
+    """``click``, ``box``, ``candidate``, ``undo``, ``clear``: the pending mask (``null`` with an empty prompt)."""
 
     mask: Mask | None
     token: str | None = Field(description="names this mask; suggest answers with it")
@@ -206,6 +212,8 @@ class PromptAnswer(BaseModel):
     predicted_iou: float | None = None
     labels_pending: bool = False
     engine_ms: float | None = None
+    candidate: int | None = Field(default=None, description="which of SAM's candidate masks this is, from 1")
+    candidates: int | None = Field(default=None, description="how many candidates the prompt's decode gave (1 or 3)")
 
 
 class Method(BaseModel):

@@ -6,6 +6,7 @@ nothing, the page's handling of them is what is tested)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -392,6 +393,18 @@ def test_shortcuts(browser, app, photos, coco_gt):
     page.keyboard.press("/")
     assert page.evaluate("() => document.activeElement.id") == "ov-label"
     page.locator("#ov-label").press("Escape")
+    # C cycles SAM's three candidate masks for the click, the status line says which
+    click_image(page, px, py)
+    shown = []
+    for _ in range(3):
+        token = page.evaluate("() => OVSAM.snapshot().token")
+        page.keyboard.press("c")
+        page.wait_for_function("t => { const S = OVSAM.snapshot(); return S.pending && S.token !== t; }", arg=token)
+        wait_status(page, " of 3")
+        shown.append(re.search(r"Mask: (\d+) px, candidate (\d) of 3", status(page)).groups())
+    assert sorted(n for _, n in shown) == ["1", "2", "3"] and len({area for area, _ in shown}) == 3  # three masks
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => !OVSAM.snapshot().pending")
     # H hides and shows masks
     page.keyboard.press("h")
     assert state(page)["showMasks"] is False

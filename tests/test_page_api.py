@@ -14,6 +14,7 @@ import pytest
 
 from annotator.evaluation import farthest_interior_point, mask_iou
 from annotator.masks import decode_rle
+from annotator.sam_frame import upsample_logits
 from annotator.store import AnnotationStore
 from annotator.workspace import Workspace
 
@@ -108,6 +109,47 @@ def test_prompt_refines_with_low_res_logits_and_undo_restores(api_on_photos, coc
     assert api.clear("s")["mask"] is None
     with pytest.raises(Exception, match="nothing to accept"):
         api.accept("s", "x")
+
+
+def test_sams_three_candidates_cycle_as_undo_steps_and_the_shown_one_is_accepted(api_on_photos, coco_gt):
+    """C on the page: a click's three candidates (SAM's multimask output) one after another,
+    cycling; a box's three from one more decode; each an undo step; accept stores the one shown."""
+    from app.api import ApiError
+
+    api, ws, anns = api_on_photos
+    api.open("s", "a.jpg")
+    with pytest.raises(ApiError, match="click an object first") as err:
+        api.candidate("s")
+    assert err.value.status == 422
+    big = max(anns, key=lambda a: a["area"])
+    px, py = farthest_interior_point(instance_mask(coco_gt, big))
+    clicked = api.click("s", px, py)
+    assert clicked["candidates"] == 3
+    emb = ws.engine.embed(ws.load("a.jpg"))
+    decoded = ws.engine.predict(emb, point_coords=np.array([[px, py]]), point_labels=np.array([1])).candidates
+    shown = [clicked]
+    for _ in range(3):
+        shown.append(api.candidate("s", "a.jpg"))
+    order = [r["candidate"] for r in shown]
+    assert sorted(order[1:]) == [1, 2, 3] and order[3] == order[0]  # every candidate once, back to the first
+    for r in shown[1:]:  # each is SAM's candidate as decoded, at full resolution
+        logits = decoded.low_res_logits[r["candidate"] - 1]
+        want = upsample_logits(logits, emb.sam.input_size, emb.sam.original_size)
+        assert np.array_equal(decode_rle(r["mask"]["rle"]), want)
+        assert r["predicted_iou"] == pytest.approx(float(decoded.iou_predictions[r["candidate"] - 1]), abs=1e-4)
+    assert len({r["mask"]["rle"]["counts"] for r in shown[1:]}) == 3  # three different masks
+    assert [r["prompt"] for r in shown] == [clicked["prompt"]] * 4  # the prompt stays
+    for r in reversed(shown[:-1]):  # each candidate was one undo step
+        assert api.undo("s")["mask"]["rle"] == r["mask"]["rle"]
+    other = api.candidate("s")
+    out = api.accept("s", "part")
+    assert out["annotation"]["area"] == other["area"] == int(decode_rle(ws.store.for_image("a.jpg")[0].rle).sum())
+    # a box decodes to one mask; C decodes it once more with multimask output
+    x, y, w, h = big["bbox"]
+    boxed = api.box("s", [x, y, x + w, y + h])
+    assert boxed["candidates"] == 1
+    again = api.candidate("s")
+    assert again["candidates"] == 3 and again["mask"]["rle"] != boxed["mask"]["rle"]
 
 
 def test_tabs_do_not_mix_and_store_writes_are_serialised(api_on_photos):

@@ -23,7 +23,7 @@ from ..everything.patches import PatchConfig, generate_patches
 from ..everything.pipeline import EverythingConfig, EverythingResult, run_everything
 from ..instances import UNLABELLED, Instances, Source
 from ..labelling import RegionLabeller, TextQueries
-from ..sam import SamImageEmbedding, SamPromptDecoder
+from ..sam import DecodedMasks, SamImageEmbedding, SamPromptDecoder
 from ..sam_frame import resample_logits, upsample_logits
 from ..text_prompts import LabelsUnavailable, TextQueryClassifier
 from ..vocabulary import Vocabulary
@@ -252,6 +252,19 @@ class Engine:
         for _ in range(self.refine if refine is None else refine):
             again = self.decoder.decode(emb.sam, point_coords, point_labels, box, logits[None], False)
             logits, iou = again.low_res_logits[0], float(again.iou_predictions[0])
+        return self._result(emb, logits, iou, decoded, chosen, wait_for_labels)
+
+    def _result(
+        self,
+        emb: ImageEmbedding,
+        logits: np.ndarray,
+        iou: float,
+        decoded: DecodedMasks,
+        chosen: int,
+        wait_for_labels: bool,
+    ) -> PromptResult:
+        """A :class:`PromptResult` of (256, 256) low-res ``logits``: the mask at the image's
+        resolution, and its labels (now, or pending while the CLIP pass runs)."""
         mask = upsample_logits(logits, emb.sam.input_size, emb.sam.original_size)
         result = PromptResult(mask, iou, logits[None], decoded, chosen)
         if self.has_labels:
@@ -260,6 +273,40 @@ class Engine:
             else:
                 result.labels_pending = True
         return result
+
+    def next_candidate(
+        self,
+        emb: ImageEmbedding,
+        result: PromptResult,
+        point_coords: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+        wait_for_labels: bool = True,
+    ) -> PromptResult:
+        """SAM's next candidate mask for the prompt that gave ``result`` (segment-anything's
+        ``multimask_output``: three masks, subpart / part / whole for a lone click).
+
+        Where ``result`` came from one mask (a box, several points, a refined mask) the prompt
+        is decoded once more with multimask output (no ``mask_input``, as SAM gives its
+        candidates) and the candidate after the one :func:`choose_candidate` picks comes first;
+        otherwise the candidate after ``result.chosen``, cycling. A candidate is SAM's raw
+        mask: no refinement passes.
+
+        Args:
+            emb: the image, from :meth:`embed`; ``result``: the current mask.
+            point_coords, point_labels, box: ``result``'s prompt, as for :meth:`predict`.
+        Returns:
+            :class:`PromptResult` with ``candidates`` (K = 3) and ``chosen`` its index.
+        """
+        decoded, current = result.candidates, result.chosen
+        if len(decoded.iou_predictions) < 2:
+            if box is not None:
+                box = clip_box(box, emb.size[1], emb.size[0])
+            decoded = self.decoder.decode(emb.sam, point_coords, point_labels, box, None, True)
+            current = choose_candidate(decoded, self.candidate_margin)
+        k = (current + 1) % len(decoded.iou_predictions)
+        logits, iou = decoded.low_res_logits[k], float(decoded.iou_predictions[k])
+        return self._result(emb, logits, iou, decoded, k, wait_for_labels)
 
     def suggest_for(self, emb: ImageEmbedding, result: PromptResult) -> list[LabelScore]:
         """The label suggestions of a :meth:`predict` result, waiting for the image's CLIP

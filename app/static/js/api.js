@@ -30,9 +30,11 @@
  *    cached: boolean, labels_ready: boolean, annotations: Annotation[]}} OpenResponse */
 /** @typedef {SessionBody & {key: string, x: number, y: number, positive: boolean}} ClickRequest  POST click */
 /** @typedef {SessionBody & {key: string, box: number[]}} BoxRequest  POST box (XYXY original pixels) */
+/** @typedef {SessionBody & {key: string}} CandidateRequest  POST candidate */
 /** @typedef {{mask: MaskPayload | null, prompt: Prompt, labels: Suggestion[], token: string | null,
- *    area?: number, predicted_iou?: number, labels_pending?: boolean, engine_ms?: number | null}}
- *  PromptResponse  click, box, undo and clear (undo, clear: POST {session}) */
+ *    area?: number, predicted_iou?: number, labels_pending?: boolean, engine_ms?: number | null,
+ *    candidate?: number, candidates?: number}}
+ *  PromptResponse  click, box, candidate, undo and clear (undo, clear: POST {session}) */
 /** @typedef {SessionBody & {key: string}} SuggestRequest  POST suggest */
 /** @typedef {{token: string | null, labels: Suggestion[]}} SuggestResponse */
 /** @typedef {SessionBody & WriteBody & {key: string, label: string}} AcceptRequest  POST accept */
@@ -134,6 +136,8 @@ export class Api {
   click(key, x, y, positive) { return this.call("click", { key, x, y, positive }); }
   /** @returns {Promise<PromptResponse>} */
   box(key, box) { return this.call("box", { key, box }); }
+  /** @returns {Promise<PromptResponse>} SAM's next candidate mask for the pending prompt */
+  candidate(key) { return this.call("candidate", { key }); }
   /** @returns {Promise<PromptResponse>} */
   undo() { return this.call("undo", {}); }
   /** @returns {Promise<PromptResponse>} */

@@ -21,6 +21,8 @@ export const KEYMAP = [
   {"key": "drag", "help": "box"},
   {"key": "Enter", "help": "accept the mask with the label; with no mask pending, relabel the selection",
    "bind": [{"keys": ["Enter"], "action": "enter", "hint": "Enter", "on": ["accept", "found-accept"]}]},
+  {"key": "C", "help": "next of SAM's three candidate masks for the prompt (subpart, part, whole)",
+   "bind": [{"keys": ["c", "C"], "action": "candidate", "hint": "C", "on": ["candidate"]}]},
   {"key": "Ctrl + Z", "help": "undo the last prompt step",
    "bind": [{"keys": ["z", "Z"], "mods": "ctrl", "action": "undo", "hint": "Ctrl+Z", "on": ["undo"]}]},
   {"key": "Esc", "help": "clear the prompt, then the selection",

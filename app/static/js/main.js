@@ -38,6 +38,7 @@ function actions(ctx) {
     "next-todo": () => nav.nextNotDone(),
     "tool-segment": () => toolbar.setTool("segment"),
     "tool-select": () => toolbar.setTool("select"),
+    candidate: () => segment.candidate(),
     undo: () => segment.undo(),
     clear: () => segment.clear(),
     fit: () => { nav.fit(); S.changed("view"); },

@@ -1,7 +1,7 @@
 /* The segment tool: a click is a point (left positive; right or Shift + left negative), a drag
  * a box; each goes to the server in original pixels and comes back as the pending mask with
  * its label suggestions (or, on a photo whose CLIP pass is still running, the labels follow).
- * Undo, clear and accept act on the same prompt.
+ * SAM's candidates (C), undo, clear and accept act on the same prompt.
  */
 import { hint } from "../keymap.js";
 import { PERF } from "../perf.js";
@@ -45,8 +45,9 @@ export class SegmentTool {
       if (kind && t0) PERF.clicks.push({ kind, t0, arrived, drawn, frame, engine_ms: r.engine_ms });
       if (r.mask) {
         const ms = t0 ? ` ${Math.round(frame - t0)} ms in all (engine ${Math.round(r.engine_ms || 0)} ms)` : "";
-        this.ctx.status(`Mask: ${r.area} px, predicted IoU ${r.predicted_iou.toFixed(3)};${ms}. ` +
-          `${hint("enter")} accepts; click to refine.`);
+        const which = r.candidates > 1 ? ` candidate ${r.candidate} of ${r.candidates} (${hint("candidate")}: next),` : "";
+        this.ctx.status(`Mask: ${r.area} px,${which} predicted IoU ${r.predicted_iou.toFixed(3)};${ms}. ` +
+          `${hint("enter")} accepts; click to refine; ${hint("candidate")} shows SAM's other masks.`);
       } else {
         this.ctx.status("No prompt. Click an object, or drag a box.");
       }
@@ -87,6 +88,16 @@ export class SegmentTool {
       if (key !== S.current) return;
       const r = await this.api.box(key, box);
       if (key === S.current) this.showResult(r, t0, "box");
+    });
+  }
+
+  /** SAM's next candidate mask for the pending prompt (subpart / part / whole of a click). */
+  candidate() {
+    const S = this.S, key = S.current;
+    if (!S.pending) { this.ctx.status("No mask to change: click an object first."); return; }
+    this.api.enqueue(async () => {
+      if (key !== S.current || !S.pending) return;
+      this.showResult(await this.api.candidate(key));
     });
   }
 

@@ -512,10 +512,11 @@ class Tabs:
         self, ids: list[int], label: str | None = None, request_id: str | None = None, author: str | None = None
     ) -> Annotation:
         """Merge two or more annotations of one image into one (their union), under ``label``
-        or the first one's.
+        or, without one, the label the parts share.
 
         Raises:
-            Unprocessable: fewer than two, or of different images. NotFound, BadRequest: bad ids.
+            Unprocessable: fewer than two, of different images, or of different labels and no
+                ``label`` (the message names them). NotFound, BadRequest: bad ids.
         """
         ids = self._ids(ids)
         name = str(label).strip() if label and str(label).strip() else None

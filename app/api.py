@@ -362,7 +362,8 @@ class PageAPI:
 
     @_translated
     def merge(self, ids, label: str | None = None, request_id: str | None = None, author: str | None = None) -> dict:
-        """Merge two or more annotations of one image into one (their union)."""
+        """Merge two or more annotations of one image into one (their union), under ``label`` or
+        the label the parts share (422 naming them when they differ and no label is given)."""
         ann = self.tabs.merge(ids, label, request_id, author)
         return {
             "annotation": self._annotation(ann),

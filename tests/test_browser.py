@@ -410,20 +410,26 @@ def test_shortcuts(browser, app, photos, coco_gt):
     assert state(page)["showMasks"] is False
     page.keyboard.press("h")
     assert state(page)["showMasks"] is True
-    # V select tool: a click selects; M merges; Delete deletes; N back to segmenting
+    # V select tool: a click selects; M merges (asking for the label when the parts disagree);
+    # Delete deletes; N back to segmenting
     click_image(page, qx, qy)
-    page.keyboard.press("Enter")
-    page.wait_for_function("() => OVSAM.snapshot().anns.length === 2")
+    accept_with(page, "other")
     ids = sorted(a.id for a in ws.store.for_image(info0["file_name"]))
+    assert len(ids) == 2
     page.keyboard.press("v")
     assert state(page)["tool"] == "select"
     page.mouse.click(*screen_xy(page, *inside_only(ws, ids[0])))
     shift_click(page, *screen_xy(page, *inside_only(ws, ids[1])))
     assert sorted(state(page)["selection"]) == ids
     page.keyboard.press("m")
+    wait_status(page, f"The selection is labelled '{sugg[0]}', 'other'")
+    assert sorted(a.id for a in ws.store.for_image(info0["file_name"])) == ids  # nothing merged yet
+    page.locator("#ov-label").fill("pair")
+    page.locator("#ov-label").press("Escape")
+    page.keyboard.press("m")
     page.wait_for_function("() => OVSAM.snapshot().anns.length === 1")
     (merged,) = ws.store.for_image(info0["file_name"])
-    assert merged.id not in ids and state(page)["selection"] == [merged.id]
+    assert merged.id not in ids and state(page)["selection"] == [merged.id] and merged.label == "pair"
     page.keyboard.press("Delete")
     page.wait_for_function("() => OVSAM.snapshot().anns.length === 0")
     assert ws.store.for_image(info0["file_name"]) == []

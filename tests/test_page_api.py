@@ -198,6 +198,9 @@ def test_select_ops_done_marks_and_state(api_on_photos):
     assert merged["label"] == "table" and np.array_equal(decode_rle(ws.store.annotations[merged["id"]].rle), union)
     with pytest.raises(ApiError, match="two or more"):
         api.merge([merged["id"]])
+    with pytest.raises(ApiError, match="labelled 'table', 'thing': name the merged") as err:
+        api.merge([merged["id"], ids[2]])  # parts of two labels and none given: nothing is merged
+    assert err.value.status == 422 and len(ws.store.for_image("a.jpg")) == 2
     api.delete([ids[2]])
     assert [a.id for a in ws.store.for_image("a.jpg")] == [merged["id"]]
     images = api.set_done("c.jpg", True)["images"]

@@ -57,7 +57,9 @@ def test_the_same_code_on_sqlite_and_postgres(kind, request, tmp_path, coco_gt):
     store.add_image("empty.jpg", 30, 20)
     assert (a.category_id, b.category_id, c.category_id) == (17, 18, 19)
     assert store.relabel([c.id], "cat")[0].category_id == 17
-    merged = store.merge([b.id, c.id])
+    with pytest.raises(ValueError, match="labelled 'dog', 'cat'"):  # parts of two labels: which one?
+        store.merge([b.id, c.id])
+    merged = store.merge([b.id, c.id], "dog")
     assert merged.id == 4 and merged.source == "merge" and merged.label == "dog"
     with pytest.raises(KeyError):
         store.delete([a.id, 99])  # all or none

@@ -553,13 +553,14 @@ class AnnotationStore:
 
         Args:
             ann_ids: two or more ids.
-            label: the merged label; default the first id's.
+            label: the merged label; default the parts' label where they all have the same one.
         Returns:
             The new annotation (a new id, source ``merge``; score cleared, predicted IoU the
             best of the parts).
         Raises:
             KeyError: an unknown id.
-            ValueError: fewer than two distinct ids, or annotations of different images.
+            ValueError: fewer than two distinct ids, annotations of different images, or parts of
+                different labels and no ``label`` (nothing is changed: the caller asks which).
         """
         ids = list(dict.fromkeys(int(i) for i in ann_ids))
         if len(ids) < 2:
@@ -571,11 +572,15 @@ class AnnotationStore:
             parts = self._get(conn, ids)
             if len({a.image for a in parts}) != 1:
                 raise ValueError("annotations of different images cannot be merged")
+            labels = list(dict.fromkeys(a.label for a in parts))
+            if label is None and len(labels) > 1:
+                named = ", ".join(repr(n) for n in labels)
+                raise ValueError(f"the parts are labelled {named}: name the merged annotation's label")
             mask = np.logical_or.reduce([decode_rle(a.rle) for a in parts])
             ious = [a.predicted_iou for a in parts if a.predicted_iou is not None]
             item = self._item(
                 encode_rle(mask),
-                label or parts[0].label,
+                label or labels[0],
                 None,
                 max(ious) if ious else None,
                 {"merged": ids},

@@ -65,6 +65,13 @@ export class SelectTool {
     const S = this.S, ids = [...S.selection];
     if (ids.length < 2) { this.ctx.status("Select two or more annotations to merge (shift + click adds)."); return; }
     const label = S.labelLocked ? this.label() : "";
+    const labels = [...new Set(ids.map((i) => S.anns.get(i)?.label))];
+    if (!label && labels.length > 1) { // the parts disagree: the user says which, nothing is merged yet
+      this.ctx.status(`The selection is labelled ${labels.map((l) => `'${l}'`).join(", ")}: type or pick the merged ` +
+        `label, then Merge (${hint("merge")}).`);
+      this.ctx.$("ov-label").focus();
+      return;
+    }
     this.api.enqueue(async () => {
       const r = await this.api.merge(ids, label);
       r.removed.forEach((i) => S.anns.delete(i));

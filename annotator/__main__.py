@@ -123,12 +123,15 @@ def _annotate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"--boxes: {exc}", file=sys.stderr)
         return 2
-    # The store is checked (opened, a JSON store of before migrated) before any model loads or
-    # any image runs: a store that cannot be opened ends the command at once.
+    # A store that exists (or a database named) is checked, opened and a JSON store of before
+    # migrated, before any model loads or any image runs: one that cannot be opened ends the
+    # command at once. A new one is made by the run (nothing is written before it starts).
     if not Path(args.folder).is_dir():
         print(f"annotate: {args.folder}: not a folder", file=sys.stderr)
         return 2
-    FolderOutputs(args.folder, args.out).open_store(database=args.db).close()
+    outputs = FolderOutputs(args.folder, args.out)
+    if args.db or outputs.store_path.exists() or outputs.legacy_store_path.exists():
+        outputs.open_store(database=args.db).close()
     engine_config = engine_config_from_args(args)
     config = BulkConfig(
         method=args.method,

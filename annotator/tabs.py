@@ -522,6 +522,30 @@ class Tabs:
         name = str(label).strip() if label and str(label).strip() else None
         return self._edit(lambda: self.ws.store.merge(ids, name, request_id, author))
 
+    def intersect(
+        self, ids: list[int], label: str | None = None, request_id: str | None = None, author: str | None = None
+    ) -> Annotation:
+        """Replace two or more annotations of one image by their intersection, under ``label`` or
+        the label they share (as :meth:`merge`).
+
+        Raises:
+            Unprocessable: as :meth:`merge`, or no pixel in common. NotFound, BadRequest: bad ids.
+        """
+        ids = self._ids(ids)
+        name = str(label).strip() if label and str(label).strip() else None
+        return self._edit(lambda: self.ws.store.intersect(ids, name, request_id, author))
+
+    def subtract(self, ids: list[int], request_id: str | None = None) -> Annotation:
+        """Cut the masks of ``ids[1:]`` out of annotation ``ids[0]`` (it keeps its id and label;
+        the others stay).
+
+        Raises:
+            Unprocessable: fewer than two, different images, no overlap, or nothing left.
+            NotFound, BadRequest: bad ids.
+        """
+        ids = self._ids(ids)
+        return self._edit(lambda: self.ws.store.subtract(ids, request_id))
+
     def set_done(self, key: str, done: bool) -> None:
         """Mark an image done (or not). A done image is part of the dataset even with no
         annotation (a negative: listed in every export).

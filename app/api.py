@@ -24,6 +24,7 @@ Routes (mounted under ``/ovsam/api`` by :func:`app.page.build_app`), JSON in and
 - ``GET  labels?q=TEXT``: the vocabulary ranked on the server (exact, prefix, substring;
   synonyms count), the best 20 names.
 - ``POST delete {ids}``, ``POST relabel {ids, label}``, ``POST merge {ids, label?}``,
+  ``POST intersect {ids, label?}``, ``POST subtract {ids}`` (``ids[1:]`` cut out of ``ids[0]``),
   ``POST done {key, done}``, ``POST everything {session, method}``, ``GET progress?session=S``.
 - ``POST find {session, key, classes, threshold, method}``: find all instances of the named
   classes (comma-separated; vocabulary names or free text) on the tab's image; they are held
@@ -370,6 +371,24 @@ class PageAPI:
             "removed": [int(i) for i in ids],
             "changed_images": self.images([ann.image]),
         }
+
+    @_translated
+    def intersect(
+        self, ids, label: str | None = None, request_id: str | None = None, author: str | None = None
+    ) -> dict:
+        """Replace two or more annotations of one image by their intersection (labels as :meth:`merge`)."""
+        ann = self.tabs.intersect(ids, label, request_id, author)
+        return {
+            "annotation": self._annotation(ann),
+            "removed": [int(i) for i in ids],
+            "changed_images": self.images([ann.image]),
+        }
+
+    @_translated
+    def subtract(self, ids, request_id: str | None = None) -> dict:
+        """Cut the masks of ``ids[1:]`` out of annotation ``ids[0]``; answers with it as changed."""
+        ann = self.tabs.subtract(ids, request_id)
+        return {"annotation": self._annotation(ann), "changed_images": self.images([ann.image])}
 
     @_translated
     def set_done(self, key: str, done: bool) -> dict:

@@ -41,6 +41,8 @@ POSTS: list[tuple[str, type[BaseModel], type[BaseModel], Callable[[PageAPI, Any,
     ("delete", s.IdsRequest, s.DeleteOut, lambda api, b, u: api.delete(b.ids, b.request_id)),
     ("relabel", s.RelabelRequest, s.RelabelOut, lambda api, b, u: api.relabel(b.ids, b.label, b.request_id, u)),
     ("merge", s.MergeRequest, s.MergeOut, lambda api, b, u: api.merge(b.ids, b.label, b.request_id, u)),
+    ("intersect", s.MergeRequest, s.MergeOut, lambda api, b, u: api.intersect(b.ids, b.label, b.request_id, u)),
+    ("subtract", s.IdsRequest, s.SubtractOut, lambda api, b, u: api.subtract(b.ids, b.request_id)),
     ("done", s.DoneRequest, s.DoneOut, lambda api, b, u: api.set_done(b.key, b.done)),
     (
         "everything",

@@ -103,7 +103,7 @@ class AcceptRequest(TabRequest, Write):
 
 
 class IdsRequest(Write):
-    """``POST delete``: annotations by id."""
+    """``POST delete``: annotations by id; ``POST subtract``: the first, cut by the others."""
 
     ids: Ids = Field(description="annotation ids")
 
@@ -115,8 +115,8 @@ class RelabelRequest(IdsRequest):
 
 
 class MergeRequest(IdsRequest):
-    """``POST merge``: two or more annotations of one image into one (the first one's label
-    unless ``label`` is given)."""
+    """``POST merge`` / ``POST intersect``: two or more annotations of one image into one (their
+    union / intersection), under ``label``, else the label they share."""
 
     label: Label | None = None
 
@@ -294,6 +294,13 @@ class MergeOut(BaseModel):
 
     annotation: AnnotationOut
     removed: list[int]
+    changed_images: list[ImageEntry]
+
+
+class SubtractOut(BaseModel):
+    """``POST subtract`` (``ids[1:]`` cut out of ``ids[0]``): the first annotation as changed."""
+
+    annotation: AnnotationOut
     changed_images: list[ImageEntry]
 
 

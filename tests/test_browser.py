@@ -503,6 +503,56 @@ def test_select_relabel_delete_merge_by_clicking_and_the_list(browser, app, phot
     page.close()
 
 
+def drag_box(page, x0: float, y0: float, x1: float, y1: float) -> None:
+    """Drag a box between original pixels (x0, y0) and (x1, y1) and wait for its mask."""
+    n = clicks_done(page)
+    sx0, sy0 = screen_xy(page, x0, y0)
+    sx1, sy1 = screen_xy(page, x1, y1)
+    page.mouse.move(sx0, sy0)
+    page.mouse.down()
+    page.mouse.move(sx1, sy1, steps=4)
+    page.mouse.up()
+    page.wait_for_function("n => OVSAM_PERF.clicks.length > n", arg=n, timeout=30_000)
+
+
+def test_subtract_and_intersect_by_button(browser, app, photos, coco_gt):
+    """Select the annotation to cut, shift + click the one to cut out of it, Subtract: a hole, the
+    cutter kept; Intersect on two that no longer overlap says why and changes nothing."""
+    ws = app.ws
+    _, picked = photos
+    info, anns = picked[0]
+    big = max(anns, key=lambda a: a["area"])
+    px, py = farthest_interior_point(instance_mask(coco_gt, big))
+    page = open_page(browser, app.url)
+    x, y, w, h = big["bbox"]
+    drag_box(page, x, y, x + w, y + h)
+    accept_with(page, "thing")
+    drag_box(page, px - 20, py - 20, px + 20, py + 20)
+    accept_with(page, "thing")
+    outer, inner = (a.id for a in ws.store.for_image(info["file_name"]))
+    a, b = (decode_rle(ws.store.annotations[i].rle) for i in (outer, inner))
+    assert (a & b).sum() > 100
+    on_inner = screen_xy(page, *farthest_interior_point(b))  # the one added last is on top there
+    page.keyboard.press("v")
+    page.mouse.click(*screen_xy(page, *inside_only(ws, outer)))
+    shift_click(page, *on_inner)
+    assert state(page)["selection"] == [outer, inner]  # the order of selection: the first is cut
+    page.locator("#ov-subtract").click()
+    wait_status(page, f"Cut {inner} out of annotation {outer}")
+    assert np.array_equal(decode_rle(ws.store.annotations[outer].rle), a & ~b)
+    assert np.array_equal(decode_rle(ws.store.annotations[inner].rle), b)
+    # the hole is on the canvas too: the page's copy of the annotation is the store's
+    area = page.evaluate(f"() => OVSAM.snapshot().anns.find(a => a.id === {outer}).area")
+    assert area == int((a & ~b).sum())
+    page.mouse.click(*screen_xy(page, *inside_only(ws, outer)))
+    shift_click(page, *on_inner)
+    page.locator("#ov-intersect").click()
+    wait_status(page, "no pixel in common")
+    assert sorted(a.id for a in ws.store.for_image(info["file_name"])) == [outer, inner]
+    assert page.errors == []
+    page.close()
+
+
 def test_label_search_runs_on_the_server(browser, app):
     page = open_page(browser, app.url)
     field = page.locator("#ov-label")

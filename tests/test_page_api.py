@@ -152,6 +152,45 @@ def test_sams_three_candidates_cycle_as_undo_steps_and_the_shown_one_is_accepted
     assert again["candidates"] == 3 and again["mask"]["rle"] != boxed["mask"]["rle"]
 
 
+def test_subtract_cuts_a_hole_the_coco_export_keeps_and_intersect_keeps_the_overlap(api_on_photos, coco_gt):
+    from pycocotools.coco import COCO
+
+    from app.api import ApiError
+
+    api, ws, anns = api_on_photos
+    api.open("s", "a.jpg")
+    big = max(anns, key=lambda a: a["area"])
+    px, py = farthest_interior_point(instance_mask(coco_gt, big))
+    x, y, w, h = big["bbox"]
+    api.box("s", [x, y, x + w, y + h])
+    outer = api.accept("s", "thing")["annotation"]["id"]
+    api.box("s", [px - 25, py - 25, px + 25, py + 25])  # a small region inside it
+    inner = api.accept("s", "thing")["annotation"]["id"]
+    a, b = (decode_rle(ws.store.annotations[i].rle) for i in (outer, inner))
+    assert (a & b).sum() > 100 and (a & ~b).any()
+    with pytest.raises(ApiError, match="two or more different"):
+        api.subtract([outer, outer])
+    cut = api.subtract([outer, inner])["annotation"]
+    assert cut["id"] == outer and cut["label"] == "thing" and cut["area"] == int((a & ~b).sum())  # changed in place
+    assert np.array_equal(decode_rle(ws.store.annotations[outer].rle), a & ~b)
+    assert np.array_equal(decode_rle(ws.store.annotations[inner].rle), b)  # the cutter stays
+    coco = COCO(str(ws.outputs.export(ws.store, "coco")))
+    exported = coco.loadAnns([outer])[0]
+    assert np.array_equal(coco.annToMask(exported).astype(bool), a & ~b)  # the hole, read back by pycocotools
+    with pytest.raises(ApiError, match="nothing to cut") as err:
+        api.subtract([outer, inner])  # nothing overlaps any more: nothing changes
+    assert err.value.status == 422
+    with pytest.raises(ApiError, match="no pixel in common"):
+        api.intersect([outer, inner])
+    api.box("s", [px, py - 25, px + 60, py + 25])  # overlaps the right half of the inner one
+    right = api.accept("s", "thing")["annotation"]["id"]
+    c = decode_rle(ws.store.annotations[right].rle)
+    both = api.intersect([inner, right])
+    assert sorted(both["removed"]) == sorted([inner, right]) and both["annotation"]["label"] == "thing"
+    assert np.array_equal(decode_rle(ws.store.annotations[both["annotation"]["id"]].rle), b & c)
+    assert sorted(a.id for a in ws.store.for_image("a.jpg")) == sorted([outer, both["annotation"]["id"]])
+
+
 def test_tabs_do_not_mix_and_store_writes_are_serialised(api_on_photos):
     api, ws, _ = api_on_photos
     api.open("tab-a", "a.jpg")

@@ -269,7 +269,8 @@ class AnnotationStore:
         as they were then), ``None`` if there was none (or no id).
 
         Args:
-            kind: the write's kind (``add``, ``delete``, ``relabel``, ``merge``).
+            kind: the write's kind (``add``, ``delete``, ``relabel``, ``merge``, ``intersect``,
+                ``subtract``).
         Raises:
             ValueError: the id was used for another kind of write, or is too long.
         """
@@ -562,34 +563,93 @@ class AnnotationStore:
             ValueError: fewer than two distinct ids, annotations of different images, or parts of
                 different labels and no ``label`` (nothing is changed: the caller asks which).
         """
+        return self._combine("merge", ann_ids, label, request_id, author)
+
+    def intersect(
+        self, ann_ids: list[int], label: str | None = None, request_id: str | None = None, author: str | None = None
+    ) -> Annotation:
+        """Replace annotations of one image by one whose mask is their intersection (the pixels
+        all of them cover), as :meth:`merge` does with the union (same ``label`` rule, new id,
+        source ``merge``).
+
+        Raises:
+            KeyError: an unknown id.
+            ValueError: as :meth:`merge`, or the masks have no pixel in common (nothing changed).
+        """
+        return self._combine("intersect", ann_ids, label, request_id, author)
+
+    def _parts(self, conn: Connection, ann_ids: list[int]) -> tuple[list[int], list[Annotation]]:
+        """Two or more distinct annotations of one image, by id (in the order given)."""
         ids = list(dict.fromkeys(int(i) for i in ann_ids))
         if len(ids) < 2:
-            raise ValueError("merging needs two or more different annotation ids")
+            raise ValueError("this needs two or more different annotation ids")
+        parts = self._get(conn, ids)
+        if len({a.image for a in parts}) != 1:
+            raise ValueError("annotations of different images cannot be combined")
+        return ids, parts
+
+    def _combine(
+        self, kind: str, ann_ids: list[int], label: str | None, request_id: str | None, author: str | None
+    ) -> Annotation:
         with self._write() as conn:
-            prior = self._replayed(conn, request_id, "merge")
+            prior = self._replayed(conn, request_id, kind)
             if prior is not None:
                 return prior[0]
-            parts = self._get(conn, ids)
-            if len({a.image for a in parts}) != 1:
-                raise ValueError("annotations of different images cannot be merged")
+            ids, parts = self._parts(conn, ann_ids)
             labels = list(dict.fromkeys(a.label for a in parts))
             if label is None and len(labels) > 1:
                 named = ", ".join(repr(n) for n in labels)
-                raise ValueError(f"the parts are labelled {named}: name the merged annotation's label")
-            mask = np.logical_or.reduce([decode_rle(a.rle) for a in parts])
+                done = "merged" if kind == "merge" else "intersected"
+                raise ValueError(f"the parts are labelled {named}: name the {done} annotation's label")
+            masks = [decode_rle(a.rle) for a in parts]
+            mask = np.logical_or.reduce(masks) if kind == "merge" else np.logical_and.reduce(masks)
+            if not mask.any():
+                raise ValueError("the masks have no pixel in common: nothing to keep")
             ious = [a.predicted_iou for a in parts if a.predicted_iou is not None]
+            prompt = {"merged": ids} if kind == "merge" else {"intersected": ids}
             item = self._item(
-                encode_rle(mask),
-                label or labels[0],
-                None,
-                max(ious) if ious else None,
-                {"merged": ids},
-                Source.MERGE,
+                encode_rle(mask), label or labels[0], None, max(ious) if ious else None, prompt, Source.MERGE
             )
             conn.execute(delete(t.annotations).where(self._is(t.annotations), t.annotations.c.id.in_(ids)))
-            (merged,) = self._insert(conn, parts[0].image, [item], author)
-            self._record(conn, request_id, "merge", [merged])
-            return merged
+            (combined,) = self._insert(conn, parts[0].image, [item], author)
+            self._record(conn, request_id, kind, [combined])
+            return combined
+
+    def subtract(self, ann_ids: list[int], request_id: str | None = None) -> Annotation:
+        """Cut the masks of ``ann_ids[1:]`` out of annotation ``ann_ids[0]`` (a hole, or a part
+        removed), in place: its id, label and score stay, its mask, box and area change; the
+        others are kept as they are. One transaction.
+
+        Args:
+            ann_ids: the annotation to cut, then one or more of the same image to cut with.
+        Returns:
+            The first annotation as changed.
+        Raises:
+            KeyError: an unknown id.
+            ValueError: fewer than two distinct ids, different images, nothing in common (the
+                mask would not change), or nothing left (nothing is changed).
+        """
+        with self._write() as conn:
+            prior = self._replayed(conn, request_id, "subtract")
+            if prior is not None:
+                return prior[0]
+            ids, parts = self._parts(conn, ann_ids)
+            target = decode_rle(parts[0].rle)
+            cut = np.logical_or.reduce([decode_rle(a.rle) for a in parts[1:]])
+            mask = target & ~cut
+            if not mask.any():
+                raise ValueError(f"nothing of annotation {ids[0]} would be left")
+            if np.array_equal(mask, target):
+                raise ValueError(f"the others do not overlap annotation {ids[0]}: nothing to cut")
+            rle = encode_rle(mask)
+            conn.execute(
+                update(t.annotations)
+                .where(self._is(t.annotations), t.annotations.c.id == ids[0])
+                .values(counts=rle["counts"], bbox=rle_bbox(rle), area=int(mask.sum()))
+            )
+            (changed,) = self._get(conn, ids[:1])
+            self._record(conn, request_id, "subtract", [changed])
+            return changed
 
     # ------------------------------------------------------------------ reads
     def for_image(self, image: str) -> list[Annotation]:

@@ -45,7 +45,9 @@
 /** @typedef {SessionBody & WriteBody & {ids: number[], label: string}} RelabelRequest  POST relabel */
 /** @typedef {{annotations: Annotation[]}} RelabelResponse */
 /** @typedef {SessionBody & WriteBody & {ids: number[], label: string}} MergeRequest  POST merge ("": keep the label) */
-/** @typedef {{annotation: Annotation, removed: number[], changed_images: ImageEntry[]}} MergeResponse */
+/** @typedef {{annotation: Annotation, removed: number[], changed_images: ImageEntry[]}} MergeResponse  merge, intersect */
+/** @typedef {SessionBody & WriteBody & {ids: number[]}} SubtractRequest  POST subtract (ids[1:] cut out of ids[0]) */
+/** @typedef {{annotation: Annotation, changed_images: ImageEntry[]}} SubtractResponse */
 /** @typedef {SessionBody & WriteBody & {key: string, done: boolean}} DoneRequest  POST done */
 /** @typedef {{images: ImageEntry[]}} DoneResponse */
 /** @typedef {SessionBody & WriteBody & {method: string}} EverythingRequest  POST everything */
@@ -154,6 +156,10 @@ export class Api {
   relabel(ids, label) { return this.write("relabel", { ids, label }); }
   /** @returns {Promise<MergeResponse>} */
   merge(ids, label) { return this.write("merge", { ids, label }); }
+  /** @returns {Promise<MergeResponse>} the selection replaced by the pixels all of it covers */
+  intersect(ids, label) { return this.write("intersect", { ids, label }); }
+  /** @returns {Promise<SubtractResponse>} the masks of ids[1:] cut out of ids[0] */
+  subtract(ids) { return this.write("subtract", { ids }); }
   /** @returns {Promise<DoneResponse>} */
   done(key, done) { return this.write("done", { key, done }); }
   /** @returns {Promise<EverythingResponse>} */

@@ -48,6 +48,8 @@ function actions(ctx) {
     accept: () => segment.accept(),
     relabel: () => select.relabel(),
     merge: () => select.merge(),
+    subtract: () => select.subtract(),
+    intersect: () => select.intersect(),
     delete: () => select.delete(),
     find: () => found.find(),
     "found-accept": () => found.accept(),

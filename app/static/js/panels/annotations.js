@@ -44,6 +44,8 @@ export class AnnotationList {
     const n = S.selection.size;
     $("ov-sel-count").textContent = n ? `${n} selected` : "No selection";
     $("ov-merge").disabled = n < 2;
+    $("ov-subtract").disabled = n < 2;
+    $("ov-intersect").disabled = n < 2;
     $("ov-delete").disabled = n < 1;
     $("ov-relabel").disabled = n < 1;
   }

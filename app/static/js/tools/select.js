@@ -61,25 +61,50 @@ export class SelectTool {
     });
   }
 
-  merge() {
-    const S = this.S, ids = [...S.selection];
-    if (ids.length < 2) { this.ctx.status("Select two or more annotations to merge (shift + click adds)."); return; }
+  merge() { this.combine("merge"); }
+
+  intersect() { this.combine("intersect"); }
+
+  /** Merge (union) or intersect the selection into one annotation: the label the parts share,
+   * the label field's when the user chose one, else ask (nothing is sent). */
+  combine(kind) {
+    const S = this.S, ids = [...S.selection], verb = kind === "merge" ? "Merge" : "Intersect";
+    if (ids.length < 2) { this.ctx.status(`Select two or more annotations to ${kind} (shift + click adds).`); return; }
     const label = S.labelLocked ? this.label() : "";
     const labels = [...new Set(ids.map((i) => S.anns.get(i)?.label))];
     if (!label && labels.length > 1) { // the parts disagree: the user says which, nothing is merged yet
-      this.ctx.status(`The selection is labelled ${labels.map((l) => `'${l}'`).join(", ")}: type or pick the merged ` +
-        `label, then Merge (${hint("merge")}).`);
+      const key = kind === "merge" ? ` (${hint("merge")})` : "", done = kind === "merge" ? "merged" : "intersected";
+      this.ctx.status(`The selection is labelled ${labels.map((l) => `'${l}'`).join(", ")}: type or pick the ` +
+        `${done} label, then ${verb}${key}.`);
       this.ctx.$("ov-label").focus();
       return;
     }
     this.api.enqueue(async () => {
-      const r = await this.api.merge(ids, label);
+      const r = await this.api[kind](ids, label);
       r.removed.forEach((i) => S.anns.delete(i));
       S.addAnnotation(r.annotation);
       S.selection = new Set([r.annotation.id]);
       this.ctx.images.update(r.changed_images);
       S.changed("anns", "selection");
-      this.ctx.status(`Merged ${ids.join(", ")} into annotation ${r.annotation.id} ('${r.annotation.label}').`);
+      const done = kind === "merge" ? "Merged" : "Intersected";
+      this.ctx.status(`${done} ${ids.join(", ")} into annotation ${r.annotation.id} ('${r.annotation.label}', ${r.annotation.area} px).`);
+    });
+  }
+
+  /** Cut the other selected annotations out of the first one selected (a hole, a part removed). */
+  subtract() {
+    const S = this.S, ids = [...S.selection];
+    if (ids.length < 2) {
+      this.ctx.status("Select the annotation to cut, then shift + click the ones to cut out of it.");
+      return;
+    }
+    this.api.enqueue(async () => {
+      const r = await this.api.subtract(ids);
+      S.addAnnotation(r.annotation);
+      S.selection = new Set([r.annotation.id]);
+      this.ctx.images.update(r.changed_images);
+      S.changed("anns", "selection");
+      this.ctx.status(`Cut ${ids.slice(1).join(", ")} out of annotation ${ids[0]} (now ${r.annotation.area} px).`);
     });
   }
 }

@@ -1,4 +1,5 @@
-"""One user's prompt on one image: points and a box, refinement, SAM's candidates, undo.
+"""One user's prompt on one image: points and a box, refinement, SAM's candidates, undo, and a
+saved annotation re-prompted from its mask.
 
 The prompt follows segment-anything's ``SamPredictor``: ``point_coords`` (N, 2) X, Y pixels of
 the original image, ``point_labels`` 1 = positive / 0 = negative, ``box`` XYXY pixels. Each
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .engine import Engine, ImageEmbedding, PromptResult, clip_box
+from .sam import DecodedMasks
+from .sam_frame import mask_to_logits
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,21 @@ class Prompt:
     def empty(self) -> bool:
         """No point and no box."""
         return not self.points and self.box is None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Prompt:
+        """The prompt :meth:`as_dict` wrote (an annotation's ``prompt``); anything else (an
+        everything-mode or merge record, a malformed one) → the empty prompt."""
+        try:
+            points = tuple((float(x), float(y)) for x, y in data.get("points") or ())
+            labels = tuple(int(v) for v in data.get("labels") or ())
+            box = data.get("box")
+            box = None if box is None else tuple(float(v) for v in box)
+        except (AttributeError, TypeError, ValueError):
+            return cls()
+        if len(points) != len(labels) or (box is not None and len(box) != 4):
+            return cls()
+        return cls(points, labels, box)
 
     def as_dict(self) -> dict:
         """JSON-ready ``{"points": [[x, y], ...], "labels": [...], "box": [x0, y0, x1, y1] | None}``."""
@@ -66,6 +84,8 @@ class PromptSession:
         self.max_history = max_history
         self.wait_for_labels = wait_for_labels
         self._history: list[tuple[Prompt, PromptResult]] = []
+        self.replaces: int | None = None
+        """The annotation this prompt re-prompts (see :meth:`start_from`), ``None`` for a new one."""
 
     @property
     def prompt(self) -> Prompt:
@@ -145,15 +165,47 @@ class PromptSession:
         del self._history[: -self.max_history]
         return result
 
+    def start_from(
+        self, mask: np.ndarray, prompt: Prompt, ann_id: int, has_labels: bool, predicted_iou: float | None = None
+    ) -> PromptResult:
+        """Start the prompt from a saved annotation (re-prompting it): its mask is the current
+        result, given to SAM as ``mask_input`` (:func:`~annotator.sam_frame.mask_to_logits`)
+        with the next point, and its prompt's points and box are kept; accepting then replaces
+        annotation ``ann_id`` (:attr:`replaces`). Earlier history is dropped.
+
+        Args:
+            mask: (H, W) bool, the annotation's mask at the image's resolution.
+            prompt: the annotation's prompt (empty when it had none: everything mode, merges).
+            has_labels: the engine names masks (the result's labels are then pending).
+            predicted_iou: the annotation's (``None``: 1, the mask is the user's).
+        Raises:
+            ValueError: the mask is not of this image's size, or empty.
+        """
+        if mask.shape != tuple(self.embedding.size) or not mask.any():
+            raise ValueError(
+                f"the mask is {mask.shape[::-1]}, not a non-empty mask of this {self.embedding.size[::-1]} image"
+            )
+        logits = mask_to_logits(mask, self.embedding.sam.input_size)
+        iou = 1.0 if predicted_iou is None else float(predicted_iou)
+        decoded = DecodedMasks(logits, np.full(1, iou, np.float32))
+        result = PromptResult(mask, iou, logits, decoded, 0, labels_pending=has_labels)
+        self._history = [(prompt, result)]
+        self.replaces = int(ann_id)
+        return result
+
     def undo(self) -> PromptResult | None:
-        """Drop the last prompt step; returns the result now current (``None`` when empty)."""
+        """Drop the last prompt step; returns the result now current (``None`` when empty: a
+        re-prompt then ends, and nothing is replaced)."""
         if self._history:
             self._history.pop()
+        if not self._history:
+            self.replaces = None
         return self.result
 
     def clear(self) -> None:
-        """Forget the prompt and its history."""
+        """Forget the prompt and its history (and what it re-prompts)."""
         self._history.clear()
+        self.replaces = None
 
 
 __all__ = ["Prompt", "PromptSession"]

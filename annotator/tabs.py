@@ -33,8 +33,8 @@ from .engine import PromptResult
 from .everything.pipeline import METHODS, EverythingConfig, EverythingResult
 from .images import ImageLoadError
 from .instances import Instances, Source
-from .masks import rle_iou
-from .session import PromptSession
+from .masks import decode_rle, rle_iou
+from .session import Prompt, PromptSession
 from .store import Annotation, check_label_text
 from .text_prompts import LabelsUnavailable, NamedClass, parse_classes
 from .workspace import Workspace
@@ -232,6 +232,30 @@ class Tab:
         """
         return self._decode(key, lambda p: p.next_candidate(self.engine))
 
+    def reprompt(self, ann_id: int, key: str | None = None) -> Decoded:
+        """Make saved annotation ``ann_id`` of the tab's image the pending mask, to refine with
+        points (SAM starts from its mask, as ``mask_input``; its prompt's points and box are
+        kept); accepting then replaces it in place (same id), one change. ``key`` as for
+        :meth:`click`.
+
+        Raises:
+            NotFound: no such annotation. Conflict: no image open, another one shown, or the
+                annotation is of another image.
+        """
+        prompt = self._prompt(key)
+        try:
+            (ann,) = self.ws.store.get([int(ann_id)])
+        except KeyError as exc:
+            raise NotFound(f"no annotation {ann_id}") from exc
+        if ann.image != prompt.image:
+            raise Conflict(f"annotation {ann.id} is of {ann.image!r}, not of the image shown ({prompt.image!r})")
+        mask = decode_rle(ann.rle)
+        try:
+            prompt.start_from(mask, Prompt.from_dict(ann.prompt), ann.id, self.engine.has_labels, ann.predicted_iou)
+        except ValueError as exc:
+            raise Unprocessable(str(exc)) from exc
+        return Decoded(prompt, prompt.result)
+
     def undo(self) -> Decoded:
         """Drop the last prompt step; the previous mask comes back without decoding."""
         prompt = self._prompt()
@@ -281,7 +305,7 @@ class Tab:
                 still pending.
         """
         with self._storing:
-            prior = self._replay(request_id, "add")
+            prior = self._replay_accept(request_id)
             if prior is not None:
                 return prior[0]
             prompt = self._prompt(key)
@@ -292,9 +316,25 @@ class Tab:
             self.ws.store.set_last_image(prompt.image)  # another tab may have opened an image since
             source = Source.CLICK if prompt.prompt.points else Source.BOX
             instances = result.to_instances(source, label, prompt.prompt.as_dict())
-            (ann,) = self.ws.store.add_instances(prompt.image, instances, request_id, author)
+            if prompt.replaces is not None:  # a re-prompted annotation: replaced in place
+                try:
+                    ann = self.ws.store.replace(prompt.replaces, instances, request_id, author)
+                except KeyError as exc:
+                    raise Conflict(f"annotation {prompt.replaces} was deleted meanwhile: nothing replaced") from exc
+            else:
+                (ann,) = self.ws.store.add_instances(prompt.image, instances, request_id, author)
             prompt.clear()
             return ann
+
+    def _replay_accept(self, request_id: str | None) -> list[Annotation] | None:
+        """An accept's earlier answer: it stored a new annotation (``add``) or replaced a
+        re-prompted one (``replace``)."""
+        try:
+            return self.ws.store.replay(request_id, "add")
+        except ValueError as exc:
+            if "was used for a replace" not in str(exc):
+                raise Unprocessable(str(exc)) from exc
+        return self._replay(request_id, "replace")
 
     def _replay(self, request_id: str | None, kind: str) -> list[Annotation] | None:
         try:

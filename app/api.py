@@ -12,7 +12,8 @@ Routes (mounted under ``/ovsam/api`` by :func:`app.page.build_app`), JSON in and
   from the cache), prefetch the next ones; the image's size, display scale and annotations.
 - ``GET  image?key=K``: the image at the displayed resolution (PNG or JPEG).
 - ``POST click {session, x, y, positive}``, ``POST box {session, box}``, ``POST candidate
-  {session, key}`` (SAM's next candidate mask), ``POST undo``,
+  {session, key}`` (SAM's next candidate mask), ``POST reprompt {session, id, key}`` (a saved
+  annotation as the pending mask; the next accept replaces it), ``POST undo``,
   ``POST clear``: the prompt, in original image pixels; each answers with the pending mask and
   a ``token`` naming it. The mask comes before the labels: on an image whose CLIP dense pass
   is still running (``open`` waits for SAM's encoder only) the answer has no labels and
@@ -179,7 +180,7 @@ class PageAPI:
         session, result = decoded.prompt, decoded.result
         prompt = session.prompt.as_dict() if session is not None else {"points": [], "labels": [], "box": None}
         if result is None:
-            return {"mask": None, "prompt": prompt, "labels": [], "token": None}
+            return {"mask": None, "prompt": prompt, "labels": [], "token": None, "replaces": None}
         ms = decoded.engine_ms
         return {
             "mask": mask_payload(result.mask, self._scale(session.image)),
@@ -191,6 +192,7 @@ class PageAPI:
             "engine_ms": None if ms is None else round(ms, 2),
             "candidate": result.chosen + 1,
             "candidates": len(result.candidates.iou_predictions),
+            "replaces": session.replaces,
             "prompt": prompt,
         }
 
@@ -285,6 +287,18 @@ class PageAPI:
     def box(self, session: str, box: list[float], key: str | None = None) -> dict:
         """Set the box (XYXY original pixels, any corner order) and decode (``key`` as for :meth:`click`)."""
         return self._result(self.tabs.tab(session).box(box, key))
+
+    @_translated
+    def reprompt(self, session: str, ann_id: int, key: str | None = None) -> dict:
+        """Make a saved annotation of the tab's image the pending mask, to refine with points
+        (SAM starts from its mask); the next accept replaces it (same id). The answer is a
+        click's, with ``replaces`` naming the annotation.
+
+        Raises:
+            ApiError: 404 no such annotation; 409 no image open, another one, or the annotation
+                is of another image.
+        """
+        return self._result(self.tabs.tab(session).reprompt(ann_id, key))
 
     @_translated
     def candidate(self, session: str, key: str | None = None) -> dict:

@@ -71,6 +71,13 @@ class CandidateRequest(TabRequest):
     key: str | None = ImageKey
 
 
+class RepromptRequest(TabRequest):
+    """``POST reprompt``: a saved annotation of the tab's image as the pending mask."""
+
+    id: StrictInt = Field(ge=0, description="the annotation's id")
+    key: str | None = ImageKey
+
+
 class ClickRequest(TabRequest):
     """``POST click``: add a point to the tab's prompt."""
 
@@ -214,6 +221,7 @@ class PromptAnswer(BaseModel):
     engine_ms: float | None = None
     candidate: int | None = Field(default=None, description="which of SAM's candidate masks this is, from 1")
     candidates: int | None = Field(default=None, description="how many candidates the prompt's decode gave (1 or 3)")
+    replaces: int | None = Field(default=None, description="the annotation the next accept replaces (a re-prompt)")
 
 
 class Method(BaseModel):

@@ -549,6 +549,20 @@ def test_subtract_and_intersect_by_button(browser, app, photos, coco_gt):
     page.locator("#ov-intersect").click()
     wait_status(page, "no pixel in common")
     assert sorted(a.id for a in ws.store.for_image(info["file_name"])) == [outer, inner]
+    # R re-prompts the selected annotation: a click refines its mask, Enter replaces it in place
+    page.mouse.click(*screen_xy(page, *inside_only(ws, outer)))
+    page.keyboard.press("r")
+    wait_status(page, f"Re-prompting annotation {outer}")
+    assert state(page)["tool"] == "segment" and state(page)["selection"] == []
+    before = decode_rle(ws.store.annotations[outer].rle)
+    click_image(page, *farthest_interior_point(b))  # a positive point in the hole
+    wait_status(page, f"Re-prompting annotation {outer}")
+    page.keyboard.press("Enter")
+    wait_status(page, f"Saved annotation {outer}")
+    assert sorted(a.id for a in ws.store.for_image(info["file_name"])) == [outer, inner]
+    after = ws.store.annotations[outer]
+    assert not np.array_equal(decode_rle(after.rle), before) and len(after.prompt["points"]) == 1
+    assert page.evaluate(f"() => OVSAM.snapshot().anns.find(a => a.id === {outer}).area") == after.area
     assert page.errors == []
     page.close()
 

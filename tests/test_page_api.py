@@ -191,6 +191,52 @@ def test_subtract_cuts_a_hole_the_coco_export_keeps_and_intersect_keeps_the_over
     assert sorted(a.id for a in ws.store.for_image("a.jpg")) == sorted([outer, both["annotation"]["id"]])
 
 
+def test_a_saved_annotation_is_re_prompted_from_its_mask_and_replaced_in_place(api_on_photos, coco_gt):
+    from annotator.sam_frame import mask_to_logits
+    from app.api import ApiError
+
+    api, ws, anns = api_on_photos
+    api.open("s", "a.jpg")
+    big = max(anns, key=lambda a: a["area"])
+    gt = instance_mask(coco_gt, big)
+    px, py = farthest_interior_point(gt)
+    api.click("s", px, py)
+    saved = api.accept("s", "thing")["annotation"]["id"]
+    first = decode_rle(ws.store.annotations[saved].rle)
+    started = api.reprompt("s", saved, "a.jpg")
+    assert started["replaces"] == saved and np.array_equal(decode_rle(started["mask"]["rle"]), first)
+    assert started["prompt"]["points"] == [[px, py]]  # its prompt is kept
+    wrong = (gt & ~first) if (gt & ~first).sum() > (first & ~gt).sum() else (first & ~gt)
+    qx, qy = farthest_interior_point(wrong)
+    positive = bool(gt[int(qy), int(qx)])
+    refined = api.click("s", qx, qy, positive=positive)
+    emb = ws.engine.embed(ws.load("a.jpg"))
+    want = ws.engine.predict(
+        emb,
+        point_coords=np.array([[px, py], [qx, qy]]),
+        point_labels=np.array([1, int(positive)]),
+        mask_input=mask_to_logits(first, emb.sam.input_size),
+    )
+    assert refined["replaces"] == saved and np.array_equal(decode_rle(refined["mask"]["rle"]), want.mask)
+    assert not np.array_equal(want.mask, first)
+    out = api.accept("s", "better thing")["annotation"]
+    assert out["id"] == saved and out["label"] == "better thing" and len(ws.store.for_image("a.jpg")) == 1
+    assert np.array_equal(decode_rle(ws.store.annotations[saved].rle), want.mask)  # replaced in place
+    assert ws.store.annotations[saved].prompt["points"] == [[px, py], [qx, qy]]
+    # undo back past the start ends the re-prompt: nothing is replaced
+    api.reprompt("s", saved)
+    assert api.undo("s")["replaces"] is None
+    with pytest.raises(ApiError, match="nothing to accept"):
+        api.accept("s", "x")
+    with pytest.raises(ApiError) as err:
+        api.reprompt("s", 999)
+    assert err.value.status == 404
+    api.open("s", "c.jpg")
+    with pytest.raises(ApiError, match="not of the image shown") as err:
+        api.reprompt("s", saved)
+    assert err.value.status == 409
+
+
 def test_tabs_do_not_mix_and_store_writes_are_serialised(api_on_photos):
     api, ws, _ = api_on_photos
     api.open("tab-a", "a.jpg")

@@ -270,7 +270,7 @@ class AnnotationStore:
 
         Args:
             kind: the write's kind (``add``, ``delete``, ``relabel``, ``merge``, ``intersect``,
-                ``subtract``).
+                ``subtract``, ``replace``).
         Raises:
             ValueError: the id was used for another kind of write, or is too long.
         """
@@ -614,6 +614,70 @@ class AnnotationStore:
             (combined,) = self._insert(conn, parts[0].image, [item], author)
             self._record(conn, request_id, kind, [combined])
             return combined
+
+    def replace(
+        self,
+        ann_id: int,
+        instances: Instances,
+        request_id: str | None = None,
+        author: str | None = None,
+    ) -> Annotation:
+        """Replace annotation ``ann_id`` by the one instance of ``instances`` (a saved mask
+        re-prompted): in place, one transaction; its id stays, its mask, box, area, label,
+        scores, prompt and source become the instance's (prompt and source stay where the
+        instance's prompt has no point and no box), its author and time the editor's.
+
+        Args:
+            instances: one instance of the annotation's image, at its resolution (``data["prompt"]``
+                kept as the prompt).
+            request_id, author: as for :meth:`add_instances`.
+        Returns:
+            The annotation as changed.
+        Raises:
+            KeyError: unknown id. ValueError: not one non-empty instance, another image's size,
+                or a label :meth:`add` refuses. StoreFullError: the disk is full; nothing changed.
+        """
+        if len(instances) != 1 or not instances.areas[0]:
+            raise ValueError("a replacement is one non-empty mask")
+        (rle,) = instances.rles()
+        prompts = instances.data.get("prompt")
+        item = self._item(
+            rle,
+            str(instances.class_names[0]),
+            instances.score_or_none(0),
+            instances.predicted_iou_or_none(0),
+            dict(prompts[0]) if prompts is not None else {},
+            Source(instances.source[0]),
+        )
+        with self._write() as conn:
+            prior = self._replayed(conn, request_id, "replace")
+            if prior is not None:
+                return prior[0]
+            (old,) = self._get(conn, [int(ann_id)])
+            if list(old.rle["size"]) != list(rle["size"]):
+                raise ValueError(f"the mask is {rle['size']}, annotation {ann_id}'s image is {old.rle['size']}")
+            if not (item["prompt"].get("points") or item["prompt"].get("box")):  # no new prompt: it keeps its own
+                item["prompt"], item["source"] = old.prompt, old.source
+            conn.execute(
+                update(t.annotations)
+                .where(self._is(t.annotations), t.annotations.c.id == int(ann_id))
+                .values(
+                    counts=rle["counts"],
+                    bbox=[float(v) for v in rle_bbox(rle)],
+                    area=int(item["area"]),
+                    label=item["label"],
+                    category_id=self._category_id(conn, item["label"]),
+                    score=item["score"],
+                    predicted_iou=item["predicted_iou"],
+                    prompt=item["prompt"],
+                    source=item["source"],
+                    created=time.time(),
+                    author=self.author if author is None else author,
+                )
+            )
+            (changed,) = self._get(conn, [int(ann_id)])
+            self._record(conn, request_id, "replace", [changed])
+            return changed
 
     def subtract(self, ann_ids: list[int], request_id: str | None = None) -> Annotation:
         """Cut the masks of ``ann_ids[1:]`` out of annotation ``ann_ids[0]`` (a hole, or a part

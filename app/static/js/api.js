@@ -31,10 +31,11 @@
 /** @typedef {SessionBody & {key: string, x: number, y: number, positive: boolean}} ClickRequest  POST click */
 /** @typedef {SessionBody & {key: string, box: number[]}} BoxRequest  POST box (XYXY original pixels) */
 /** @typedef {SessionBody & {key: string}} CandidateRequest  POST candidate */
+/** @typedef {SessionBody & {key: string, id: number}} RepromptRequest  POST reprompt */
 /** @typedef {{mask: MaskPayload | null, prompt: Prompt, labels: Suggestion[], token: string | null,
  *    area?: number, predicted_iou?: number, labels_pending?: boolean, engine_ms?: number | null,
- *    candidate?: number, candidates?: number}}
- *  PromptResponse  click, box, candidate, undo and clear (undo, clear: POST {session}) */
+ *    candidate?: number, candidates?: number, replaces: number | null}}
+ *  PromptResponse  click, box, candidate, reprompt, undo and clear (undo, clear: POST {session}) */
 /** @typedef {SessionBody & {key: string}} SuggestRequest  POST suggest */
 /** @typedef {{token: string | null, labels: Suggestion[]}} SuggestResponse */
 /** @typedef {SessionBody & WriteBody & {key: string, label: string}} AcceptRequest  POST accept */
@@ -138,6 +139,8 @@ export class Api {
   click(key, x, y, positive) { return this.call("click", { key, x, y, positive }); }
   /** @returns {Promise<PromptResponse>} */
   box(key, box) { return this.call("box", { key, box }); }
+  /** @returns {Promise<PromptResponse>} saved annotation `id` as the pending mask (the next accept replaces it) */
+  reprompt(key, id) { return this.call("reprompt", { key, id }); }
   /** @returns {Promise<PromptResponse>} SAM's next candidate mask for the pending prompt */
   candidate(key) { return this.call("candidate", { key }); }
   /** @returns {Promise<PromptResponse>} */

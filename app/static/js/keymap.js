@@ -39,6 +39,8 @@ export const KEYMAP = [
             {"keys": ["v", "V"], "action": "tool-select", "hint": "V", "on": ["tool-select"]}]},
   {"key": "Delete (or Backspace)", "help": "delete the selection",
    "bind": [{"keys": ["Delete", "Backspace"], "action": "delete", "hint": "Delete", "on": ["delete"]}]},
+  {"key": "R", "help": "re-prompt the selected annotation: its mask becomes the pending one, refined by clicks, replaced by Enter",
+   "bind": [{"keys": ["r", "R"], "action": "reprompt", "hint": "R", "on": ["reprompt"]}]},
   {"key": "M", "help": "merge the selection",
    "bind": [{"keys": ["m", "M"], "action": "merge", "hint": "M", "on": ["merge"]}]},
   {"key": "E", "help": "everything (segment the whole image)",

@@ -39,6 +39,19 @@ function actions(ctx) {
     "tool-segment": () => toolbar.setTool("segment"),
     "tool-select": () => toolbar.setTool("select"),
     candidate: () => segment.candidate(),
+    reprompt: () => {
+      const id = S.selection.size === 1 ? [...S.selection][0] : null;
+      if (id == null) { ctx.status("Select one annotation to re-prompt (V, then click it)."); return; }
+      const key = S.current;
+      ctx.api.enqueue(async () => {
+        if (key !== S.current) return;
+        const r = await ctx.api.reprompt(key, id);
+        S.selection = new Set();
+        toolbar.setTool("segment");
+        S.changed("selection");
+        segment.showResult(r);
+      });
+    },
     undo: () => segment.undo(),
     clear: () => segment.clear(),
     fit: () => { nav.fit(); S.changed("view"); },

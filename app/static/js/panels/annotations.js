@@ -43,6 +43,7 @@ export class AnnotationList {
     $("ov-ann-count").textContent = S.anns.size;
     const n = S.selection.size;
     $("ov-sel-count").textContent = n ? `${n} selected` : "No selection";
+    $("ov-reprompt").disabled = n !== 1;
     $("ov-merge").disabled = n < 2;
     $("ov-subtract").disabled = n < 2;
     $("ov-intersect").disabled = n < 2;

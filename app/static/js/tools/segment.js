@@ -46,8 +46,10 @@ export class SegmentTool {
       if (r.mask) {
         const ms = t0 ? ` ${Math.round(frame - t0)} ms in all (engine ${Math.round(r.engine_ms || 0)} ms)` : "";
         const which = r.candidates > 1 ? ` candidate ${r.candidate} of ${r.candidates} (${hint("candidate")}: next),` : "";
-        this.ctx.status(`Mask: ${r.area} px,${which} predicted IoU ${r.predicted_iou.toFixed(3)};${ms}. ` +
-          `${hint("enter")} accepts; click to refine; ${hint("candidate")} shows SAM's other masks.`);
+        const next = r.replaces != null
+          ? `Re-prompting annotation ${r.replaces}: click to refine it; ${hint("enter")} replaces it, ${hint("escape")} leaves it as it was.`
+          : `${hint("enter")} accepts; click to refine; ${hint("candidate")} shows SAM's other masks.`;
+        this.ctx.status(`Mask: ${r.area} px,${which} predicted IoU ${r.predicted_iou.toFixed(3)};${ms}. ${next}`);
       } else {
         this.ctx.status("No prompt. Click an object, or drag a box.");
       }

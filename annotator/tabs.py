@@ -305,7 +305,7 @@ class Tab:
                 still pending.
         """
         with self._storing:
-            prior = self._replay_accept(request_id)
+            prior = self._replay(request_id, ("add", "replace"))  # a new annotation, or a re-prompted one
             if prior is not None:
                 return prior[0]
             prompt = self._prompt(key)
@@ -326,17 +326,7 @@ class Tab:
             prompt.clear()
             return ann
 
-    def _replay_accept(self, request_id: str | None) -> list[Annotation] | None:
-        """An accept's earlier answer: it stored a new annotation (``add``) or replaced a
-        re-prompted one (``replace``)."""
-        try:
-            return self.ws.store.replay(request_id, "add")
-        except ValueError as exc:
-            if "was used for a replace" not in str(exc):
-                raise Unprocessable(str(exc)) from exc
-        return self._replay(request_id, "replace")
-
-    def _replay(self, request_id: str | None, kind: str) -> list[Annotation] | None:
+    def _replay(self, request_id: str | None, kind: str | tuple[str, ...]) -> list[Annotation] | None:
         try:
             return self.ws.store.replay(request_id, kind)
         except ValueError as exc:

@@ -236,7 +236,9 @@ class AnnotationStore:
         return table.c.dataset_id == self._id
 
     # ------------------------------------------------------------------ requests
-    def _replayed(self, conn: Connection, request_id: str | None, kind: str) -> list[Annotation] | None:
+    def _replayed(
+        self, conn: Connection, request_id: str | None, kind: str | tuple[str, ...]
+    ) -> list[Annotation] | None:
         if not request_id:
             return None
         if len(request_id) > MAX_REQUEST_ID_CHARS:
@@ -248,8 +250,9 @@ class AnnotationStore:
         ).first()
         if row is None:
             return None
-        if row.kind != kind:
-            raise ValueError(f"request id {request_id!r} was used for a {row.kind}, not a {kind}")
+        kinds = (kind,) if isinstance(kind, str) else kind
+        if row.kind not in kinds:
+            raise ValueError(f"request id {request_id!r} was used for a {row.kind}, not a {' or '.join(kinds)}")
         return [Annotation(**a) for a in row.result]
 
     def _record(self, conn: Connection, request_id: str | None, kind: str, result: list[Annotation]) -> None:
@@ -264,13 +267,13 @@ class AnnotationStore:
                 )
             )
 
-    def replay(self, request_id: str | None, kind: str) -> list[Annotation] | None:
+    def replay(self, request_id: str | None, kind: str | tuple[str, ...]) -> list[Annotation] | None:
         """The result of an earlier write made with ``request_id`` (the annotations it returned,
         as they were then), ``None`` if there was none (or no id).
 
         Args:
             kind: the write's kind (``add``, ``delete``, ``relabel``, ``merge``, ``intersect``,
-                ``subtract``, ``replace``).
+                ``subtract``, ``replace``), or a tuple of kinds any of which it may have been.
         Raises:
             ValueError: the id was used for another kind of write, or is too long.
         """

@@ -37,6 +37,7 @@ class Source(str, Enum):
     SAMCP = "samcp"  # SAM-CP: patches labelled (Prompt I) and merged (Prompt II)
     POSSAM = "possam"  # PosSAM: a SAM mask classified by the MASE ensemble
     MERGE = "merge"  # the user merged annotations
+    MANUAL = "manual"  # drawn by hand (brush, polygon) with no SAM prompt
     IMPORTED = "imported"  # from elsewhere (supervision, another tool)
 
     @property

@@ -193,6 +193,29 @@ class PromptSession:
         self.replaces = int(ann_id)
         return result
 
+    def edit(self, mask: np.ndarray, has_labels: bool) -> PromptResult:
+        """Make a hand-edited mask (a brush or eraser stroke, a polygon; see
+        :mod:`annotator.mask_edit`) the current result: one undo step, the prompt kept. The next
+        point refines it (it is SAM's ``mask_input``, :func:`~annotator.sam_frame.mask_to_logits`).
+        On an empty prompt this starts a mask drawn by hand.
+
+        Args:
+            mask: (H, W) bool at the image's resolution (may be empty: everything erased).
+            has_labels: the engine names masks (the result's labels are then pending).
+        Raises:
+            ValueError: not this image's size.
+        """
+        if mask.shape != tuple(self.embedding.size):
+            raise ValueError(f"the mask is {mask.shape[::-1]}, this image {self.embedding.size[::-1]}")
+        previous = self.result
+        iou = 1.0 if previous is None else float(previous.predicted_iou)
+        logits = mask_to_logits(mask, self.embedding.sam.input_size)
+        decoded = DecodedMasks(logits, np.full(1, iou, np.float32))
+        result = PromptResult(mask, iou, logits, decoded, 0, labels_pending=has_labels and bool(mask.any()))
+        self._history.append((self.prompt, result))
+        del self._history[: -self.max_history]
+        return result
+
     def undo(self) -> PromptResult | None:
         """Drop the last prompt step; returns the result now current (``None`` when empty: a
         re-prompt then ends, and nothing is replaced)."""

@@ -189,7 +189,7 @@ def import_journal(store: AnnotationStore, keys: list[str], seen: dict[str, Imag
             store.add_image(key, outcome.width, outcome.height)  # negatives too
             if key in imported:
                 continue
-            store.add_instances(key, from_records(outcome.annotations, outcome.width, outcome.height))
+            store.add_instances(key, from_records(outcome.annotations, outcome.width, outcome.height), history=False)
             imported.add(key)
         store.meta["bulk_imported"] = sorted(imported)
 

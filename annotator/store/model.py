@@ -64,6 +64,28 @@ class Annotation:
 
 
 @dataclass
+class Change:
+    """What an undo or redo did to one image's annotations.
+
+    Attributes:
+        kind: the change undone or redone (``add``, ``delete``, ``relabel``, ``merge``,
+            ``intersect``, ``subtract``, ``replace``, ``edit``).
+        image: the image's key.
+        removed: ids of annotations gone since (the page drops them).
+        annotations: annotations there now that the step restored or changed (the page shows
+            them in place of what it holds under their ids).
+        undoable, redoable: how many changes of the image can be undone, redone now.
+    """
+
+    kind: str
+    image: str
+    removed: list[int]
+    annotations: list[Annotation]
+    undoable: int = 0
+    redoable: int = 0
+
+
+@dataclass
 class ImageInfo:
     """An image of the store: key (relative path), ``width`` and ``height`` in pixels."""
 

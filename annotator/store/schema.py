@@ -14,6 +14,8 @@ One database may hold many datasets (an image folder each, by name); every table
 ``settings``    JSON values by (scope, key): ``meta`` (run metadata), ``session``
                 (the image worked on last), ``store`` (migration record)
 ``requests``    client request ids of writes and their results (idempotent retries)
+``history``     each change of an image's annotations, undoable: the rows before and
+                after it, the categories and image rows it created, whether it is undone
 ==============  ====================================================================
 
 Writers are serialised per dataset: SQLite takes its write lock at ``BEGIN IMMEDIATE`` (the
@@ -133,6 +135,23 @@ requests = Table(
     Column("result", JSON, nullable=False),
     Column("created", Double, nullable=False),
     Column("replayed", Boolean, nullable=False, default=False),
+)
+
+
+history = Table(
+    "history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # the order of changes
+    Column("dataset_id", Integer, ForeignKey("datasets.id"), nullable=False),
+    Column("image", Text, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("before", JSON, nullable=False),  # the rows it removed or changed, as they were
+    Column("after", JSON, nullable=False),  # the rows it added or changed, as they became
+    Column("created_rows", JSON, nullable=False),  # {"categories": [[name, id]], "image": [w, h] | null}
+    Column("undone", Boolean, nullable=False, default=False),
+    Column("created", Double, nullable=False),
+    Column("author", String(200), nullable=False),
+    Index("ix_history_image", "dataset_id", "image", "id"),
 )
 
 

@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -33,8 +33,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from ..instances import Instances, Source
 from ..masks import decode_rle, encode_rle, rle_area, rle_bbox
 from . import schema as t
+from .history import HistoryMixin
 from .legacy import read_legacy
 from .model import Annotation, ImageInfo, StoreError, StoreFullError, checked_label
+from .rows import annotation_of, row_of
 
 log = logging.getLogger(__name__)
 
@@ -62,47 +64,7 @@ def _is_full(exc: OperationalError) -> bool:
     )
 
 
-def _annotation(row: Any) -> Annotation:
-    return Annotation(
-        id=int(row.id),
-        image=row.image,
-        label=row.label,
-        category_id=int(row.category_id),
-        rle={"size": [int(row.height), int(row.width)], "counts": row.counts},
-        bbox=list(row.bbox),
-        area=int(row.area),
-        score=row.score,
-        predicted_iou=row.predicted_iou,
-        prompt=dict(row.prompt),
-        created=float(row.created),
-        source=row.source,
-        author=row.author,
-    )
-
-
-def _row(dataset_id: int, ann: Annotation) -> dict:
-    h, w = ann.rle["size"]
-    return {
-        "dataset_id": dataset_id,
-        "id": ann.id,
-        "image": ann.image,
-        "label": ann.label,
-        "category_id": ann.category_id,
-        "height": int(h),
-        "width": int(w),
-        "counts": ann.rle["counts"],
-        "bbox": [float(v) for v in ann.bbox],
-        "area": int(ann.area),
-        "score": ann.score,
-        "predicted_iou": ann.predicted_iou,
-        "prompt": ann.prompt,
-        "source": ann.source,
-        "created": float(ann.created),
-        "author": ann.author,
-    }
-
-
-class AnnotationStore:
+class AnnotationStore(HistoryMixin):
     """Annotations of one dataset in a database, safe for many writers (threads and processes).
 
     Args:
@@ -207,6 +169,7 @@ class AnnotationStore:
         with self._errors(), self._writer.begin() as conn:
             conn.execute(select(t.datasets.c.id).where(t.datasets.c.id == self._id).with_for_update())
             self._local.conn = conn
+            self._local.created = {"categories": [], "images": {}}
             try:
                 yield conn
             finally:
@@ -273,7 +236,7 @@ class AnnotationStore:
 
         Args:
             kind: the write's kind (``add``, ``delete``, ``relabel``, ``merge``, ``intersect``,
-                ``subtract``, ``replace``), or a tuple of kinds any of which it may have been.
+                ``subtract``, ``replace``, ``edit``), or a tuple of kinds any of which it may have been.
         Raises:
             ValueError: the id was used for another kind of write, or is too long.
         """
@@ -292,6 +255,7 @@ class AnnotationStore:
         if cid is None or cid in used:
             cid = max([*used, self._preferred_max, 0]) + 1
         conn.execute(insert(t.categories).values(dataset_id=self._id, name=name, category_id=int(cid)))
+        self._local.created["categories"].append([name, int(cid)])
         return int(cid)
 
     def category_id(self, name: str) -> int:
@@ -341,6 +305,7 @@ class AnnotationStore:
         found = conn.execute(select(t.images.c.key).where(self._is(t.images), t.images.c.key == image)).first()
         if found is None:
             conn.execute(insert(t.images).values(dataset_id=self._id, key=image, width=int(width), height=int(height)))
+            self._local.created["images"][image] = [int(width), int(height)]
 
     def _insert(self, conn: Connection, image: str, items: list[dict], author: str | None) -> list[Annotation]:
         if not items:
@@ -370,7 +335,7 @@ class AnnotationStore:
             for i, item in enumerate(items)
         ]
         conn.execute(update(t.datasets).where(t.datasets.c.id == self._id).values(next_annotation_id=first + len(anns)))
-        conn.execute(insert(t.annotations), [_row(self._id, a) for a in anns])
+        conn.execute(insert(t.annotations), [row_of(self._id, a) for a in anns])
         return anns
 
     def add_image(self, image: str, width: int, height: int) -> ImageInfo:
@@ -414,6 +379,7 @@ class AnnotationStore:
             if prior is not None:
                 return prior[0]
             (ann,) = self._insert(conn, image, [item], author)
+            self._log(conn, "add", [], [ann], author)
             self._record(conn, request_id, "add", [ann])
             return ann
 
@@ -430,7 +396,12 @@ class AnnotationStore:
         }
 
     def add_instances(
-        self, image: str, instances: Instances, request_id: str | None = None, author: str | None = None
+        self,
+        image: str,
+        instances: Instances,
+        request_id: str | None = None,
+        author: str | None = None,
+        history: bool = True,
     ) -> list[Annotation]:
         """Accept every instance of an image (empty masks are skipped), in order, in one
         transaction.
@@ -444,6 +415,7 @@ class AnnotationStore:
                 a parallel duplicate, in any process) stores nothing and returns the first's
                 annotations.
             author: who made them (default: the store's :attr:`author`).
+            history: keep the change in the image's undo history (a bulk run's import does not).
         Returns:
             The new annotations.
         Raises:
@@ -484,12 +456,14 @@ class AnnotationStore:
                 h, w = instances.image_size
                 self._ensure_image(conn, image, w, h)
             anns = self._insert(conn, image, items, author)
+            if history:
+                self._log(conn, "add", [], anns, author)
             self._record(conn, request_id, "add", anns)
             return anns
 
     def _get(self, conn: Connection, ids: list[int]) -> list[Annotation]:
         rows = conn.execute(select(t.annotations).where(self._is(t.annotations), t.annotations.c.id.in_(ids)))
-        found = {int(r.id): _annotation(r) for r in rows}
+        found = {int(r.id): annotation_of(r) for r in rows}
         missing = [i for i in ids if i not in found]
         if missing:
             raise KeyError(missing[0])
@@ -520,6 +494,7 @@ class AnnotationStore:
                 return prior
             gone = self._get(conn, ids)
             conn.execute(delete(t.annotations).where(self._is(t.annotations), t.annotations.c.id.in_(ids)))
+            self._log(conn, "delete", gone, [], None)
             self._record(conn, request_id, "delete", gone)
             return gone
 
@@ -539,7 +514,7 @@ class AnnotationStore:
             prior = self._replayed(conn, request_id, "relabel")
             if prior is not None:
                 return prior
-            self._get(conn, ids)
+            was = self._get(conn, ids)
             cid = self._category_id(conn, label)
             conn.execute(
                 update(t.annotations)
@@ -547,6 +522,7 @@ class AnnotationStore:
                 .values(label=label, category_id=cid, score=None)
             )
             changed = self._get(conn, ids)
+            self._log(conn, "relabel", was, changed, author)
             self._record(conn, request_id, "relabel", changed)
             return changed
 
@@ -615,6 +591,7 @@ class AnnotationStore:
             )
             conn.execute(delete(t.annotations).where(self._is(t.annotations), t.annotations.c.id.in_(ids)))
             (combined,) = self._insert(conn, parts[0].image, [item], author)
+            self._log(conn, kind, parts, [combined], author)
             self._record(conn, request_id, kind, [combined])
             return combined
 
@@ -679,7 +656,62 @@ class AnnotationStore:
                 )
             )
             (changed,) = self._get(conn, [int(ann_id)])
+            self._log(conn, "replace", [old], [changed], author)
             self._record(conn, request_id, "replace", [changed])
+            return changed
+
+    def edit(
+        self,
+        ann_id: int,
+        change: Callable[[np.ndarray], np.ndarray],
+        request_id: str | None = None,
+        author: str | None = None,
+    ) -> Annotation:
+        """Change annotation ``ann_id``'s mask by hand (a brush or eraser stroke, a polygon added
+        or cut out, an outline moved; see :mod:`annotator.mask_edit`), in place and under the
+        write lock (two editors' strokes both land): its id, label, scores and prompt stay; its
+        mask, box and area change, its author and time become the editor's; its prompt gains
+        ``"edited": true``. One transaction, one undo step; a change that leaves the mask as it
+        was stores nothing.
+
+        Args:
+            change: the stored mask, (H, W) bool at the image's resolution → the new one.
+        Returns:
+            The annotation as it is now.
+        Raises:
+            KeyError: unknown id. ValueError: nothing would be left (delete the annotation
+                instead), another size, or the change's own refusal (nothing changed).
+            StoreFullError: the disk is full; nothing changed.
+        """
+        with self._write() as conn:
+            prior = self._replayed(conn, request_id, "edit")
+            if prior is not None:
+                return prior[0]
+            (old,) = self._get(conn, [int(ann_id)])
+            before = decode_rle(old.rle)
+            mask = np.asarray(change(before), dtype=bool)
+            if mask.shape != before.shape:
+                raise ValueError(f"the mask is {mask.shape}, annotation {ann_id}'s image is {before.shape}")
+            if not mask.any():
+                raise ValueError("the edit leaves nothing of the annotation: delete it instead")
+            if np.array_equal(mask, before):
+                return old
+            rle = encode_rle(mask)
+            conn.execute(
+                update(t.annotations)
+                .where(self._is(t.annotations), t.annotations.c.id == int(ann_id))
+                .values(
+                    counts=rle["counts"],
+                    bbox=rle_bbox(rle),
+                    area=int(mask.sum()),
+                    prompt={**old.prompt, "edited": True},
+                    created=time.time(),
+                    author=self.author if author is None else author,
+                )
+            )
+            (changed,) = self._get(conn, [int(ann_id)])
+            self._log(conn, "edit", [old], [changed], author)
+            self._record(conn, request_id, "edit", [changed])
             return changed
 
     def subtract(self, ann_ids: list[int], request_id: str | None = None) -> Annotation:
@@ -715,6 +747,7 @@ class AnnotationStore:
                 .values(counts=rle["counts"], bbox=rle_bbox(rle), area=int(mask.sum()))
             )
             (changed,) = self._get(conn, ids[:1])
+            self._log(conn, "subtract", parts[:1], [changed], None)
             self._record(conn, request_id, "subtract", [changed])
             return changed
 
@@ -727,7 +760,7 @@ class AnnotationStore:
                 .where(self._is(t.annotations), t.annotations.c.image == image)
                 .order_by(t.annotations.c.id)
             )
-            return [_annotation(r) for r in rows]
+            return [annotation_of(r) for r in rows]
 
     def instances(self, image: str) -> Instances:
         """One image's annotations as :class:`~annotator.instances.Instances` (RLE masks, the
@@ -747,7 +780,7 @@ class AnnotationStore:
                 .where(self._is(t.annotations), t.annotations.c.image == image)
                 .order_by(t.annotations.c.id)
             )
-            anns = [_annotation(r) for r in rows]
+            anns = [annotation_of(r) for r in rows]
         return Instances(
             [a.rle for a in anns],
             image_size=(info.height, info.width),
@@ -839,7 +872,7 @@ class AnnotationStore:
                 for ann in old.annotations:
                     self._ensure_image(conn, ann.image, ann.rle["size"][1], ann.rle["size"][0])
                 if old.annotations:
-                    conn.execute(insert(t.annotations), [_row(self._id, a) for a in old.annotations])
+                    conn.execute(insert(t.annotations), [row_of(self._id, a) for a in old.annotations])
                 top = max([old.next_id, *(a.id + 1 for a in old.annotations)])
                 conn.execute(update(t.datasets).where(t.datasets.c.id == self._id).values(next_annotation_id=top))
                 for key, value in old.meta.items():
@@ -924,7 +957,7 @@ class _Annotations(Mapping):
         s = self._store
         with s._read() as conn:
             rows = conn.execute(select(t.annotations).where(s._is(t.annotations)).order_by(t.annotations.c.id))
-            return [_annotation(r) for r in rows]
+            return [annotation_of(r) for r in rows]
 
     def items(self) -> list[tuple[int, Annotation]]:  # type: ignore[override]
         return [(a.id, a) for a in self.values()]

@@ -33,9 +33,10 @@ from .engine import PromptResult
 from .everything.pipeline import METHODS, EverythingConfig, EverythingResult
 from .images import ImageLoadError
 from .instances import Instances, Source
+from .mask_edit import EditOp, Ring, apply_edit, move_outline, outline_rings
 from .masks import decode_rle, rle_iou
 from .session import Prompt, PromptSession
-from .store import Annotation, check_label_text
+from .store import Annotation, Change, check_label_text
 from .text_prompts import LabelsUnavailable, NamedClass, parse_classes
 from .workspace import Workspace
 
@@ -256,6 +257,28 @@ class Tab:
             raise Unprocessable(str(exc)) from exc
         return Decoded(prompt, prompt.result)
 
+    def paint(self, op: str, points, radius: float | None = None, key: str | None = None) -> Decoded:
+        """Edit the pending mask by hand: a brush or eraser stroke, a polygon added or cut out
+        (:func:`~annotator.mask_edit.apply_edit`; original pixels). One prompt step (undo brings
+        the mask before it back); the next click refines the edited mask. With nothing pending,
+        it starts a mask drawn by hand (accepted with source ``manual``). ``key`` as for
+        :meth:`click`.
+
+        Raises:
+            Unprocessable: an unknown op, bad points or radius, or a first stroke that covers no
+                pixel. Conflict: no image open, or another one.
+        """
+        prompt = self._prompt(key)
+        current = prompt.result
+        base = current.mask if current is not None else np.zeros(prompt.embedding.size, bool)
+        try:
+            mask = apply_edit(base, EditOp(op), points, radius)
+            if current is None and not mask.any():
+                raise ValueError("nothing drawn: the stroke covers no pixel of the image")
+            return Decoded(prompt, prompt.edit(mask, self.engine.has_labels))
+        except ValueError as exc:
+            raise Unprocessable(str(exc)) from exc
+
     def undo(self) -> Decoded:
         """Drop the last prompt step; the previous mask comes back without decoding."""
         prompt = self._prompt()
@@ -314,7 +337,8 @@ class Tab:
                 raise Conflict("nothing to accept: click an object first")
             label = _label(label)
             self.ws.store.set_last_image(prompt.image)  # another tab may have opened an image since
-            source = Source.CLICK if prompt.prompt.points else Source.BOX
+            p = prompt.prompt
+            source = Source.CLICK if p.points else Source.BOX if p.box is not None else Source.MANUAL
             instances = result.to_instances(source, label, prompt.prompt.as_dict())
             if prompt.replaces is not None:  # a re-prompted annotation: replaced in place
                 try:
@@ -575,6 +599,69 @@ class Tabs:
         """
         ids = self._ids(ids)
         return self._edit(lambda: self.ws.store.subtract(ids, request_id))
+
+    def edit(
+        self,
+        ann_id: int,
+        op: str,
+        points,
+        radius: float | None = None,
+        request_id: str | None = None,
+        author: str | None = None,
+    ) -> Annotation:
+        """Edit a saved annotation's mask by hand (brush, eraser, polygon added or cut out; see
+        :func:`~annotator.mask_edit.apply_edit`), in place: one undoable change.
+
+        Raises:
+            NotFound: no such annotation. Unprocessable: bad op, points or radius, or nothing
+                left (delete it instead).
+        """
+        return self._edit(
+            lambda: self.ws.store.edit(
+                int(ann_id), lambda m: apply_edit(m, EditOp(op), points, radius), request_id, author
+            )
+        )
+
+    def outline(self, ann_id: int) -> list[Ring]:
+        """A saved annotation's outline as editable rings (outer boundaries and holes, original
+        pixels; :func:`~annotator.mask_edit.outline_rings`).
+
+        Raises:
+            NotFound: no such annotation.
+        """
+        (ann,) = self._edit(lambda: self.ws.store.get([int(ann_id)]))
+        return outline_rings(decode_rle(ann.rle))
+
+    def move_outline(
+        self, ann_id: int, old, new, hole: bool, request_id: str | None = None, author: str | None = None
+    ) -> Annotation:
+        """Move one ring of a saved annotation's outline (a vertex dragged, added or deleted):
+        only the pixels between ``old`` and ``new`` change (:func:`~annotator.mask_edit.move_outline`);
+        one undoable change.
+
+        Raises:
+            NotFound: no such annotation. Unprocessable: fewer than 3 vertices, or nothing left.
+        """
+        return self._edit(
+            lambda: self.ws.store.edit(int(ann_id), lambda m: move_outline(m, old, new, bool(hole)), request_id, author)
+        )
+
+    def travel(self, key: str, way: str, request_id: str | None = None) -> Change | None:
+        """Undo (``way="undo"``) or redo (``"redo"``) the last change of image ``key``'s
+        annotations, from the store's history (shared by every tab and user of the dataset).
+
+        Returns:
+            What changed, ``None`` when there is nothing to undo (redo).
+        Raises:
+            NotFound: unknown image. BadRequest: another ``way``. Unprocessable: the change's
+                annotations were changed since outside the history (nothing changed).
+        """
+        if key not in self.ws.keys:
+            raise NotFound(f"no image {key!r} in this folder")
+        if way not in ("undo", "redo"):
+            raise BadRequest("way is 'undo' or 'redo'")
+        store = self.ws.store
+        return self._edit(lambda: store.undo(key, request_id) if way == "undo" else store.redo(key, request_id))
 
     def set_done(self, key: str, done: bool) -> None:
         """Mark an image done (or not). A done image is part of the dataset even with no

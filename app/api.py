@@ -14,7 +14,8 @@ Routes (mounted under ``/ovsam/api`` by :func:`app.page.build_app`), JSON in and
 - ``POST click {session, x, y, positive}``, ``POST box {session, box}``, ``POST candidate
   {session, key}`` (SAM's next candidate mask), ``POST reprompt {session, id, key}`` (a saved
   annotation as the pending mask; the next accept replaces it), ``POST undo``,
-  ``POST clear``: the prompt, in original image pixels; each answers with the pending mask and
+  ``POST clear``, ``POST paint {session, key, op, points, radius}`` (a brush or eraser
+  stroke, a polygon added or cut out, on the pending mask): the prompt, in original image pixels; each answers with the pending mask and
   a ``token`` naming it. The mask comes before the labels: on an image whose CLIP dense pass
   is still running (``open`` waits for SAM's encoder only) the answer has no labels and
   ``labels_pending`` set.
@@ -27,6 +28,10 @@ Routes (mounted under ``/ovsam/api`` by :func:`app.page.build_app`), JSON in and
 - ``POST delete {ids}``, ``POST relabel {ids, label}``, ``POST merge {ids, label?}``,
   ``POST intersect {ids, label?}``, ``POST subtract {ids}`` (``ids[1:]`` cut out of ``ids[0]``),
   ``POST done {key, done}``, ``POST everything {session, method}``, ``GET progress?session=S``.
+- ``POST edit {id, op, points, radius}`` (a hand edit of a saved annotation, in place),
+  ``GET outline?id=N`` (its outline as editable rings), ``POST outline {id, old, new, hole}``
+  (one ring moved), ``POST history {key, way}`` (undo or redo the image's last change, from
+  the store's history).
 - ``POST find {session, key, classes, threshold, method}``: find all instances of the named
   classes (comma-separated; vocabulary names or free text) on the tab's image; they are held
   as the tab's found candidates (nothing stored yet), each with its mask, label and score.
@@ -154,7 +159,8 @@ class PageAPI:
         self.ws = ws
         self.engine = ws.engine
         self.tabs = Tabs(ws, prefetch)
-        self._shown: BoundedLRU[int, dict] = BoundedLRU(max_items=2000)  # annotation id -> mask payload
+        # (annotation id, its RLE counts) -> mask payload: an edit in place (same id) is a new entry
+        self._shown: BoundedLRU[tuple[int, str], dict] = BoundedLRU(max_items=2000)
         self._encoded: BoundedLRU[str, tuple[bytes, str]] = BoundedLRU(max_items=16)  # key -> image bytes
 
     # ------------------------------------------------------------------ JSON
@@ -173,7 +179,7 @@ class PageAPI:
             "predicted_iou": ann.predicted_iou,
             "area": ann.area,
             "bbox": ann.bbox,
-            **self._shown.get_or_compute(ann.id, payload),
+            **self._shown.get_or_compute((ann.id, ann.rle["counts"]), payload),
         }
 
     def _result(self, decoded: Decoded) -> dict:
@@ -238,6 +244,7 @@ class PageAPI:
             "cached": opened.cached,
             "labels_ready": opened.labels_ready,
             "annotations": [self._annotation(a) for a in opened.annotations],
+            "history": self._depth(opened.key),
         }
 
     def image_bytes(self, key: str) -> tuple[bytes, str]:
@@ -309,6 +316,84 @@ class PageAPI:
             ApiError: 422 no mask pending; 409 no image open, or another one.
         """
         return self._result(self.tabs.tab(session).next_candidate(key))
+
+    @_translated
+    def paint(self, session: str, op: str, points, radius: float | None = None, key: str | None = None) -> dict:
+        """Edit the pending mask by hand (``op``: brush, erase, polygon_add, polygon_cut; points
+        in original pixels, ``radius`` for strokes); with nothing pending, start a mask drawn by
+        hand. The answer is a click's; undo brings the mask before the edit back.
+
+        Raises:
+            ApiError: 422 bad op, points or radius, or nothing drawn; 409 no image open, or another.
+        """
+        return self._result(self.tabs.tab(session).paint(op, points, radius, key))
+
+    def _depth(self, key: str) -> dict:
+        undoable, redoable = self.ws.store.history_depth(key)
+        return {"undoable": undoable, "redoable": redoable}
+
+    def _edited(self, ann: Annotation) -> dict:
+        return {"annotation": self._annotation(ann), "history": self._depth(ann.image)}
+
+    @_translated
+    def edit(self, ann_id: int, op: str, points, radius: float | None = None, request_id=None, author=None) -> dict:
+        """Edit a saved annotation's mask by hand (as :meth:`paint`), in place: one undoable change.
+
+        Raises:
+            ApiError: 404 no such annotation; 422 bad op, points or radius, or nothing left.
+        """
+        return self._edited(self.tabs.edit(ann_id, op, points, radius, request_id, author))
+
+    @_translated
+    def outline(self, ann_id: int) -> dict:
+        """A saved annotation's outline as editable rings: ``{"id", "rings": [{"points": [[x, y],
+        ...], "hole"}]}`` in original pixels (outer boundaries and holes).
+
+        Raises:
+            ApiError: 404 no such annotation.
+        """
+        rings = self.tabs.outline(ann_id)
+        return {
+            "id": int(ann_id),
+            "rings": [{"points": np.round(r.points, 2).tolist(), "hole": r.hole} for r in rings],
+        }
+
+    @_translated
+    def move_outline(self, ann_id: int, old, new, hole: bool, request_id=None, author=None) -> dict:
+        """Move one ring of a saved annotation's outline from ``old`` to ``new`` (a vertex
+        dragged, added or deleted): only the pixels between them change; one undoable change."""
+        return self._edited(self.tabs.move_outline(ann_id, old, new, hole, request_id, author))
+
+    @_translated
+    def travel(self, key: str, way: str, request_id: str | None = None) -> dict:
+        """Undo or redo (``way``) the last change of image ``key``'s annotations, whoever made it.
+
+        Returns:
+            ``{"done": bool (false: nothing to undo / redo), "kind", "removed": [ids],
+            "annotations": [...restored or changed...], "history": {"undoable", "redoable"},
+            "changed_images"}``.
+        Raises:
+            ApiError: 404 unknown image; 422 its annotations were changed since outside the
+                history (nothing changed).
+        """
+        change = self.tabs.travel(key, way, request_id)
+        if change is None:
+            return {
+                "done": False,
+                "kind": None,
+                "removed": [],
+                "annotations": [],
+                "history": self._depth(key),
+                "changed_images": [],
+            }
+        return {
+            "done": True,
+            "kind": change.kind,
+            "removed": change.removed,
+            "annotations": [self._annotation(a) for a in change.annotations],
+            "history": {"undoable": change.undoable, "redoable": change.redoable},
+            "changed_images": self.images([key]),
+        }
 
     @_translated
     def undo(self, session: str) -> dict:

@@ -31,6 +31,25 @@ POSTS: list[tuple[str, type[BaseModel], type[BaseModel], Callable[[PageAPI, Any,
     ("candidate", s.CandidateRequest, s.PromptAnswer, lambda api, b, u: api.candidate(b.session, b.key)),
     ("reprompt", s.RepromptRequest, s.PromptAnswer, lambda api, b, u: api.reprompt(b.session, b.id, b.key)),
     ("undo", s.TabRequest, s.PromptAnswer, lambda api, b, u: api.undo(b.session)),
+    (
+        "paint",
+        s.PaintRequest,
+        s.PromptAnswer,
+        lambda api, b, u: api.paint(b.session, b.op, b.points, b.radius, b.key),
+    ),
+    (
+        "edit",
+        s.EditRequest,
+        s.EditOut,
+        lambda api, b, u: api.edit(b.id, b.op, b.points, b.radius, b.request_id, u),
+    ),
+    (
+        "outline",
+        s.OutlineRequest,
+        s.EditOut,
+        lambda api, b, u: api.move_outline(b.id, b.old, b.new, b.hole, b.request_id, u),
+    ),
+    ("history", s.HistoryRequest, s.HistoryOut, lambda api, b, u: api.travel(b.key, b.way, b.request_id)),
     ("clear", s.TabRequest, s.PromptAnswer, lambda api, b, u: api.clear(b.session)),
     ("suggest", s.SuggestRequest, s.SuggestOut, lambda api, b, u: api.suggest(b.session, b.key)),
     (
@@ -134,6 +153,10 @@ def add_routes(app: FastAPI, api: PageAPI) -> None:
     @app.get(PREFIX + "progress", responses={200: {"model": s.ProgressOut}, **ERRORS})
     def progress(session: tab_id):
         return api.progress(session)
+
+    @app.get(PREFIX + "outline", responses={200: {"model": s.OutlineOut}, **ERRORS})
+    def outline(id: Annotated[int, Query(ge=0, description="the annotation's id")]):
+        return api.outline(id)
 
     @app.get(PREFIX + "labels", responses={200: {"model": s.LabelsOut}})
     def labels(q: str = ""):

@@ -10,10 +10,12 @@ folder. ``app/static/js/api.js`` mirrors these models as JSDoc typedefs.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StrictBool, StrictInt, field_validator
 
+from annotator.mask_edit import MAX_POINTS as MAX_EDIT_POINTS
+from annotator.mask_edit import MAX_RADIUS
 from annotator.store import MAX_LABEL_CHARS, check_label_text
 
 MAX_IDS = 10_000
@@ -166,6 +168,47 @@ class FindAcceptRequest(TabRequest, Write):
     key: str | None = ImageKey
 
 
+Point = Annotated[list[Coordinate], Field(min_length=2, max_length=2)]
+Points = Annotated[list[Point], Field(min_length=1, max_length=MAX_EDIT_POINTS)]
+EditOpName = Literal["brush", "erase", "polygon_add", "polygon_cut"]
+Radius = Annotated[float, Field(gt=0, le=MAX_RADIUS, allow_inf_nan=False, description="brush radius, original pixels")]
+
+
+class PaintRequest(TabRequest):
+    """``POST paint``: a hand edit of the tab's pending mask (or the start of a drawn one)."""
+
+    op: EditOpName = Field(description="brush / erase (a stroke along points) or polygon_add / polygon_cut")
+    points: Points = Field(description="[[x, y], ...] original pixels: the stroke's path or the polygon's vertices")
+    radius: Radius | None = None
+    key: str | None = ImageKey
+
+
+class EditRequest(Write):
+    """``POST edit``: a hand edit of a saved annotation's mask, in place."""
+
+    id: StrictInt = Field(ge=0, description="the annotation's id")
+    op: EditOpName
+    points: Points
+    radius: Radius | None = None
+
+
+class OutlineRequest(Write):
+    """``POST outline``: one ring of a saved annotation's outline moved (a vertex dragged,
+    added or deleted)."""
+
+    id: StrictInt = Field(ge=0, description="the annotation's id")
+    old: Points = Field(description="the ring as it was, original pixels")
+    new: Points = Field(description="the ring as it is now")
+    hole: StrictBool = Field(description="the ring bounds a hole")
+
+
+class HistoryRequest(Write):
+    """``POST history``: undo or redo the last change of an image's annotations."""
+
+    key: str = Field(description="the image")
+    way: Literal["undo", "redo"]
+
+
 class Mask(BaseModel):
     """A mask for the page: COCO compressed RLE (``{"size": [h, w], "counts": str}``) at the
     displayed resolution and its outline polygons in displayed pixels."""
@@ -244,6 +287,45 @@ class StateOut(BaseModel):
     methods: list[Method]
 
 
+class HistoryDepth(BaseModel):
+    """How many changes of the image can be undone and redone."""
+
+    undoable: int
+    redoable: int
+
+
+class EditOut(BaseModel):
+    """``POST edit``, ``POST outline``: the annotation as it is now."""
+
+    annotation: AnnotationOut
+    history: HistoryDepth
+
+
+class RingOut(BaseModel):
+    """One ring of an outline: vertices in original pixels; ``hole``: it bounds a hole."""
+
+    points: list[list[float]]
+    hole: bool
+
+
+class OutlineOut(BaseModel):
+    """``GET outline``: a saved annotation's outline as editable rings."""
+
+    id: int
+    rings: list[RingOut]
+
+
+class HistoryOut(BaseModel):
+    """``POST history``: what the undo or redo changed (``done`` false: nothing to undo or redo)."""
+
+    done: bool
+    kind: str | None
+    removed: list[int] = Field(description="annotation ids gone now")
+    annotations: list[AnnotationOut] = Field(description="annotations restored or changed (drawn in place)")
+    history: HistoryDepth
+    changed_images: list[ImageEntry]
+
+
 class OpenOut(BaseModel):
     """``POST open``."""
 
@@ -255,6 +337,7 @@ class OpenOut(BaseModel):
     cached: bool
     labels_ready: bool
     annotations: list[AnnotationOut]
+    history: HistoryDepth
 
 
 class SuggestOut(BaseModel):

@@ -5,6 +5,7 @@ were; a reopened store (a restart) keeps the history; a new change clears the re
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 
@@ -53,13 +54,15 @@ def _state(store: AnnotationStore) -> str:
 def test_every_change_undone_and_redone_byte_for_byte(kind, request, tmp_path, coco_gt):
     database = tmp_path / "h.annotations.db" if kind == "sqlite" else request.getfixturevalue("postgres_url")
     dataset = f"h-{uuid.uuid4().hex[:8]}"
-    key, size, (m1, m2, m3) = _photo_masks(coco_gt)
+    key, _size, (m1, m2, m3) = _photo_masks(coco_gt)
     store = AnnotationStore(database, dataset)
     y, x = np.argwhere(m1)[len(np.argwhere(m1)) // 2]  # a pixel of the first mask
     states = [_state(store)]
     changes = [
         lambda: store.add(key, m1, "person", score=0.8, prompt={"points": [[5, 5]], "labels": [1]}),
-        lambda: store.add_instances(key, Instances(np.stack([m2, m3]), class_names=["dog", "dog"], source=Source.SAMCP)),
+        lambda: store.add_instances(
+            key, Instances(np.stack([m2, m3]), class_names=["dog", "dog"], source=Source.SAMCP)
+        ),
         lambda: store.relabel([store.for_image(key)[1].id], "zebra"),  # a new category
         lambda: store.merge([a.id for a in store.for_image(key)[1:]], "dog"),
         lambda: store.edit(store.for_image(key)[0].id, lambda m: apply_edit(m, "erase", [[x, y], [x + 20, y + 5]], 6)),
@@ -90,7 +93,7 @@ def test_every_change_undone_and_redone_byte_for_byte(kind, request, tmp_path, c
 
 
 def test_undo_is_per_image_idempotent_and_refused_when_changed_outside(tmp_path, coco_gt):
-    key, size, (m1, m2, _) = _photo_masks(coco_gt)
+    key, _size, (m1, m2, _) = _photo_masks(coco_gt)
     store = AnnotationStore(tmp_path / "h.annotations.db")
     a = store.add(key, m1, "person")
     store.add("other.jpg", m2, "dog")
@@ -121,7 +124,7 @@ def test_brush_eraser_and_polygons_on_a_coco_mask(coco_gt):
     path = [[40.3, 60.7], [90.1, 75.2], [130.6, 140.9]]
     yy, xx = np.mgrid[0:h, 0:w] + 0.5
     within = np.zeros((h, w), bool)
-    for (ax, ay), (bx, by) in zip(path[:-1], path[1:], strict=True):  # the rule, written again plainly
+    for (ax, ay), (bx, by) in itertools.pairwise(path):  # the rule, written again plainly
         d = np.array([bx - ax, by - ay])
         s = np.clip(((xx - ax) * d[0] + (yy - ay) * d[1]) / (d @ d), 0, 1)
         within |= np.hypot(xx - ax - s * d[0], yy - ay - s * d[1]) <= 7.5
@@ -130,7 +133,9 @@ def test_brush_eraser_and_polygons_on_a_coco_mask(coco_gt):
     assert np.array_equal(painted ^ mask, within & ~mask) and np.array_equal(erased ^ mask, within & mask)
     square = [[100, 100], [140, 100], [140, 130], [100, 130]]
     assert polygon_mask((h, w), square).sum() == 40 * 30  # the pixels whose centre is inside
-    holed = apply_edit(painted | polygon_mask((h, w), [[90, 90], [150, 90], [150, 140], [90, 140]]), "polygon_cut", square)
+    holed = apply_edit(
+        painted | polygon_mask((h, w), [[90, 90], [150, 90], [150, 140], [90, 140]]), "polygon_cut", square
+    )
     rings = outline_rings(holed)
     assert any(r.hole for r in rings)
     coco = mask_utils.encode(np.asfortranarray(holed.astype(np.uint8)))

@@ -439,3 +439,61 @@ def test_the_page_gets_the_mask_before_the_labels(sam_model, tiny_clip_factory, 
     assert api.accept("s", best, key="a.jpg")["annotation"]["score"] is not None
     engine.clip.dense_features = real_dense
     ws.close()
+
+
+def test_hand_edits_and_undo_redo_through_the_api(api_on_photos, coco_gt):
+    """Brush and polygon on the pending mask (prompt steps), a drawn mask accepted as
+    ``manual``, hand edits of a saved annotation and an outline ring moved, each one undoable
+    change; undo and redo through the API restore the store exactly (issue 28, items 1, 2, 6)."""
+    from app.api import ApiError
+
+    api, ws, anns = api_on_photos
+    before = api.open("s", "a.jpg")["history"]
+    assert before == {"undoable": 0, "redoable": 0}
+    # a mask drawn by hand from nothing: a polygon, then a brush stroke, each a prompt step
+    r = api.paint("s", "polygon_add", [[10, 10], [60, 10], [60, 40], [10, 40]], key="a.jpg")
+    assert r["area"] == 50 * 30 and r["prompt"]["points"] == []
+    r = api.paint("s", "brush", [[70, 25], [90, 25]], radius=4, key="a.jpg")
+    assert r["area"] > 50 * 30
+    assert api.undo("s")["area"] == 50 * 30  # the stroke undone
+    drawn = api.accept("s", "sign")["annotation"]
+    assert ws.store.annotations[drawn["id"]].source == "manual"
+    # a click's mask with a hole cut by polygon, then accepted
+    big = max(anns, key=lambda a: a["area"])
+    x, y = farthest_interior_point(instance_mask(coco_gt, big))
+    api.click("s", x, y)
+    cut = [[x - 6, y - 6], [x + 6, y - 6], [x + 6, y + 6], [x - 6, y + 6]]
+    holed = api.paint("s", "polygon_cut", cut)
+    ann = api.accept("s", "thing")["annotation"]
+    mask = decode_rle(ws.store.annotations[ann["id"]].rle)
+    assert not mask[int(y), int(x)] and holed["area"] == mask.sum()
+    snapshot = [a.__dict__ for a in ws.store.annotations.values()]
+    # hand edits of the saved annotation: eraser stroke, brush stroke, an outline ring moved
+    e1 = api.edit(ann["id"], "erase", [[x - 20, y], [x + 20, y]], radius=3, request_id="e-1")
+    assert e1["annotation"]["area"] < ann["area"] and e1["history"]["undoable"] == 3
+    assert api.edit(ann["id"], "erase", [[x - 20, y], [x + 20, y]], radius=3, request_id="e-1") == e1  # a retry
+    rings = api.outline(ann["id"])["rings"]
+    hole = next(r for r in rings if r["hole"])
+    moved = [list(p) for p in hole["points"]]
+    moved[0] = [moved[0][0] - 5, moved[0][1] - 5]
+    e2 = api.move_outline(ann["id"], hole["points"], moved, True)
+    assert e2["annotation"]["area"] < e1["annotation"]["area"]  # the hole grew
+    with pytest.raises(ApiError, match="radius") as err:
+        api.edit(ann["id"], "brush", [[5, 5]])
+    assert err.value.status == 422
+    with pytest.raises(ApiError) as err:
+        api.edit(12345, "brush", [[5, 5]], radius=2)
+    assert err.value.status == 404
+    # undo both edits: the store is as it was after the accept, byte for byte; redo brings them back
+    assert api.travel("a.jpg", "undo")["kind"] == "edit"
+    step = api.travel("a.jpg", "undo")
+    assert step["annotations"][0]["area"] == ann["area"] and step["history"] == {"undoable": 2, "redoable": 2}
+    assert [a.__dict__ for a in ws.store.annotations.values()] == snapshot
+    assert api.travel("a.jpg", "redo")["annotations"][0]["area"] == e1["annotation"]["area"]
+    # undo the accepts too; then nothing is left to undo
+    api.travel("a.jpg", "undo")
+    api.travel("a.jpg", "undo")
+    last = api.travel("a.jpg", "undo")
+    assert last["removed"] == [drawn["id"]] and not len(ws.store.annotations)
+    assert api.travel("a.jpg", "undo")["done"] is False
+    assert api.open("s", "a.jpg")["history"] == {"undoable": 0, "redoable": 4}

@@ -9,6 +9,7 @@
 from .model import (
     MAX_LABEL_CHARS,
     Annotation,
+    Change,
     ImageInfo,
     StoreError,
     StoreFullError,
@@ -25,6 +26,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Annotation",
     "AnnotationStore",
+    "Change",
     "ImageInfo",
     "StoreError",
     "StoreFullError",

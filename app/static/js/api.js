@@ -27,7 +27,7 @@
  *    methods: {id: string, title: string}[]}} StateResponse  GET state?session= */
 /** @typedef {SessionBody & {key: string}} OpenRequest  POST open */
 /** @typedef {{key: string, width: number, height: number, scale: number, ready_ms: number,
- *    cached: boolean, labels_ready: boolean, annotations: Annotation[]}} OpenResponse */
+ *    cached: boolean, labels_ready: boolean, annotations: Annotation[], history: HistoryDepth}} OpenResponse */
 /** @typedef {SessionBody & {key: string, x: number, y: number, positive: boolean}} ClickRequest  POST click */
 /** @typedef {SessionBody & {key: string, box: number[]}} BoxRequest  POST box (XYXY original pixels) */
 /** @typedef {SessionBody & {key: string}} CandidateRequest  POST candidate */
@@ -61,6 +61,16 @@
 /** @typedef {SessionBody & WriteBody & {key: string, indices: number[]}} FindAcceptRequest  POST find_accept */
 /** @typedef {{annotations: Annotation[], indices: number[], changed_images: ImageEntry[]}} FindAcceptResponse */
 /** @typedef {{progress: number | null}} ProgressResponse  GET progress?session= (fraction done) */
+
+/** @typedef {{undoable: number, redoable: number}} HistoryDepth */
+/** @typedef {SessionBody & {key: string, op: string, points: number[][], radius?: number}} PaintRequest  POST paint (answers PromptResponse) */
+/** @typedef {WriteBody & {id: number, op: string, points: number[][], radius?: number}} EditRequest  POST edit */
+/** @typedef {{annotation: Annotation, history: HistoryDepth}} EditResponse  POST edit, POST outline */
+/** @typedef {{id: number, rings: {points: number[][], hole: boolean}[]}} OutlineResponse  GET outline?id= */
+/** @typedef {WriteBody & {id: number, old: number[][], new: number[][], hole: boolean}} OutlineRequest  POST outline */
+/** @typedef {WriteBody & {key: string, way: "undo" | "redo"}} HistoryRequest  POST history */
+/** @typedef {{done: boolean, kind: string | null, removed: number[], annotations: Annotation[],
+ *    history: HistoryDepth, changed_images: ImageEntry[]}} HistoryResponse */
 
 export const API = "/ovsam/api/";
 
@@ -145,6 +155,16 @@ export class Api {
   candidate(key) { return this.call("candidate", { key }); }
   /** @returns {Promise<PromptResponse>} */
   undo() { return this.call("undo", {}); }
+  /** @returns {Promise<PromptResponse>} a hand edit of the pending mask (or a mask drawn from nothing) */
+  paint(key, op, points, radius) { return this.call("paint", { key, op, points, radius }); }
+  /** @returns {Promise<EditResponse>} a hand edit of saved annotation `id`, in place */
+  edit(id, op, points, radius) { return this.write("edit", { id, op, points, radius }); }
+  /** @returns {Promise<OutlineResponse>} annotation `id`'s outline as editable rings */
+  outline(id) { return this.call("outline?id=" + encodeURIComponent(id)); }
+  /** @returns {Promise<EditResponse>} one ring of annotation `id`'s outline moved */
+  moveOutline(id, old, next, hole) { return this.write("outline", { id, old, new: next, hole }); }
+  /** @returns {Promise<HistoryResponse>} undo or redo (`way`) the last change of image `key` */
+  history(key, way) { return this.write("history", { key, way }); }
   /** @returns {Promise<PromptResponse>} */
   clear() { return this.call("clear", {}); }
   /** @returns {Promise<SuggestResponse>} */

@@ -5,7 +5,8 @@
  * Each row is one line of the overlay: `key` (what to press) and `help` (what it does), and
  * `bind`, the keys the handler binds, each {keys, action, mods?, hint?, on?, hold?}:
  *   keys    KeyboardEvent.key values that trigger `action` (an entry of the page's actions)
- *   mods    "none" (default: no Ctrl, Meta or Alt), "ctrl" (Ctrl or Meta held) or "any"
+ *   mods    "none" (default: no Ctrl, Meta or Alt), "ctrl" (Ctrl or Meta held, not Shift),
+ *           "ctrl+shift" (Ctrl or Meta, and Shift) or "any"
  *   hint    the short name of the key in titles and messages
  *   on      buttons (their data-act) and fields ("#id") whose title or placeholder get " (hint)"
  *   hold    the action runs on key down with `true` and on key up with `false`
@@ -23,8 +24,11 @@ export const KEYMAP = [
    "bind": [{"keys": ["Enter"], "action": "enter", "hint": "Enter", "on": ["accept", "found-accept"]}]},
   {"key": "C", "help": "next of SAM's three candidate masks for the prompt (subpart, part, whole)",
    "bind": [{"keys": ["c", "C"], "action": "candidate", "hint": "C", "on": ["candidate"]}]},
-  {"key": "Ctrl + Z", "help": "undo the last prompt step",
+  {"key": "Ctrl + Z", "help": "undo: while a mask is pending, its last prompt step or stroke; else the image's last saved change (accept, delete, merge, relabel, edit, everything, find all), kept in the store",
    "bind": [{"keys": ["z", "Z"], "mods": "ctrl", "action": "undo", "hint": "Ctrl+Z", "on": ["undo"]}]},
+  {"key": "Ctrl + Shift + Z or Ctrl + Y", "help": "redo the image's last undone change (a new change clears what is left to redo)",
+   "bind": [{"keys": ["z", "Z"], "mods": "ctrl+shift", "action": "redo", "hint": "Ctrl+Shift+Z", "on": ["redo"]},
+            {"keys": ["y", "Y"], "mods": "ctrl", "action": "redo", "hint": "Ctrl+Y"}]},
   {"key": "Esc", "help": "clear the prompt, then the selection",
    "bind": [{"keys": ["Escape"], "action": "escape", "hint": "Esc", "on": ["clear", "found-reject"]}]},
   {"key": "D or → / A or ←", "help": "next / previous image",
@@ -37,6 +41,13 @@ export const KEYMAP = [
   {"key": "N / V", "help": "segment tool / select tool",
    "bind": [{"keys": ["n", "N"], "action": "tool-segment", "hint": "N", "on": ["tool-segment"]},
             {"keys": ["v", "V"], "action": "tool-select", "hint": "V", "on": ["tool-select"]}]},
+  {"key": "B or Shift + B", "help": "brush tool (X-AnyLabeling's key): drag paints the pending mask, else the one selected annotation, else a new mask; Ctrl + drag or right drag erases; one stroke is one undo step",
+   "bind": [{"keys": ["b", "B"], "action": "tool-brush", "hint": "B", "on": ["tool-brush"]}]},
+  {"key": "[ / ]", "help": "brush smaller / larger (the cursor shows its size)",
+   "bind": [{"keys": ["["], "action": "brush-smaller", "hint": "["},
+            {"keys": ["]"], "action": "brush-larger", "hint": "]"}]},
+  {"key": "P", "help": "polygon tool (X-AnyLabeling's key): click vertices, Enter adds the polygon, Shift + Enter cuts it out, Backspace removes the last vertex; with one annotation selected, drag its vertices, press an edge to add one, Alt + click deletes one",
+   "bind": [{"keys": ["p", "P"], "action": "tool-polygon", "hint": "P", "on": ["tool-polygon"]}]},
   {"key": "Delete (or Backspace)", "help": "delete the selection",
    "bind": [{"keys": ["Delete", "Backspace"], "action": "delete", "hint": "Delete", "on": ["delete"]}]},
   {"key": "R", "help": "re-prompt the selected annotation: its mask becomes the pending one, refined by clicks, replaced by Enter",
@@ -83,7 +94,10 @@ export function bindingFor(e) {
   return BINDINGS.find((b) => {
     if (!b.keys.includes(e.key)) return false;
     const mods = b.mods || "none";
-    return mods === "any" || (mods === "ctrl" ? ctrl : !ctrl && !e.altKey);
+    if (mods === "any") return true;
+    if (mods === "ctrl") return ctrl && !e.shiftKey;
+    if (mods === "ctrl+shift") return ctrl && e.shiftKey;
+    return !ctrl && !e.altKey;
   });
 }
 

@@ -11,10 +11,12 @@
  * window.OVSAM_PERF holds the timing marks (perf.js).
  */
 import { Api } from "./api.js";
-import { applyHints, KEYMAP, listenKeys } from "./keymap.js";
+import { applyHints, hint, KEYMAP, listenKeys } from "./keymap.js";
 import { Navigator } from "./navigate.js";
 import { AnnotationList } from "./panels/annotations.js";
 import { FindPanel } from "./panels/find.js";
+import { HistoryControl } from "./history.js";
+import { Overlay } from "./overlay.js";
 import { HelpOverlay } from "./panels/help.js";
 import { ImageList } from "./panels/images.js";
 import { LabelPanel } from "./panels/labels.js";
@@ -23,6 +25,8 @@ import { listenPointer } from "./pointer.js";
 import { Renderer } from "./render.js";
 import { paintRuns, rleCounts, runsContain } from "./rle.js";
 import { PageState, tabSession } from "./state.js";
+import { BrushTool } from "./tools/brush.js";
+import { PolygonTool } from "./tools/polygon.js";
 import { SegmentTool } from "./tools/segment.js";
 import { SelectTool } from "./tools/select.js";
 
@@ -30,7 +34,7 @@ let mounted = null; // {S, render} of the last page mounted
 
 /** What the keys (with the event) and the buttons (without) do, by action name (keymap.js, data-act). */
 function actions(ctx) {
-  const { S, nav, segment, select, found, labels, toolbar, help } = ctx;
+  const { S, nav, segment, select, found, labels, toolbar, help, brush, polygon, history } = ctx;
   const t0 = (e) => (e ? e.timeStamp || performance.now() : undefined);
   return {
     prev: (e) => nav.step(-1, t0(e)),
@@ -38,6 +42,11 @@ function actions(ctx) {
     "next-todo": () => nav.nextNotDone(),
     "tool-segment": () => toolbar.setTool("segment"),
     "tool-select": () => toolbar.setTool("select"),
+    "tool-brush": () => toolbar.setTool("brush"),
+    "tool-eraser": () => toolbar.setTool("eraser"),
+    "tool-polygon": () => toolbar.setTool("polygon"),
+    "brush-smaller": () => brush.resize(-1),
+    "brush-larger": () => brush.resize(1),
     candidate: () => segment.candidate(),
     reprompt: () => {
       const id = S.selection.size === 1 ? [...S.selection][0] : null;
@@ -52,7 +61,15 @@ function actions(ctx) {
         segment.showResult(r);
       });
     },
-    undo: () => segment.undo(),
+    undo: () => { // the polygon's last vertex, else a prompt step, else the image's last saved change
+      if (polygon.removeLast()) return;
+      if (S.pending || S.prompt.points.length || S.prompt.box) segment.undo();
+      else history.undo();
+    },
+    redo: () => {
+      if (S.pending) { ctx.status(`Redo is for saved changes: accept (${hint("enter")}) or clear (${hint("escape")}) the pending mask first.`); return; }
+      history.redo();
+    },
     clear: () => segment.clear(),
     fit: () => { nav.fit(); S.changed("view"); },
     everything: () => toolbar.everything(),
@@ -63,7 +80,7 @@ function actions(ctx) {
     merge: () => select.merge(),
     subtract: () => select.subtract(),
     intersect: () => select.intersect(),
-    delete: () => select.delete(),
+    delete: () => { if (!polygon.removeLast()) select.delete(); },
     find: () => found.find(),
     "found-accept": () => found.accept(),
     "found-reject": () => found.reject(),
@@ -73,12 +90,14 @@ function actions(ctx) {
     "pan-key": (e, down) => { S.space = down; },
     escape: () => {
       if (help.open) help.toggle(false);
+      else if (polygon.cancel()) return;
       else if (S.pending || S.prompt.points.length || S.prompt.box) segment.clear();
       else if (S.found) found.reject();
       else select.select(null, false);
     },
-    enter: () => {
-      if (S.pending) segment.accept();
+    enter: (e) => {
+      if (S.polygon) polygon.close(!!(e && e.shiftKey));
+      else if (S.pending) segment.accept();
       else if (S.found) found.accept();
       else if (S.selection.size) select.relabel();
       else segment.accept();
@@ -127,8 +146,10 @@ export function mount(root) {
   Object.assign(ctx, {
     nav: new Navigator(ctx), images: new ImageList(ctx), anns: new AnnotationList(ctx), labels: new LabelPanel(ctx),
     found: new FindPanel(ctx), help: new HelpOverlay(ctx), toolbar: new Toolbar(ctx),
-    segment: new SegmentTool(ctx), select: new SelectTool(ctx),
+    segment: new SegmentTool(ctx), select: new SelectTool(ctx), history: new HistoryControl(ctx),
+    brush: new BrushTool(ctx), polygon: new PolygonTool(ctx),
   });
+  ctx.overlay = new Overlay($("ov-overlay"), $("ov-brush-cursor"), S);
   const render = new Renderer(ctx.canvas, S);
   mounted = { S, render };
 
@@ -140,6 +161,7 @@ export function mount(root) {
   listenPointer(ctx);
   new ResizeObserver(() => {
     render.resize(Math.max(1, ctx.stage.clientWidth), Math.max(1, ctx.stage.clientHeight));
+    ctx.overlay.resize(Math.max(1, ctx.stage.clientWidth), Math.max(1, ctx.stage.clientHeight));
     if (!S.fitted) ctx.nav.fit();
     render.draw();
   }).observe(ctx.stage);

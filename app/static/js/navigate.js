@@ -35,8 +35,9 @@ export class Navigator {
       Object.assign(S, {
         current: key, img, W: info.width, H: info.height, dw: img.naturalWidth, dh: img.naturalHeight,
         pending: null, prompt: emptyPrompt(), suggestions: [], fitted: false,
-        found: null, foundHover: null, token: null, labelsPending: false,
+        found: null, foundHover: null, token: null, labelsPending: false, stroke: null, polygon: null, outline: null,
       });
+      ctx.history.show(info.history);
       S.selection.clear();
       S.anns.clear();
       info.annotations.forEach((a) => S.addAnnotation(a));

@@ -7,7 +7,9 @@
  * clicks: {kind: "positive" | "negative" | "box", t0, arrived, drawn, frame, engine_ms}
  * switches: {key, t0, frame, cached, server_ms}
  * labels: {t0, frame}
+ * brush: per pointer move of a brush stroke, the event's time and the time its segment was
+ *   painted on the overlay: {t0, painted}
  */
 
-/** @type {{clicks: object[], switches: object[], labels: object[]}} */
-export const PERF = (window.OVSAM_PERF = window.OVSAM_PERF || { clicks: [], switches: [], labels: [] });
+/** @type {{clicks: object[], switches: object[], labels: object[], brush: object[]}} */
+export const PERF = (window.OVSAM_PERF = window.OVSAM_PERF || { clicks: [], switches: [], labels: [], brush: [] });

@@ -1,7 +1,8 @@
 /* The pointer on the canvas: pan (middle drag, or Space + drag), zoom (wheel, at the cursor),
  * and presses handed to the tools: with the segment tool a click is a point (right or Shift +
  * click negative) and a drag longer than DRAG_PX a box; a click on a find-all candidate (no
- * mask pending) rejects it; with the select tool a click selects.
+ * mask pending) rejects it; with the select tool a click selects; the brush and eraser paint
+ * strokes (right drag or Ctrl erases); the polygon tool adds vertices or edits an outline's.
  */
 import { panFrom, screenToOriginal, toDisplay, zoomAt } from "./view.js";
 
@@ -24,8 +25,19 @@ export function listenPointer(ctx) {
       e.preventDefault();
       return;
     }
+    if (S.tool === "brush" || S.tool === "eraser") {
+      if (e.button === 0 || e.button === 2) ctx.brush.down(sx, sy, e.button === 2 || e.ctrlKey || e.metaKey);
+      e.preventDefault();
+      return;
+    }
+    if (S.tool === "polygon") {
+      if (e.button === 0 || e.button === 2) ctx.polygon.down(sx, sy, { remove: e.altKey || e.button === 2, shift: e.shiftKey });
+      e.preventDefault();
+      return;
+    }
     S.press = { sx, sy, button: e.button, shift: e.shiftKey };
   });
+  canvas.addEventListener("mouseleave", () => ctx.overlay.showCursor(null));
   window.addEventListener("mousemove", (e) => {
     if (!S.img) return;
     const [sx, sy] = eventXY(e);
@@ -34,6 +46,12 @@ export function listenPointer(ctx) {
       S.changed("view");
       return;
     }
+    if (S.tool === "brush" || S.tool === "eraser") {
+      if (S.stroke) ctx.brush.move(sx, sy, e.timeStamp || performance.now());
+      if (e.target === canvas) ctx.overlay.showCursor(sx, sy);
+      return;
+    }
+    if (S.tool === "polygon") { ctx.polygon.move(sx, sy); return; }
     const p = S.press;
     if (p && p.button === 0 && S.tool === "segment" && (S.drag || Math.hypot(sx - p.sx, sy - p.sy) > DRAG_PX)) {
       const [x0, y0] = screenToOriginal(S, p.sx, p.sy), [x1, y1] = screenToOriginal(S, sx, sy);
@@ -43,6 +61,8 @@ export function listenPointer(ctx) {
   });
   window.addEventListener("mouseup", (e) => {
     if (S.pan) { S.pan = null; stage.classList.remove("panning"); return; }
+    if (S.stroke) { ctx.brush.up(); return; }
+    if (S.tool === "polygon") { ctx.polygon.up(); return; }
     const p = S.press;
     S.press = null;
     if (!p || !S.img) return;

@@ -14,6 +14,9 @@
  *   "found"        the find-all candidates
  *   "view"         zoom, pan, the box being dragged, mask visibility and opacity
  *   "tool"         the active tool
+ *   "brush"        the brush's radius
+ *   "polygon"      the polygon being drawn
+ *   "outline"      the outline being edited (the polygon tool on one selected annotation)
  */
 import { rleCounts } from "./rle.js";
 
@@ -57,6 +60,10 @@ export class PageState {
     this.found = null;
     this.foundHover = null;
     this.tool = "segment"; this.showMasks = true; this.opacity = 0.45;
+    // the hand tools: the brush's radius (original pixels), the stroke being painted, the
+    // polygon being drawn, the outline being edited; the image's saved-change history depth
+    this.brushRadius = 8; this.stroke = null; this.polygon = null; this.outline = null;
+    this.history = { undoable: 0, redoable: 0 };
     // the pointer: a press, a box being dragged, a pan, the space key held
     this.press = null; this.drag = null; this.pan = null; this.space = false;
     this.busy = false; // a long pass (everything, find all) runs
@@ -97,7 +104,8 @@ export class PageState {
    *   token, anns: [{id, label, score, area, bbox, hidden}], selection: [ids], hover, tool,
    *   showMasks, opacity, suggestions: [{name, score}], labelsPending, labelLocked, results:
    *   [{name, synonym}], resultsFor, active, found: null | {key, items: [{index, label, score,
-   *   area, bbox, rle}]}, foundHover, busy, images: [{key, n, done}]}
+   *   area, bbox, rle}]}, foundHover, busy, images: [{key, n, done}], brushRadius, stroke (bool),
+   *   polygon: null | [[x, y]], outline: null | {id, counts, rings}, history: {undoable, redoable}}
    */
   snapshot() {
     const copy = (x) => (x == null ? x : JSON.parse(JSON.stringify(x)));
@@ -119,6 +127,8 @@ export class PageState {
         })),
       },
       foundHover: this.foundHover, busy: this.busy,
+      brushRadius: this.brushRadius, stroke: !!this.stroke, polygon: copy(this.polygon && this.polygon.points),
+      outline: copy(this.outline), history: copy(this.history),
       images: this.images.map((im) => ({ key: im.key, n: im.n, done: im.done })),
     };
   }

@@ -112,6 +112,7 @@ export class FindPanel {
     ctx.api.enqueue(async () => {
       const r = await ctx.api.findAccept(key, indices);
       if (key === S.current) {
+        ctx.history.noteChange();
         r.annotations.forEach((a) => S.addAnnotation(a));
         this.drop(r.indices);
         S.changed("found", "anns");

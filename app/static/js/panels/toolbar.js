@@ -22,14 +22,21 @@ export class Toolbar {
     });
   }
 
-  /** "segment" or "select". */
+  /** "segment", "select", "brush", "eraser" or "polygon". */
   setTool(tool) {
-    const $ = this.ctx.$;
-    this.S.tool = tool;
-    $("ov-tool-segment").classList.toggle("on", tool === "segment");
-    $("ov-tool-select").classList.toggle("on", tool === "select");
+    const $ = this.ctx.$, S = this.S;
+    if (S.polygon && tool !== "polygon") S.polygon = null; // a polygon half drawn is dropped
+    S.tool = tool;
+    for (const t of ["segment", "select", "brush", "eraser", "polygon"]) $(`ov-tool-${t}`).classList.toggle("on", tool === t);
     this.ctx.stage.classList.toggle("select", tool === "select");
-    this.S.changed("tool");
+    this.ctx.stage.classList.toggle("brush", tool === "brush" || tool === "eraser");
+    if (tool !== "brush" && tool !== "eraser") this.ctx.overlay.showCursor(null);
+    S.changed("tool", "polygon");
+    const what = { "pending": "the pending mask", "new": "a new mask" };
+    if (tool === "brush" || tool === "eraser" || tool === "polygon") {
+      const target = S.pending ? "pending" : S.selection.size === 1 ? [...S.selection][0] : "new";
+      this.ctx.status(`${tool[0].toUpperCase() + tool.slice(1)}: edits ${what[target] || `annotation ${target}`}.`);
+    }
   }
 
   toggleMasks() {
@@ -50,6 +57,7 @@ export class Toolbar {
     ctx.api.enqueue(async () => {
       try {
         const r = await ctx.api.everything(method);
+        if (r.annotations.length) ctx.history.noteChange();
         r.annotations.forEach((a) => S.addAnnotation(a));
         ctx.images.update(r.changed_images);
         S.changed("anns");

@@ -126,6 +126,7 @@ export class SegmentTool {
         return;
       }
       const r = await this.api.accept(S.current, label);
+      this.ctx.history.noteChange();
       S.addAnnotation(r.annotation);
       this.ctx.images.update(r.changed_images);
       Object.assign(S, {

@@ -42,6 +42,7 @@ export class SelectTool {
     if (!ids.length) { this.ctx.status(`Select annotations first (${hint("tool-select")}, then click them).`); return; }
     this.api.enqueue(async () => {
       const r = await this.api.delete(ids);
+      this.ctx.history.noteChange();
       ids.forEach((i) => S.anns.delete(i));
       S.selection.clear();
       this.ctx.images.update(r.changed_images);
@@ -55,6 +56,7 @@ export class SelectTool {
     if (!ids.length || !label) { this.ctx.status("Select annotations and choose a label first."); return; }
     this.api.enqueue(async () => {
       const r = await this.api.relabel(ids, label);
+      this.ctx.history.noteChange();
       r.annotations.forEach((a) => { const old = S.anns.get(a.id); if (old) { old.label = a.label; old.score = a.score; } });
       S.changed("anns");
       this.ctx.status(`${ids.length} annotation(s) are now '${label}'.`);
@@ -81,6 +83,7 @@ export class SelectTool {
     }
     this.api.enqueue(async () => {
       const r = await this.api[kind](ids, label);
+      this.ctx.history.noteChange();
       r.removed.forEach((i) => S.anns.delete(i));
       S.addAnnotation(r.annotation);
       S.selection = new Set([r.annotation.id]);
@@ -100,6 +103,7 @@ export class SelectTool {
     }
     this.api.enqueue(async () => {
       const r = await this.api.subtract(ids);
+      this.ctx.history.noteChange();
       S.addAnnotation(r.annotation);
       S.selection = new Set([r.annotation.id]);
       this.ctx.images.update(r.changed_images);

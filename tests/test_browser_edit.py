@@ -17,7 +17,7 @@ from annotator.formats.coco import to_coco
 from annotator.masks import decode_rle
 
 from .conftest import instance_mask
-from .test_browser import (  # noqa: F401  (fixtures)
+from .test_browser import (  # the fixtures browser, labelled_engine, photos, app too
     accept_with,
     app,
     browser,
@@ -71,7 +71,7 @@ def stroke(page, path, modifiers=()) -> list[tuple[float, float]]:
         page.keyboard.down(m)
     page.mouse.move(*screens[0])
     page.mouse.down()
-    for a, b in itertools.pairwise(screens):
+    for b in screens[1:]:
         page.mouse.move(*b, steps=100)
     page.mouse.up()
     for m in modifiers:
@@ -96,7 +96,7 @@ def test_brush_and_eraser_change_the_pixels_under_the_brush_at_zoom_1_and_4(brow
     page.keyboard.press("]")  # 8 → 10 px
     radius = page.evaluate("() => OVSAM.snapshot().brushRadius")
     assert radius == 10
-    bx, by, bw, bh = ann.bbox
+    bx, by, _, bh = ann.bbox
     h, w = info["height"], info["width"]
     for n, z in enumerate((1.0, 4.0)):
         cx, cy = bx + 8, by + bh / 2  # near the mask's left edge

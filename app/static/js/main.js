@@ -6,7 +6,7 @@
  * pending mask, points and box, with zoom around the cursor and pan.
  *
  * `mount(root)` starts the tool on the page's markup (static/annotator.html) under `root`.
- * window.OVSAM = {mount, snapshot, keymap, rleCounts, paintRuns, runsContain}: `snapshot()` is
+ * window.OVSAM = {mount, snapshot, timeRedraw, keymap, rleCounts, paintRuns, runsContain}: `snapshot()` is
  * a plain copy of the mounted page's state (state.js) for tests and benchmarks;
  * window.OVSAM_PERF holds the timing marks (perf.js).
  */
@@ -179,4 +179,15 @@ export function snapshot(opts = {}) {
   return out;
 }
 
-window.OVSAM = { mount, snapshot, keymap: KEYMAP, rleCounts, paintRuns, runsContain };
+/**
+ * Time `n` full redraws of the mounted page's canvas (photo, every mask, decorations): what a
+ * brush move would cost if it redrew the canvas (benchmarks/browser.py compares the overlay's
+ * segment to it). @returns {number} ms per redraw.
+ */
+export function timeRedraw(n = 20) {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) mounted.render.draw();
+  return (performance.now() - t0) / n;
+}
+
+window.OVSAM = { mount, snapshot, timeRedraw, keymap: KEYMAP, rleCounts, paintRuns, runsContain };

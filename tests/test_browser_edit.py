@@ -180,6 +180,32 @@ def test_polygon_adds_cuts_a_hole_the_export_keeps_and_a_vertex_drag_moves_the_o
     grown = moved & ~holed
     assert grown.sum() > 1000 and not (holed & ~moved).any()  # only pixels outside were added
     assert grown[230, 270] and not moved[160, 180]  # the corner moved out; the hole is still there
+    # press the top edge between its vertices and drag: a vertex is added there, the edge bends up
+    page.mouse.move(*screen_xy(page, 180, 99.5))
+    page.mouse.down()
+    page.mouse.move(*screen_xy(page, 180, 70), steps=10)
+    page.mouse.up()
+    page.wait_for_function("n => OVSAM.snapshot().history.undoable === n", arg=4)
+    bent = decode_rle(ws.store.annotations[ann.id].rle)
+    assert bent[85, 180] and not moved[85, 180] and not (moved & ~bent).any()
+    outer = next(r for r in page.evaluate("() => OVSAM.snapshot().outline.rings") if not r["hole"])
+    assert len(outer["points"]) == 5
+    # Alt + click deletes the dragged corner again: the corner is cut back to the straight edge
+    page.keyboard.down("Alt")
+    page.mouse.click(*screen_xy(page, corner[0] + 30, corner[1] + 30))
+    page.keyboard.up("Alt")
+    page.wait_for_function("n => OVSAM.snapshot().history.undoable === n", arg=5)
+    cut = decode_rle(ws.store.annotations[ann.id].rle)
+    assert not cut[230, 270] and cut[85, 180] and not cut[160, 180]
+    # a polygon half drawn: Backspace takes back its last vertex, Esc drops it, nothing is sent
+    page.keyboard.press("Escape")  # the selection too: the next polygon starts a new mask
+    for x, y in [(400, 300), (450, 300), (450, 350)]:
+        page.mouse.click(*screen_xy(page, x, y))
+    page.keyboard.press("Backspace")
+    assert len(page.evaluate("() => OVSAM.snapshot().polygon")) == 2
+    page.keyboard.press("Escape")
+    assert page.evaluate("() => OVSAM.snapshot().polygon") is None
+    assert np.array_equal(decode_rle(ws.store.annotations[ann.id].rle), cut)
     assert page.errors == []
     page.close()
 

@@ -213,6 +213,11 @@ def test_page_api_finds_then_accepts_some(coco_engine, engine, two_photos, tmp_p
         assert third["already_annotated"] >= 3 and len(third["found"]) == len(r["found"]) - third["already_annotated"]
         offered = [f["rle"] for f in third["found"]]
         assert rle_iou([a.rle for a in ws.store.for_image(key)], offered).max() < 0.9
+        # a find-all accept is one undoable change: undo removes the three, redo brings them back
+        undone = api.travel(key, "undo")
+        assert undone["kind"] == "add" and sorted(undone["removed"]) == sorted(a["id"] for a in stored["annotations"])
+        assert ws.store.for_image(key) == []
+        assert len(api.travel(key, "redo")["annotations"]) == 3 and len(ws.store.for_image(key)) == 3
     finally:
         ws.close()
     masks_only = Workspace.open_folder(engine, two_photos, tmp_path / "out2")

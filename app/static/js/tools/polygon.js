@@ -135,13 +135,19 @@ export class PolygonTool {
     const S = this.S, ctx = this.ctx, outline = S.outline, ring = outline.rings[r];
     const after = ring.points.map((q) => q.slice());
     ctx.api.enqueue(async () => {
-      const res = await ctx.api.moveOutline(outline.id, before, after, ring.hole);
+      let res;
+      try {
+        res = await ctx.api.moveOutline(outline.id, before, after, ring.hole);
+      } catch (e) { // refused (e.g. nothing would be left): the rings drawn go back to the mask's
+        if (S.outline === outline) { S.outline = null; this.syncOutline(); }
+        throw e;
+      }
       ctx.history.noteChange(res.history);
       if (S.outline === outline) outline.counts = res.annotation.rle.counts; // the rings drawn are the mask's now
       S.addAnnotation(res.annotation);
       S.changed("anns");
       ctx.status(`Outline of annotation ${outline.id} changed (now ${res.annotation.area} px); ${hint("undo")} undoes it.`);
-    }).catch(() => {});
+    });
   }
 
   /** Backspace: the last vertex of the polygon drawn is removed. @returns {boolean} one was. */

@@ -84,6 +84,7 @@ class PromptSession:
         self.max_history = max_history
         self.wait_for_labels = wait_for_labels
         self._history: list[tuple[Prompt, PromptResult]] = []
+        self._redo: list[tuple[Prompt, PromptResult, int | None]] = []  # steps undone, last first
         self.replaces: int | None = None
         """The annotation this prompt re-prompts (see :meth:`start_from`), ``None`` for a new one."""
 
@@ -109,9 +110,19 @@ class PromptSession:
             mask_input=mask_input,
             wait_for_labels=self.wait_for_labels,
         )
+        self._push(prompt, result)
+        return result
+
+    def _push(self, prompt: Prompt, result: PromptResult) -> None:
+        """A new step: undoable, and the end of what could be redone."""
         self._history.append((prompt, result))
         del self._history[: -self.max_history]
-        return result
+        self._redo.clear()
+
+    @property
+    def redoable(self) -> int:
+        """Steps undone that :meth:`redo` can bring back (a new step forgets them)."""
+        return len(self._redo)
 
     def add_point(self, engine: Engine, x: float, y: float, positive: bool = True) -> PromptResult:
         """Add a point and decode, refining the current mask (its low-res logits as ``mask_input``).
@@ -161,8 +172,7 @@ class PromptSession:
             box=np.array(p.box, dtype=np.float64) if p.box is not None else None,
             wait_for_labels=self.wait_for_labels,
         )
-        self._history.append((p, result))
-        del self._history[: -self.max_history]
+        self._push(p, result)
         return result
 
     def start_from(
@@ -190,6 +200,7 @@ class PromptSession:
         decoded = DecodedMasks(logits, np.full(1, iou, np.float32))
         result = PromptResult(mask, iou, logits, decoded, 0, labels_pending=has_labels)
         self._history = [(prompt, result)]
+        self._redo.clear()
         self.replaces = int(ann_id)
         return result
 
@@ -200,7 +211,7 @@ class PromptSession:
         On an empty prompt this starts a mask drawn by hand.
 
         Args:
-            mask: (H, W) bool at the image's resolution (may be empty: everything erased).
+            mask: (H, W) bool at the image's resolution.
             has_labels: the engine names masks (the result's labels are then pending).
         Raises:
             ValueError: not this image's size.
@@ -212,22 +223,33 @@ class PromptSession:
         logits = mask_to_logits(mask, self.embedding.sam.input_size)
         decoded = DecodedMasks(logits, np.full(1, iou, np.float32))
         result = PromptResult(mask, iou, logits, decoded, 0, labels_pending=has_labels and bool(mask.any()))
-        self._history.append((self.prompt, result))
-        del self._history[: -self.max_history]
+        self._push(self.prompt, result)
         return result
 
     def undo(self) -> PromptResult | None:
         """Drop the last prompt step; returns the result now current (``None`` when empty: a
         re-prompt then ends, and nothing is replaced)."""
         if self._history:
-            self._history.pop()
+            prompt, result = self._history.pop()
+            self._redo.append((prompt, result, self.replaces))
         if not self._history:
             self.replaces = None
         return self.result
 
+    def redo(self) -> PromptResult | None:
+        """Bring back the step undone last (a point, a box, a candidate, a hand edit); returns
+        the result now current, ``None`` when there was nothing to redo."""
+        if not self._redo:
+            return None
+        prompt, result, replaces = self._redo.pop()
+        self._history.append((prompt, result))
+        self.replaces = replaces
+        return result
+
     def clear(self) -> None:
         """Forget the prompt and its history (and what it re-prompts)."""
         self._history.clear()
+        self._redo.clear()
         self.replaces = None
 
 

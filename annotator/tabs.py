@@ -265,8 +265,9 @@ class Tab:
         :meth:`click`.
 
         Raises:
-            Unprocessable: an unknown op, bad points or radius, or a first stroke that covers no
-                pixel. Conflict: no image open, or another one.
+            Unprocessable: an unknown op, bad points or radius, a first stroke that covers no
+                pixel, or an edit that leaves nothing of the mask. Conflict: no image open, or
+                another one.
         """
         prompt = self._prompt(key)
         current = prompt.result
@@ -275,6 +276,8 @@ class Tab:
             mask = apply_edit(base, EditOp(op), points, radius)
             if current is None and not mask.any():
                 raise ValueError("nothing drawn: the stroke covers no pixel of the image")
+            if not mask.any():
+                raise ValueError("nothing would be left of the mask: Esc clears it")
             return Decoded(prompt, prompt.edit(mask, self.engine.has_labels))
         except ValueError as exc:
             raise Unprocessable(str(exc)) from exc
@@ -283,6 +286,14 @@ class Tab:
         """Drop the last prompt step; the previous mask comes back without decoding."""
         prompt = self._prompt()
         return Decoded(prompt, prompt.undo())
+
+    def redo(self) -> Decoded:
+        """Bring back the prompt step undone last (see
+        :meth:`~annotator.session.PromptSession.redo`); the answer's result is ``None`` with
+        nothing to redo and nothing pending."""
+        prompt = self._prompt()
+        result = prompt.redo()
+        return Decoded(prompt, result if result is not None else prompt.result)
 
     def clear(self) -> Decoded:
         """Forget the prompt."""

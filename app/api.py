@@ -13,7 +13,7 @@ Routes (mounted under ``/ovsam/api`` by :func:`app.page.build_app`), JSON in and
 - ``GET  image?key=K``: the image at the displayed resolution (PNG or JPEG).
 - ``POST click {session, x, y, positive}``, ``POST box {session, box}``, ``POST candidate
   {session, key}`` (SAM's next candidate mask), ``POST reprompt {session, id, key}`` (a saved
-  annotation as the pending mask; the next accept replaces it), ``POST undo``,
+  annotation as the pending mask; the next accept replaces it), ``POST undo``, ``POST redo``,
   ``POST clear``, ``POST paint {session, key, op, points, radius}`` (a brush or eraser
   stroke, a polygon added or cut out, on the pending mask): the prompt, in original image pixels; each answers with the pending mask and
   a ``token`` naming it. The mask comes before the labels: on an image whose CLIP dense pass
@@ -186,7 +186,14 @@ class PageAPI:
         session, result = decoded.prompt, decoded.result
         prompt = session.prompt.as_dict() if session is not None else {"points": [], "labels": [], "box": None}
         if result is None:
-            return {"mask": None, "prompt": prompt, "labels": [], "token": None, "replaces": None}
+            return {
+                "mask": None,
+                "prompt": prompt,
+                "labels": [],
+                "token": None,
+                "replaces": None,
+                "redoable": 0 if session is None else session.redoable,
+            }
         ms = decoded.engine_ms
         return {
             "mask": mask_payload(result.mask, self._scale(session.image)),
@@ -199,6 +206,7 @@ class PageAPI:
             "candidate": result.chosen + 1,
             "candidates": len(result.candidates.iou_predictions),
             "replaces": session.replaces,
+            "redoable": session.redoable,
             "prompt": prompt,
         }
 
@@ -399,6 +407,11 @@ class PageAPI:
     def undo(self, session: str) -> dict:
         """Drop the last prompt step; the previous mask comes back without decoding."""
         return self._result(self.tabs.tab(session).undo())
+
+    @_translated
+    def redo(self, session: str) -> dict:
+        """Bring back the prompt step undone last (a point, box, candidate or hand edit)."""
+        return self._result(self.tabs.tab(session).redo())
 
     @_translated
     def clear(self, session: str) -> dict:

@@ -50,6 +50,7 @@ POSTS: list[tuple[str, type[BaseModel], type[BaseModel], Callable[[PageAPI, Any,
         lambda api, b, u: api.move_outline(b.id, b.old, b.new, b.hole, b.request_id, u),
     ),
     ("history", s.HistoryRequest, s.HistoryOut, lambda api, b, u: api.travel(b.key, b.way, b.request_id)),
+    ("redo", s.TabRequest, s.PromptAnswer, lambda api, b, u: api.redo(b.session)),
     ("clear", s.TabRequest, s.PromptAnswer, lambda api, b, u: api.clear(b.session)),
     ("suggest", s.SuggestRequest, s.SuggestOut, lambda api, b, u: api.suggest(b.session, b.key)),
     (

@@ -252,7 +252,8 @@ class PromptOut(BaseModel):
 
 
 class PromptAnswer(BaseModel):
-    """``click``, ``box``, ``candidate``, ``undo``, ``clear``: the pending mask (``null`` with an empty prompt)."""
+    """``click``, ``box``, ``candidate``, ``paint``, ``undo``, ``redo``, ``clear``: the pending mask (``null``
+    with an empty prompt)."""
 
     mask: Mask | None
     token: str | None = Field(description="names this mask; suggest answers with it")
@@ -265,6 +266,7 @@ class PromptAnswer(BaseModel):
     candidate: int | None = Field(default=None, description="which of SAM's candidate masks this is, from 1")
     candidates: int | None = Field(default=None, description="how many candidates the prompt's decode gave (1 or 3)")
     replaces: int | None = Field(default=None, description="the annotation the next accept replaces (a re-prompt)")
+    redoable: int = Field(default=0, description="prompt steps undone that POST redo brings back")
 
 
 class Method(BaseModel):

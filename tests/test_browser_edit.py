@@ -177,6 +177,13 @@ def test_polygon_adds_cuts_a_hole_the_export_keeps_and_a_vertex_drag_moves_the_o
     page.mouse.up()
     wait_status(page, f"Outline of annotation {ann.id} changed")
     moved = decode_rle(ws.store.annotations[ann.id].rle)
+    # Enter with nothing to close does not relabel by surprise; Backspace away from a vertex deletes nothing
+    page.keyboard.press("Enter")
+    wait_status(page, "Nothing to accept")
+    page.mouse.move(*screen_xy(page, 420, 320))
+    page.keyboard.press("Backspace")
+    wait_status(page, "Backspace removes")
+    assert ws.store.annotations[ann.id].label == "sign" and ws.store.history_depth(key) == (3, 0)
     grown = moved & ~holed
     assert grown.sum() > 1000 and not (holed & ~moved).any()  # only pixels outside were added
     assert grown[230, 270] and not moved[160, 180]  # the corner moved out; the hole is still there
@@ -282,5 +289,40 @@ def test_every_action_undone_and_redone_leaves_the_store_byte_for_byte_and_a_rel
     accept_with(page, "new")
     page.wait_for_function("() => OVSAM.snapshot().history.redoable === 0")
     assert ws.store.history_depth(key) == (7, 0)
+    assert page.errors == []
+    page.close()
+
+
+def overlay_painted(page) -> int:
+    return page.evaluate(
+        """() => { const c = document.querySelector('#ov-overlay'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"""
+    )
+
+
+def test_a_refused_stroke_leaves_no_preview_and_prompt_steps_redo(browser, app, photos, coco_gt):
+    _, picked = photos
+    info, anns = picked[0]
+    big = max(anns, key=lambda a: a["area"])
+    x, y = farthest_interior_point(instance_mask(coco_gt, big))
+    page = open_page(browser, app.url)
+    page.locator("#ov-tool-eraser").click()  # nothing pending, nothing selected: nothing to erase
+    stroke(page, [(x - 10, y), (x + 10, y)])
+    wait_status(page, "nothing drawn")
+    assert overlay_painted(page) == 0  # the preview is gone with the refusal
+    page.keyboard.press("n")
+    click_image(page, x, y)
+    clicked = page.evaluate("() => OVSAM.snapshot().pending") and state(page)
+    page.keyboard.press("b")
+    bx, by, bw, bh = big["bbox"]
+    stroke(page, [(bx + bw - 10, by + bh / 2), (min(bx + bw + 25, info["width"] - 1), by + bh / 2)])  # out of the mask
+    wait_status(page, "edited by hand")
+    painted = page.locator("#ov-status").inner_text().split(",")[0]  # "Mask: N px"
+    page.keyboard.press("Control+z")
+    page.wait_for_function("() => OVSAM.snapshot().pending && !document.querySelector('#ov-redo').disabled")
+    assert not page.locator("#ov-status").inner_text().startswith(painted + ",")
+    page.keyboard.press("Control+y")  # the stroke comes back
+    page.wait_for_function("t => document.querySelector('#ov-status').innerText.startsWith(t + ',')", arg=painted)
+    assert clicked and overlay_painted(page) == 0
     assert page.errors == []
     page.close()

@@ -455,7 +455,17 @@ def test_hand_edits_and_undo_redo_through_the_api(api_on_photos, coco_gt):
     assert r["area"] == 50 * 30 and r["prompt"]["points"] == []
     r = api.paint("s", "brush", [[70, 25], [90, 25]], radius=4, key="a.jpg")
     assert r["area"] > 50 * 30
-    assert api.undo("s")["area"] == 50 * 30  # the stroke undone
+    undone = api.undo("s")
+    assert undone["area"] == 50 * 30 and undone["redoable"] == 1  # the stroke undone
+    assert api.redo("s")["area"] == r["area"]  # and back (Ctrl+Y in the page)
+    assert api.undo("s")["area"] == 50 * 30
+    with pytest.raises(ApiError, match="nothing would be left") as err:  # everything erased: refused
+        api.paint("s", "erase", [[0, 25], [100, 25]], radius=40)
+    assert err.value.status == 422 and api.redo("s")["area"] == r["area"]  # nothing changed, redo still there
+    api.undo("s")
+    api.paint("s", "brush", [[20, 45], [30, 45]], radius=2)  # a new step: the redo is forgotten
+    assert api.redo("s")["redoable"] == 0
+    api.undo("s")
     drawn = api.accept("s", "sign")["annotation"]
     assert ws.store.annotations[drawn["id"]].source == "manual"
     # a click's mask with a hole cut by polygon, then accepted

@@ -155,6 +155,8 @@ export class Api {
   candidate(key) { return this.call("candidate", { key }); }
   /** @returns {Promise<PromptResponse>} */
   undo() { return this.call("undo", {}); }
+  /** @returns {Promise<PromptResponse>} the prompt step undone last, back */
+  redo() { return this.call("redo", {}); }
   /** @returns {Promise<PromptResponse>} a hand edit of the pending mask (or a mask drawn from nothing) */
   paint(key, op, points, radius) { return this.call("paint", { key, op, points, radius }); }
   /** @returns {Promise<EditResponse>} a hand edit of saved annotation `id`, in place */

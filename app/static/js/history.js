@@ -10,13 +10,22 @@ export class HistoryControl {
   constructor(ctx) {
     this.ctx = ctx;
     this.S = ctx.S;
+    ctx.S.subscribe((topics) => { if (topics.has("pending") || topics.has("polygon") || topics.has("image")) this.buttons(); });
+  }
+
+  /** Undo is enabled while there is a prompt step, a polygon vertex or a saved change to undo. */
+  buttons() {
+    const S = this.S, $ = this.ctx.$;
+    const prompt = S.pending || S.prompt.points.length || S.prompt.box || S.polygon;
+    $("ov-undo").disabled = !prompt && !(S.history && S.history.undoable);
+    $("ov-redo").disabled = !(S.promptRedo || (S.history && S.history.redoable));
   }
 
   /** The depth the server answered ({undoable, redoable}), shown on the buttons. */
   show(depth) {
     const S = this.S, $ = this.ctx.$;
     S.history = { ...depth };
-    $("ov-redo").disabled = !depth.redoable;
+    this.buttons();
     $("ov-undo").title = $("ov-undo").title.replace(/ \[\d+ saved\]$/, "") + ` [${depth.undoable} saved]`;
   }
 

@@ -62,11 +62,14 @@ function actions(ctx) {
       });
     },
     undo: () => { // the polygon's last vertex, else a prompt step, else the image's last saved change
+      if (S.stroke) { ctx.status("Finish the stroke first (release the button), then undo it."); return; }
       if (polygon.removeLast()) return;
       if (S.pending || S.prompt.points.length || S.prompt.box) segment.undo();
       else history.undo();
     },
     redo: () => {
+      if (S.stroke) return;
+      if (S.promptRedo) { segment.redo(); return; }
       if (S.pending) { ctx.status(`Redo is for saved changes: accept (${hint("enter")}) or clear (${hint("escape")}) the pending mask first.`); return; }
       history.redo();
     },
@@ -80,7 +83,15 @@ function actions(ctx) {
     merge: () => select.merge(),
     subtract: () => select.subtract(),
     intersect: () => select.intersect(),
-    delete: () => { if (!polygon.removeLast()) select.delete(); },
+    delete: (e) => { // Backspace with the polygon tool: a vertex (the polygon's last, else the one under the pointer)
+      if (e && e.key === "Backspace" && S.tool === "polygon") {
+        if (!polygon.removeLast() && !polygon.removeHovered()) {
+          ctx.status("Backspace removes the polygon's last vertex, or the outline's vertex under the pointer; Delete deletes the selection.");
+        }
+        return;
+      }
+      select.delete();
+    },
     find: () => found.find(),
     "found-accept": () => found.accept(),
     "found-reject": () => found.reject(),
@@ -98,6 +109,9 @@ function actions(ctx) {
     enter: (e) => {
       if (S.polygon) polygon.close(!!(e && e.shiftKey));
       else if (S.pending) segment.accept();
+      else if (["brush", "eraser", "polygon"].includes(S.tool)) { // nothing to close or accept: no relabel by surprise
+        ctx.status(`Nothing to accept. ${hint("enter")} closes a polygon or accepts a pending mask; relabel with the Relabel button or the select tool (${hint("tool-select")}).`);
+      }
       else if (S.found) found.accept();
       else if (S.selection.size) select.relabel();
       else segment.accept();

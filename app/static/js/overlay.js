@@ -23,8 +23,10 @@ export class Overlay {
     this.ctx = canvas.getContext("2d");
     this.cursor = cursor;
     this.S = S;
+    this.pointer = null; // the last screen point the cursor was shown at, and whether it erased
     S.subscribe((topics) => {
       if (["image", "view", "tool", "polygon", "outline", "selection", "anns", "pending"].some((t) => topics.has(t))) this.draw();
+      if (this.pointer && ["brush", "view", "tool"].some((t) => topics.has(t))) this.showCursor(...this.pointer);
     });
   }
 
@@ -120,13 +122,17 @@ export class Overlay {
     }
   }
 
-  /** Show the brush cursor at screen point (sx, sy) with the brush's size, or hide it (null). */
-  showCursor(sx, sy) {
+  /**
+   * Show the brush cursor at screen point (sx, sy) with the brush's size (dashed red when it
+   * erases: the eraser, or Ctrl held), or hide it (sx null).
+   */
+  showCursor(sx, sy, erase = false) {
     const S = this.S, c = this.cursor;
+    this.pointer = sx == null ? null : [sx, sy, erase];
     if (sx == null || !S.img || (S.tool !== "brush" && S.tool !== "eraser")) { c.hidden = true; return; }
     const d = 2 * S.brushRadius * (S.dw / S.W) * S.z;
     c.hidden = false;
-    c.classList.toggle("erase", S.tool === "eraser");
+    c.classList.toggle("erase", S.tool === "eraser" || erase || !!(S.stroke && S.stroke.erase));
     Object.assign(c.style, { width: `${d}px`, height: `${d}px`, left: `${sx - d / 2}px`, top: `${sy - d / 2}px` });
   }
 }

@@ -48,7 +48,7 @@ export function listenPointer(ctx) {
     }
     if (S.tool === "brush" || S.tool === "eraser") {
       if (S.stroke) ctx.brush.move(sx, sy, e.timeStamp || performance.now());
-      if (e.target === canvas) ctx.overlay.showCursor(sx, sy);
+      if (e.target === canvas) ctx.overlay.showCursor(sx, sy, e.ctrlKey || e.metaKey);
       return;
     }
     if (S.tool === "polygon") { ctx.polygon.move(sx, sy); return; }
@@ -91,6 +91,7 @@ export function listenPointer(ctx) {
     e.preventDefault();
     const [sx, sy] = eventXY(e);
     zoomAt(S, sx, sy, e.deltaY);
+    if (ctx.overlay.pointer) ctx.overlay.pointer = [sx, sy, e.ctrlKey || e.metaKey];
     S.changed("view");
   }, { passive: false });
 }

@@ -63,7 +63,7 @@ export class PageState {
     // the hand tools: the brush's radius (original pixels), the stroke being painted, the
     // polygon being drawn, the outline being edited; the image's saved-change history depth
     this.brushRadius = 8; this.stroke = null; this.polygon = null; this.outline = null;
-    this.history = { undoable: 0, redoable: 0 };
+    this.history = { undoable: 0, redoable: 0 }; this.promptRedo = 0;
     // the pointer: a press, a box being dragged, a pan, the space key held
     this.press = null; this.drag = null; this.pan = null; this.space = false;
     this.busy = false; // a long pass (everything, find all) runs

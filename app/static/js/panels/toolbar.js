@@ -25,7 +25,8 @@ export class Toolbar {
   /** "segment", "select", "brush", "eraser" or "polygon". */
   setTool(tool) {
     const $ = this.ctx.$, S = this.S;
-    if (S.polygon && tool !== "polygon") S.polygon = null; // a polygon half drawn is dropped
+    const dropped = S.polygon && tool !== "polygon" ? S.polygon.points.length : 0;
+    if (dropped) S.polygon = null; // a polygon half drawn is dropped (said below)
     S.tool = tool;
     for (const t of ["segment", "select", "brush", "eraser", "polygon"]) $(`ov-tool-${t}`).classList.toggle("on", tool === t);
     this.ctx.stage.classList.toggle("select", tool === "select");
@@ -35,7 +36,10 @@ export class Toolbar {
     const what = { "pending": "the pending mask", "new": "a new mask" };
     if (tool === "brush" || tool === "eraser" || tool === "polygon") {
       const target = S.pending ? "pending" : S.selection.size === 1 ? [...S.selection][0] : "new";
-      this.ctx.status(`${tool[0].toUpperCase() + tool.slice(1)}: edits ${what[target] || `annotation ${target}`}.`);
+      this.ctx.status(`${tool[0].toUpperCase() + tool.slice(1)}: edits ${what[target] || `annotation ${target}`}.` +
+        (dropped ? ` The polygon half drawn (${dropped} vertices) was dropped.` : ""));
+    } else if (dropped) {
+      this.ctx.status(`The polygon half drawn (${dropped} vertices) was dropped.`);
     }
   }
 

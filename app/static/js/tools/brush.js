@@ -9,7 +9,8 @@ import { hint } from "../keymap.js";
 import { PERF } from "../perf.js";
 import { screenToOriginal } from "../view.js";
 
-export const RADIUS_MIN = 0.5, RADIUS_MAX = 500, RADIUS_STEP = 1.25;
+export const RADIUS_MIN = 1, RADIUS_MAX = 500, RADIUS_STEP = 1.25;
+const RADIUS_KEY = "ovsam-brush-radius"; // the radius is kept across reloads (localStorage)
 const MAX_STROKE_POINTS = 4000; // the server takes 4096 a request: a longer stroke is sent in parts
 
 /**
@@ -28,6 +29,8 @@ export class BrushTool {
   constructor(ctx) {
     this.ctx = ctx;
     this.S = ctx.S;
+    const kept = Number(localStorage.getItem(RADIUS_KEY));
+    if (kept >= RADIUS_MIN && kept <= RADIUS_MAX) this.S.brushRadius = kept;
   }
 
   /** Change the radius by `steps` steps of RADIUS_STEP (negative: smaller). */
@@ -35,6 +38,7 @@ export class BrushTool {
     const S = this.S;
     const r = S.brushRadius * RADIUS_STEP ** steps;
     S.brushRadius = Math.round(Math.min(RADIUS_MAX, Math.max(RADIUS_MIN, r)) * 2) / 2;
+    localStorage.setItem(RADIUS_KEY, String(S.brushRadius));
     this.ctx.status(`Brush radius ${S.brushRadius} px (of the image); ${hint("brush-smaller")} / ${hint("brush-larger")} change it.`);
     S.changed("brush");
   }
@@ -74,19 +78,22 @@ export class BrushTool {
   send(st) {
     const S = this.S, ctx = this.ctx, op = st.erase ? "erase" : "brush";
     ctx.api.enqueue(async () => {
-      if (st.key !== S.current) return;
-      const id = typeof st.target === "number" ? st.target : null;
-      if (id != null) {
-        const r = await ctx.api.edit(id, op, st.points, st.radius);
-        ctx.history.noteChange(r.history);
-        S.addAnnotation(r.annotation);
-        S.changed("anns");
-        ctx.status(`${st.erase ? "Erased from" : "Painted on"} annotation ${id} (now ${r.annotation.area} px); ${hint("undo")} undoes it.`);
-      } else {
-        if (st.target === "pending" && !S.pending) return; // accepted or cleared meanwhile
-        ctx.segment.showResult(await ctx.api.paint(st.key, op, st.points, st.radius));
+      try {
+        if (st.key !== S.current) return;
+        const id = typeof st.target === "number" ? st.target : null;
+        if (id != null) {
+          const r = await ctx.api.edit(id, op, st.points, st.radius);
+          ctx.history.noteChange(r.history);
+          S.addAnnotation(r.annotation);
+          S.changed("anns");
+          ctx.status(`${st.erase ? "Erased from" : "Painted on"} annotation ${id} (now ${r.annotation.area} px); ${hint("undo")} undoes it.`);
+        } else {
+          if (st.target === "pending" && !S.pending) return; // accepted or cleared meanwhile
+          ctx.segment.showResult(await ctx.api.paint(st.key, op, st.points, st.radius), undefined, "edit");
+        }
+      } finally { // the preview goes, stored or refused (a refusal's reason is in the status line)
+        if (!S.stroke) ctx.overlay.draw();
       }
-      if (!S.stroke) ctx.overlay.draw();
     });
   }
 }

@@ -29,6 +29,7 @@ export class PolygonTool {
     this.ctx = ctx;
     this.S = ctx.S;
     this.drag = null; // {ring, index, before: ring points as they were, moved}
+    this.hover = null; // the outline's vertex under the pointer: {ring, index} (Backspace deletes it)
     ctx.S.subscribe((topics) => {
       if (["tool", "selection", "anns", "pending", "image"].some((t) => topics.has(t))) this.syncOutline();
     });
@@ -120,7 +121,20 @@ export class PolygonTool {
     } else if (S.polygon) {
       S.polygon.pointer = p;
       S.changed("polygon");
+    } else {
+      const hit = this.grab(sx, sy);
+      this.hover = hit && hit.vertex ? hit : null;
     }
+  }
+
+  /** Backspace with no polygon drawn: delete the outline's vertex under the pointer. @returns {boolean} one was. */
+  removeHovered() {
+    const S = this.S, h = this.hover;
+    if (!h || !S.outline || !S.outline.rings[h.ring]) return false;
+    const [sx, sy] = fromOriginal(S, ...S.outline.rings[h.ring].points[h.index]);
+    this.hover = null;
+    this.down(sx, sy, { remove: true });
+    return true;
   }
 
   /** The press ended: a dragged (or added) vertex is sent. */
@@ -177,6 +191,7 @@ export class PolygonTool {
     S.polygon = null;
     S.changed("polygon");
     const target = editTarget(S), op = cut ? "polygon_cut" : "polygon_add", points = poly.points;
+    if (target === "new" && cut) { ctx.status("Nothing to cut the polygon out of: select an annotation, or make a mask first."); return; }
     ctx.api.enqueue(async () => {
       if (poly.key !== S.current) return;
       if (typeof target === "number") {
@@ -186,7 +201,7 @@ export class PolygonTool {
         S.changed("anns");
         ctx.status(`Polygon ${cut ? "cut out of" : "added to"} annotation ${target} (now ${r.annotation.area} px).`);
       } else {
-        ctx.segment.showResult(await ctx.api.paint(poly.key, op, points));
+        ctx.segment.showResult(await ctx.api.paint(poly.key, op, points), undefined, "edit");
       }
     });
   }

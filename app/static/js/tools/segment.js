@@ -28,10 +28,11 @@ export class SegmentTool {
    * Show a prompt's answer: the mask, prompt and suggestions; fetch late labels; time the click.
    * @param {import("../api.js").PromptResponse} r
    * @param {number} [t0] the input event's time (performance.now() clock).
-   * @param {string} [kind] "positive", "negative" or "box" (a click to time).
+   * @param {string} [kind] "positive", "negative" or "box" (a click to time), "edit" (a hand edit).
    */
   showResult(r, t0, kind) {
     const S = this.S, arrived = performance.now();
+    S.promptRedo = r.redoable || 0;
     S.prompt = r.prompt;
     S.pending = r.mask;
     S.token = r.token || null;
@@ -42,14 +43,18 @@ export class SegmentTool {
     if (S.labelsPending) this.fetchLabels(S.current, r.token, t0);
     S.changed("pending", "suggestions");
     afterFrame((drawn, frame) => {
-      if (kind && t0) PERF.clicks.push({ kind, t0, arrived, drawn, frame, engine_ms: r.engine_ms });
-      if (r.mask) {
-        const ms = t0 ? ` ${Math.round(frame - t0)} ms in all (engine ${Math.round(r.engine_ms || 0)} ms)` : "";
+      if (kind && kind !== "edit" && t0) PERF.clicks.push({ kind, t0, arrived, drawn, frame, engine_ms: r.engine_ms });
+      if (r.mask && kind === "edit") {
+        const verb = r.replaces != null ? `${hint("enter")} replaces annotation ${r.replaces}` : `${hint("enter")} accepts`;
+        this.ctx.status(`Mask: ${r.area} px, edited by hand; ${verb}; ${hint("undo")} undoes the edit; ` +
+          `a click with the segment tool (${hint("tool-segment")}) refines it with SAM.`);
+      } else if (r.mask) {
+        const ms = t0 ? `; ${Math.round(frame - t0)} ms in all (engine ${Math.round(r.engine_ms || 0)} ms)` : "";
         const which = r.candidates > 1 ? ` candidate ${r.candidate} of ${r.candidates} (${hint("candidate")}: next),` : "";
         const next = r.replaces != null
           ? `Re-prompting annotation ${r.replaces}: click to refine it; ${hint("enter")} replaces it, ${hint("escape")} leaves it as it was.`
           : `${hint("enter")} accepts; click to refine; ${hint("candidate")} shows SAM's other masks.`;
-        this.ctx.status(`Mask: ${r.area} px,${which} predicted IoU ${r.predicted_iou.toFixed(3)};${ms}. ${next}`);
+        this.ctx.status(`Mask: ${r.area} px,${which} predicted IoU ${r.predicted_iou.toFixed(3)}${ms}. ${next}`);
       } else {
         this.ctx.status("No prompt. Click an object, or drag a box.");
       }
@@ -103,7 +108,19 @@ export class SegmentTool {
     });
   }
 
-  undo() { this.api.enqueue(async () => this.showResult(await this.api.undo())); }
+  undo() {
+    this.api.enqueue(async () => {
+      const r = await this.api.undo();
+      this.showResult(r);
+      if (!r.mask) {
+        afterFrame(() => this.ctx.status(`Prompt undone to nothing. ${hint("redo")} brings it back; ` +
+          `${hint("undo")} again undoes the image's last saved change.`));
+      }
+    });
+  }
+
+  /** Bring back the prompt step undone last. */
+  redo() { this.api.enqueue(async () => this.showResult(await this.api.redo())); }
 
   clear() {
     this.S.labelLocked = false;
@@ -128,11 +145,13 @@ export class SegmentTool {
       const r = await this.api.accept(S.current, label);
       this.ctx.history.noteChange();
       S.addAnnotation(r.annotation);
+      S.polygon = null; // a polygon half drawn was not part of the mask accepted
+      S.promptRedo = 0;
       this.ctx.images.update(r.changed_images);
       Object.assign(S, {
         pending: null, prompt: emptyPrompt(), suggestions: [], token: null, labelsPending: false, labelLocked: false,
       });
-      S.changed("anns", "pending", "suggestions");
+      S.changed("anns", "pending", "suggestions", "polygon");
       status(`✅ Saved annotation ${r.annotation.id} '${r.annotation.label}' (${r.annotation.area} px).`);
     });
   }

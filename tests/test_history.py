@@ -153,6 +153,21 @@ def test_brush_eraser_and_polygons_on_a_coco_mask(coco_gt):
         polygon_mask((h, w), [[1, 1], [2, 2]])
 
 
+def test_a_redo_whose_category_id_was_taken_meanwhile_gets_another(tmp_path, coco_gt):
+    key, _, (m1, m2, _) = _photo_masks(coco_gt)
+    store = AnnotationStore(tmp_path / "h.annotations.db")
+    a = store.add(key, m1, "zebra")
+    store.undo(key)  # "zebra" goes with it; its id is free
+    store.add("other.jpg", m2, "yak")  # takes that id (a new name: the next free one)
+    assert store.category_id("yak") == a.category_id
+    store.redo(key)  # the other image's change did not clear this image's redo
+    (back,) = store.for_image(key)
+    assert back.label == "zebra" and back.category_id != a.category_id == store.category_id("yak")
+    assert store.categories["zebra"] == back.category_id
+    store.undo(key)  # the step knows the id its row has now
+    assert store.for_image(key) == [] and "zebra" not in store.categories
+
+
 def test_an_edit_is_stored_in_place_and_undone(tmp_path, coco_gt):
     key, _, (m1, _, _) = _photo_masks(coco_gt)
     store = AnnotationStore(tmp_path / "h.annotations.db")

@@ -118,7 +118,16 @@ class HistoryMixin:
         self._check_unchanged(conn, now, {a.id for a in then} - {a.id for a in now})
         made = step.created_rows or {}
         if way == "redo":
-            self._recreate(conn, made, image)
+            moved = self._recreate(conn, made, image)
+            if moved:  # the rows take the ids their names have now; the step keeps them for the next undo
+                for a in then:
+                    a.category_id = moved.get(a.category_id, a.category_id)
+                made = {**made, "categories": [[n, moved.get(int(c), int(c))] for n, c in made.get("categories") or []]}
+                conn.execute(
+                    update(t.history)
+                    .where(t.history.c.id == step.id)
+                    .values(after=[asdict(a) for a in then], created_rows=made)
+                )
         ids = [a.id for a in now]
         if ids:
             conn.execute(delete(t.annotations).where(self._is(t.annotations), t.annotations.c.id.in_(ids)))
@@ -170,18 +179,26 @@ class HistoryMixin:
         if back:
             raise ValueError(f"annotation {back[0]} exists again: nothing undone")
 
-    def _recreate(self, conn: Connection, made: dict, image: str) -> None:
-        """Redo: the categories and the image row the change had created, with their ids."""
+    def _recreate(self, conn: Connection, made: dict, image: str) -> dict[int, int]:
+        """Redo: the categories and the image row the change had created, with their ids where
+        still free. Returns the category ids that moved, old → new (a name that exists again, or
+        an id another name took meanwhile)."""
         if made.get("image") is not None:
             self._ensure_image(conn, image, *made["image"])
+        moved = {}
         for name, cid in made.get("categories") or []:
             taken = conn.execute(
                 select(func.count())
                 .select_from(t.categories)
-                .where(self._is(t.categories), t.categories.c.name == name)
+                .where(self._is(t.categories), (t.categories.c.name == name) | (t.categories.c.category_id == int(cid)))
             ).scalar()
             if not taken:
                 conn.execute(insert(t.categories).values(dataset_id=self._id, name=name, category_id=int(cid)))
+                continue
+            now = self._category_id(conn, name)
+            if now != int(cid):
+                moved[int(cid)] = now
+        return moved
 
     def _drop_created(self, conn: Connection, made: dict, image: str) -> None:
         """Undo: the categories no annotation uses any more and the image row with nothing left,

@@ -166,7 +166,9 @@ def test_polygon_adds_cuts_a_hole_the_export_keeps_and_a_vertex_drag_moves_the_o
     read = mask_utils.decode({"size": seg["size"], "counts": seg["counts"].encode()}).astype(bool)
     assert np.array_equal(read, holed)  # pycocotools reads the hole back
     # the outline's vertices: drag the outer ring's corner (259.5, 219.5) out by 30 px
-    page.wait_for_function("id => OVSAM.snapshot().outline?.id === id", arg=ann.id)
+    page.wait_for_function(
+        "id => OVSAM.snapshot().outline?.id === id && OVSAM.snapshot().outline.rings.some(r => r.hole)", arg=ann.id
+    )
     rings = page.evaluate("() => OVSAM.snapshot().outline.rings")
     assert sorted(r["hole"] for r in rings) == [False, True]
     outer = next(r for r in rings if not r["hole"])

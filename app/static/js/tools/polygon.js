@@ -45,6 +45,7 @@ export class PolygonTool {
     const id = [...S.selection][0], ann = S.anns.get(id);
     if (!ann || (S.outline && S.outline.id === id && S.outline.counts === ann.rle.counts)) return;
     const counts = ann.rle.counts;
+    if (S.outline) { S.outline = null; S.changed("outline"); } // the rings of the mask before: not shown, not dragged
     this.ctx.api.outline(id).then((r) => {
       const now = S.anns.get(id);
       if (!now || now.rle.counts !== counts || !S.selection.has(id)) return;

@@ -147,18 +147,10 @@ class HistoryMixin:
         return change
 
     def _replayed_change(self, conn: Connection, request_id: str | None, way: str) -> Change | None:
-        if not request_id:
+        r = self._request_result(conn, request_id, way)
+        if r is None:
             return None
-        row = conn.execute(
-            select(t.requests.c.kind, t.requests.c.result).where(
-                self._is(t.requests), t.requests.c.request_id == request_id
-            )
-        ).first()
-        if row is None:
-            return None
-        if row.kind != way:
-            raise ValueError(f"request id {request_id!r} was used for a {row.kind}, not a {way}")
-        r = dict(row.result)
+        r = dict(r)
         r["annotations"] = [Annotation(**a) for a in r["annotations"]]
         return Change(**r)
 

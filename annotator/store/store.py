@@ -199,9 +199,12 @@ class AnnotationStore(HistoryMixin):
         return table.c.dataset_id == self._id
 
     # ------------------------------------------------------------------ requests
-    def _replayed(
-        self, conn: Connection, request_id: str | None, kind: str | tuple[str, ...]
-    ) -> list[Annotation] | None:
+    def _request_result(self, conn: Connection, request_id: str | None, kind: str | tuple[str, ...]) -> Any:
+        """The stored JSON result of an earlier write with ``request_id`` (``None``: none, or no id).
+
+        Raises:
+            ValueError: the id was used for another kind of write, or is too long.
+        """
         if not request_id:
             return None
         if len(request_id) > MAX_REQUEST_ID_CHARS:
@@ -216,7 +219,13 @@ class AnnotationStore(HistoryMixin):
         kinds = (kind,) if isinstance(kind, str) else kind
         if row.kind not in kinds:
             raise ValueError(f"request id {request_id!r} was used for a {row.kind}, not a {' or '.join(kinds)}")
-        return [Annotation(**a) for a in row.result]
+        return row.result
+
+    def _replayed(
+        self, conn: Connection, request_id: str | None, kind: str | tuple[str, ...]
+    ) -> list[Annotation] | None:
+        result = self._request_result(conn, request_id, kind)
+        return None if result is None else [Annotation(**a) for a in result]
 
     def _record(self, conn: Connection, request_id: str | None, kind: str, result: list[Annotation]) -> None:
         if request_id:

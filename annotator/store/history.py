@@ -10,7 +10,8 @@ image, shared by everyone on the dataset, survives reloads and restarts; a new c
 image's redo steps; :data:`MAX_STEPS` are kept per image.
 
 A step is refused (nothing changes) when the rows are no longer as it left them: e.g. a bulk run
-(which keeps no history) changed them since.
+(which keeps no history) or a class rename (the dataset-wide class history of :mod:`.classes`)
+changed them since.
 """
 
 from __future__ import annotations
@@ -102,6 +103,8 @@ class HistoryMixin:
         return self._travel(image, "redo", request_id)
 
     def _travel(self, image: str, way: str, request_id: str | None) -> Change | None:
+        if not image:  # the class history's steps (store/classes.py): undo_classes, redo_classes
+            raise ValueError("name the image whose change to undo or redo")
         with self._write() as conn:
             change = self._replayed_change(conn, request_id, way) or self._travelled(conn, image, way, request_id)
         if change is not None:
@@ -166,7 +169,10 @@ class HistoryMixin:
         for a in expected:
             row = current.get(a.id)
             if row is None or asdict(annotation_of(row)) != asdict(a):
-                raise ValueError(f"annotation {a.id} was changed since (outside the undo history): nothing undone")
+                raise ValueError(
+                    f"annotation {a.id} was changed since, outside this image's undo history (a class rename, "
+                    "a bulk run): nothing undone"
+                )
         back = sorted(absent & current.keys())
         if back:
             raise ValueError(f"annotation {back[0]} exists again: nothing undone")

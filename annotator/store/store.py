@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from ..instances import Instances, Source
 from ..masks import decode_rle, encode_rle, rle_area, rle_bbox
 from . import schema as t
+from .classes import ClassesMixin
 from .history import HistoryMixin
 from .legacy import read_legacy
 from .model import Annotation, ImageInfo, StoreError, StoreFullError, checked_label
@@ -64,7 +65,7 @@ def _is_full(exc: OperationalError) -> bool:
     )
 
 
-class AnnotationStore(HistoryMixin):
+class AnnotationStore(HistoryMixin, ClassesMixin):
     """Annotations of one dataset in a database, safe for many writers (threads and processes).
 
     Args:
@@ -330,7 +331,7 @@ class AnnotationStore(HistoryMixin):
                 id=first + i,
                 image=image,
                 label=item["label"],
-                category_id=self._category_id(conn, item["label"]),
+                category_id=self._label_id(conn, item["label"]),
                 rle=item["rle"],
                 bbox=rle_bbox(item["rle"]),
                 area=item["area"],
@@ -524,7 +525,7 @@ class AnnotationStore(HistoryMixin):
             if prior is not None:
                 return prior
             was = self._get(conn, ids)
-            cid = self._category_id(conn, label)
+            cid = self._label_id(conn, label)
             conn.execute(
                 update(t.annotations)
                 .where(self._is(t.annotations), t.annotations.c.id.in_(ids))
@@ -655,7 +656,7 @@ class AnnotationStore(HistoryMixin):
                     bbox=[float(v) for v in rle_bbox(rle)],
                     area=int(item["area"]),
                     label=item["label"],
-                    category_id=self._category_id(conn, item["label"]),
+                    category_id=self._label_id(conn, item["label"]),
                     score=item["score"],
                     predicted_iou=item["predicted_iou"],
                     prompt=item["prompt"],

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import uuid
 
-import numpy as np
 import pytest
 from sqlalchemy import text
 

@@ -3,7 +3,7 @@
 A registry of built-in vocabularies plus user files:
 
 - ``imagenet21k``: the 21,843 ImageNet-21k (fall11) synsets, from the class lists the ``timm``
-  package ships; each synset's lemmas are its synonyms.
+  package ships; each synset's lemmas are its synonyms and its WordNet definition its gloss.
 - ``coco``: the 80 COCO thing classes with their official ids.
 - ``coco_panoptic``: the 133 COCO panoptic classes (things and stuff, ``isthing`` kept).
 - a text file: one class a line, ``name`` or ``id:name``, comma-separated synonyms allowed, ``#``
@@ -39,6 +39,8 @@ class Vocabulary:
         synonyms: per class, the phrases used in CLIP text prompts (first is the main one).
         ids: per class, a stable category id (the file's or official id, else index + 1).
         isthing: per class, COCO panoptic ``isthing``; ``None`` when the source does not say.
+        glosses: per class, the sense's definition (WordNet's, for ImageNet-21k); ``None`` when
+            the source has none.
     """
 
     name: str
@@ -46,12 +48,14 @@ class Vocabulary:
     synonyms: tuple[tuple[str, ...], ...]
     ids: tuple[int, ...]
     isthing: tuple[bool, ...] | None = None
+    glosses: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.names)
         if n == 0:
             raise VocabularyError(f"vocabulary {self.name!r} contains no class names")
-        if len(self.synonyms) != n or len(self.ids) != n or (self.isthing is not None and len(self.isthing) != n):
+        optional = [f for f in (self.isthing, self.glosses) if f is not None]
+        if len(self.synonyms) != n or len(self.ids) != n or any(len(f) != n for f in optional):
             raise VocabularyError(f"vocabulary {self.name!r}: per-class fields differ in length")
         if len(set(self.names)) != n:
             raise VocabularyError(f"vocabulary {self.name!r}: display names are not unique")
@@ -70,64 +74,31 @@ class Vocabulary:
         return dict(zip(self.names, self.isthing, strict=True)) if self.isthing is not None else {}
 
     @cached_property
-    def _search_phrases(self) -> tuple[tuple[tuple[str, str], ...], ...]:
-        """Per class, ``(normalised phrase, phrase)`` for the display name, then each synonym."""
+    def name_set(self) -> frozenset[str]:
+        """The display names, for membership tests."""
+        return frozenset(self.names)
+
+    @cached_property
+    def _lookup_phrases(self) -> tuple[tuple[str, ...], ...]:
+        """Per class, the normalised display name, then each synonym and its prompt phrase."""
         rows = []
         for name, syns in zip(self.names, self.synonyms, strict=True):
             phrases = dict.fromkeys([name, *syns, *(prompt_phrase(s) for s in syns)])
-            rows.append(tuple((_normalise(p), p) for p in phrases if p))
+            rows.append(tuple(normalise_phrase(p) for p in phrases if p))
         return tuple(rows)
-
-    def search(self, query: str, limit: int = 20) -> list[tuple[str, str | None]]:
-        """Rank the classes for a typed query: exact, then prefix, then word prefix, then substring.
-
-        A class matches through its display name or any synonym (case-insensitive; ``_`` and
-        ``-`` read as spaces). Within a tier, matches through the display name come first, then
-        shorter phrases, then vocabulary order.
-
-        Args:
-            query: what the user typed; blank gives no result.
-            limit: how many classes at most.
-        Returns:
-            ``(display name, synonym it matched or None when the name itself matched)``, best first.
-        """
-        q = _normalise(query)
-        if not q:
-            return []
-        ranked = []
-        for idx, phrases in enumerate(self._search_phrases):
-            best = None
-            for k, (norm, phrase) in enumerate(phrases):
-                if q not in norm:
-                    continue
-                if norm == q:
-                    tier = 0
-                elif norm.startswith(q):
-                    tier = 1
-                elif f" {q}" in f" {norm}":
-                    tier = 2
-                else:
-                    tier = 3
-                rank = (tier, k > 0, len(norm), idx)
-                if best is None or rank < best[0]:
-                    best = (rank, phrase if k > 0 else None)
-            if best is not None:
-                ranked.append(best)
-        ranked.sort(key=lambda r: r[0])
-        return [(self.names[r[0][3]], r[1]) for r in ranked[:limit]]
 
     def lookup(self, phrase: str) -> list[int]:
         """Indices of the classes a phrase names exactly: through the display name or a synonym,
-        compared as :meth:`search` compares them (case-insensitive, ``_`` and ``-`` as spaces);
+        compared as the label search compares them (case-insensitive, ``_`` and ``-`` as spaces);
         display-name matches first, then vocabulary order. Homonyms (``crane (1)``, ``crane
         (2)``) all match their shared synonym. Empty when none does."""
-        q = _normalise(phrase)
+        q = normalise_phrase(phrase)
         if not q:
             return []
         hits = [
             (k > 0, idx)
-            for idx, phrases in enumerate(self._search_phrases)
-            for k, (norm, _) in enumerate(phrases)
+            for idx, phrases in enumerate(self._lookup_phrases)
+            for k, norm in enumerate(phrases)
             if norm == q
         ]
         return list(dict.fromkeys(idx for _, idx in sorted(hits)))
@@ -140,8 +111,8 @@ class Vocabulary:
             raise KeyError(name) from None
 
 
-def _normalise(text: str) -> str:
-    """Lower case, ``_`` and ``-`` as spaces, runs of white space folded (for label search)."""
+def normalise_phrase(text: str) -> str:
+    """Lower case, ``_`` and ``-`` as spaces, runs of white space folded (for label search and lookup)."""
     return " ".join(text.lower().replace("_", " ").replace("-", " ").split())
 
 
@@ -151,20 +122,25 @@ def prompt_phrase(name: str) -> str:
     return re.sub(r"[_\-]+", " ", text).strip()
 
 
-def _build(name: str, rows: list[tuple[int | None, list[str], bool | None]]) -> Vocabulary:
-    """Rows of (id or None, synonyms, isthing or None) → Vocabulary with unique display names."""
+def _build(
+    name: str, rows: list[tuple[int | None, list[str], bool | None]], glosses: list[str] | None = None
+) -> Vocabulary:
+    """Rows of (id or None, synonyms, isthing or None) → Vocabulary with unique display names.
+
+    Homonyms (classes sharing a main synonym, e.g. ImageNet's senses of *car*) are told apart by a
+    qualifier: the first synonym of theirs that no other sense of the name has (``car (auto)``,
+    ``car (railcar)``, ``car (elevator car)``); senses without one are numbered (``crane (1)``).
+    """
     rows = [(i, [s.strip() for s in syns if s.strip()], t) for i, syns, t in rows]
-    rows = [r for r in rows if r[1] and r[1][0] != "invalid_class_id"]  # fc-clip's id-0 placeholder
+    keep = [k for k, r in enumerate(rows) if r[1] and r[1][0] != "invalid_class_id"]  # fc-clip's id-0 placeholder
+    rows = [rows[k] for k in keep]
+    if glosses is not None:
+        glosses = [glosses[k] for k in keep]
     if not rows:
         raise VocabularyError(f"vocabulary {name!r} contains no class names")
-    counts = Counter(r[1][0] for r in rows)
-    seen: Counter[str] = Counter()
+    displays = _display_names([r[1] for r in rows])
     names, synonyms, ids, things = [], [], [], []
-    for k, (cid, syns, thing) in enumerate(rows):
-        display = syns[0]
-        if counts[display] > 1:  # homonyms (e.g. two ImageNet senses of "crane")
-            seen[display] += 1
-            display = f"{display} ({seen[display]})"
+    for k, ((cid, syns, thing), display) in enumerate(zip(rows, displays, strict=True)):
         names.append(display)
         synonyms.append(tuple(syns))
         ids.append(cid if cid is not None else k + 1)
@@ -172,7 +148,42 @@ def _build(name: str, rows: list[tuple[int | None, list[str], bool | None]]) -> 
     if len(set(ids)) != len(ids):
         raise VocabularyError(f"vocabulary {name!r}: category ids are not unique")
     isthing = tuple(bool(t) for t in things) if all(t is not None for t in things) else None
-    return Vocabulary(name, tuple(names), tuple(synonyms), tuple(ids), isthing)
+    return Vocabulary(
+        name, tuple(names), tuple(synonyms), tuple(ids), isthing, tuple(glosses) if glosses is not None else None
+    )
+
+
+def _display_names(synonyms: list[list[str]]) -> list[str]:
+    """Unique display names: the main synonym, qualified for homonyms (see :func:`_build`)."""
+    groups: dict[str, list[int]] = {}
+    for k, syns in enumerate(synonyms):
+        groups.setdefault(syns[0], []).append(k)
+    taken = {syns[0] for syns in synonyms}
+    names = [syns[0] for syns in synonyms]
+    for main, members in groups.items():
+        if len(members) == 1:
+            continue
+        shared = Counter(s.lower() for k in members for s in dict.fromkeys(synonyms[k][1:]))
+        unnamed = []
+        for k in members:
+            qual = next(
+                (s for s in synonyms[k][1:] if shared[s.lower()] == 1 and s.lower() != main.lower()),
+                None,
+            )
+            display = f"{main} ({qual})" if qual else None
+            if display is None or display in taken:
+                unnamed.append(k)
+            else:
+                names[k] = display
+                taken.add(display)
+        n = 0
+        for k in unnamed:
+            n += 1
+            while f"{main} ({n})" in taken:
+                n += 1
+            names[k] = f"{main} ({n})"
+            taken.add(names[k])
+    return names
 
 
 _LINE = re.compile(r"^(?:(\d+)\s*:)?(.*)$")
@@ -215,8 +226,10 @@ def _imagenet21k() -> Vocabulary:
     from timm.data import ImageNetInfo
 
     info = ImageNetInfo("imagenet-21k-goog")
-    rows = [(None, desc.split(","), None) for desc in info.label_descriptions()]
-    return _build("imagenet21k", rows)
+    short, detailed = info.label_descriptions(), info.label_descriptions(detailed=True)
+    rows = [(None, desc.split(","), None) for desc in short]
+    glosses = [full[len(desc) :].removeprefix(": ") for desc, full in zip(short, detailed, strict=True)]
+    return _build("imagenet21k", rows, glosses)
 
 
 VOCABULARIES: dict[str, Callable[[], Vocabulary]] = {

@@ -6,10 +6,12 @@ its outline, with the label suggestions and scores. The image itself travels onc
 
 Routes (mounted under ``/ovsam/api`` by :func:`app.page.build_app`), JSON in and out:
 
-- ``GET  state?session=S``: the images (key, annotation count, done mark), the image the session
-  (or, for a new session, the store) worked on last, vocabulary size, label availability.
+- ``GET  state?session=S``: the images (key, annotation count, done mark, ``unreadable``: why
+  the file failed to load, until it changes), the image the session (or, for a new session, the
+  store) worked on last, vocabulary size, label availability.
 - ``POST open {session, key}``: make an image the session's own (embeddings computed or taken
-  from the cache), prefetch the next ones; the image's size, display scale and annotations.
+  from the cache), prefetch the next ones; the image's size, display scale and annotations, and
+  ``unreadable`` ``{key: reason}`` of every image known not to load (422 when this one does not).
 - ``GET  image?key=K``: the image at the displayed resolution (PNG or JPEG).
 - ``POST click {session, x, y, positive}``, ``POST box {session, box}``, ``POST candidate
   {session, key}`` (SAM's next candidate mask), ``POST reprompt {session, id, key}`` (a saved
@@ -23,8 +25,9 @@ Routes (mounted under ``/ovsam/api`` by :func:`app.page.build_app`), JSON in and
   ``token``), once the image's CLIP dense pass is done.
 - ``POST accept {session, label}``: store the pending mask; a label not in the vocabulary
   becomes a new category.
-- ``GET  labels?q=TEXT``: the vocabulary ranked on the server (exact, prefix, substring;
-  synonyms count), the best 20 names.
+- ``GET  labels?q=TEXT``: the vocabulary and the project's classes ranked on the server
+  (:mod:`annotator.label_search`: exact, prefix, substring, then typos; plurals and synonyms
+  count), the best 20 with their glosses, and ``create`` (the typed name when no result is it).
 - ``POST delete {ids}``, ``POST relabel {ids, label}``, ``POST merge {ids, label?}``,
   ``POST intersect {ids, label?}``, ``POST subtract {ids}`` (``ids[1:]`` cut out of ``ids[0]``),
   ``POST done {key, done}``, ``POST everything {session, method}``, ``GET progress?session=S``.
@@ -36,6 +39,10 @@ Routes (mounted under ``/ovsam/api`` by :func:`app.page.build_app`), JSON in and
   classes (comma-separated; vocabulary names or free text) on the tab's image; they are held
   as the tab's found candidates (nothing stored yet), each with its mask, label and score.
 - ``POST find_accept {session, key, indices}``: store those candidates as annotations.
+- ``GET  classes``: the project's classes (name, id, count; ``restricted`` with ``--classes``);
+  ``POST classes/rename {old, new, key?}``, ``POST classes/merge {names, into, key?}``,
+  ``POST classes/history {way, key?}`` (the dataset-wide class history): every image's
+  annotations of the class take the new name (and, into an existing class, its id).
 
 Each browser tab has an id it makes itself (the ``session`` field); tabs never share prompts,
 and each holds the embedding of its own image (the engine keeps no current image). What a
@@ -54,6 +61,7 @@ import numpy as np
 from annotator.engine import PromptResult
 from annotator.everything.pipeline import METHOD_TITLES, METHODS
 from annotator.images import ImageLoadError
+from annotator.label_search import LabelHit, LabelSearch
 from annotator.lru import BoundedLRU
 from annotator.masks import decode_rle, encode_rle
 from annotator.store import Annotation, StoreError, StoreFullError
@@ -211,9 +219,11 @@ class PageAPI:
         }
 
     def images(self, keys: list[str] | None = None) -> list[dict]:
-        """Image-list entries ``{key, n, done}``: every image, or those of ``keys`` only (after
-        an edit: the page updates those rows)."""
-        return [{"key": k, "n": n, "done": d} for k, n, d in self.tabs.images(keys)]
+        """Image-list entries ``{key, n, done, unreadable}``: every image, or those of ``keys``
+        only (after an edit: the page updates those rows). ``unreadable``: why the file failed to
+        load (``None``: it did not, or it changed since and is tried again)."""
+        bad = self.ws.unreadable()
+        return [{"key": k, "n": n, "done": d, "unreadable": bad.get(k)} for k, n, d in self.tabs.images(keys)]
 
     # ------------------------------------------------------------------ routes
     @_translated
@@ -233,11 +243,13 @@ class PageAPI:
             if self.engine.has_labels
             else f"Find all needs CLIP: {self.engine.labels_unavailable}",
             "methods": [{"id": m, "title": METHOD_TITLES[m]} for m in METHODS],
+            "classes": self._class_list(),
         }
 
     @_translated
     def open(self, session: str, key: str) -> dict:
         """Make ``key`` the tab's image; start embedding the next images in the background.
+        ``unreadable``: every image known not to load, ``{key: reason}`` (the page marks them).
 
         Raises:
             ApiError: 404 unknown image; 422 unreadable file (the reason in the message).
@@ -253,6 +265,7 @@ class PageAPI:
             "labels_ready": opened.labels_ready,
             "annotations": [self._annotation(a) for a in opened.annotations],
             "history": self._depth(opened.key),
+            "unreadable": self.ws.unreadable(),
         }
 
     def image_bytes(self, key: str) -> tuple[bytes, str]:
@@ -456,11 +469,37 @@ class PageAPI:
         result, labels = self.tabs.tab(session).suggest(key)
         return {"token": None if result is None else _token(result), "labels": _labels(labels)}
 
-    def labels(self, query: str) -> dict:
-        """The best :data:`LABEL_RESULTS` vocabulary names for what was typed."""
+    @functools.cached_property
+    def _label_search(self) -> LabelSearch | None:
         vocab = self.engine.vocabulary
-        found = vocab.search(query, LABEL_RESULTS) if vocab else []
-        return {"results": [{"name": n, "synonym": s} for n, s in found]}
+        return LabelSearch(vocab) if vocab else None
+
+    def labels(self, query: str) -> dict:
+        """The best :data:`LABEL_RESULTS` classes for what was typed (:mod:`annotator.label_search`:
+        the project's classes first in each tier, typos and plurals found, common senses first),
+        each with its gloss; ``create``: the typed name, offered as a new class when no result
+        has exactly that name (the page shows it as a row the user must pick), else ``None``."""
+        project = self.ws.store.categories
+        search = self._label_search
+        found = search.search(query, LABEL_RESULTS, project) if search else []
+        typed = " ".join(query.split())
+        if not search and typed:
+            found = [h for h in project if typed.lower() in h.lower()][:LABEL_RESULTS]
+            found = [LabelHit(n, None, None, 3, True, False) for n in found]
+        create = typed if typed and all(h.name.lower() != typed.lower() for h in found) else None
+        return {
+            "results": [
+                {
+                    "name": h.name,
+                    "synonym": h.synonym,
+                    "gloss": h.gloss,
+                    "fuzzy": h.tier == 4,
+                    "in_project": h.in_project,
+                }
+                for h in found
+            ],
+            "create": create,
+        }
 
     @_translated
     def delete(self, ids, request_id: str | None = None) -> dict:
@@ -585,6 +624,64 @@ class PageAPI:
             "indices": idx,
             "changed_images": self.images([a.image for a in added]),
         }
+
+    # ------------------------------------------------------------------ the project's classes
+    def _class_list(self) -> dict:
+        """``{restricted, names}``: whether labels must come from a class list (``--classes
+        FILE``), and its names (every class of the project otherwise)."""
+        allowed = self.ws.store.allowed
+        names = sorted(allowed) if allowed is not None else sorted(self.ws.store.categories)
+        return {"restricted": allowed is not None, "names": names}
+
+    @_translated
+    def classes(self) -> dict:
+        """Every class of the project: ``{"classes": [{name, id, count}], "restricted",
+        "history": {"undoable", "redoable"}}`` (by id; count 0 included). The page colours a
+        class by its name (colours.js)."""
+        undoable, redoable = self.ws.store.classes_history_depth()
+        return {
+            "classes": [{"name": c.name, "id": c.id, "count": c.count} for c in self.tabs.classes()],
+            "restricted": self.ws.store.allowed is not None,
+            "history": {"undoable": undoable, "redoable": redoable},
+        }
+
+    def _class_change(self, change, key: str | None) -> dict:
+        shown = key if key in self.ws.keys else None
+        out = {
+            "done": change is not None,
+            "moves": [] if change is None else change.moves,
+            "ids": [] if change is None else change.ids,
+            "images": [] if change is None else change.images,
+            "annotations": [self._annotation(a) for a in self.ws.store.for_image(shown)] if shown else [],
+        }
+        return {**out, **self.classes()}
+
+    @_translated
+    def rename_class(self, old: str, new: str, key: str | None = None, request_id=None, author=None) -> dict:
+        """Rename class ``old`` to ``new`` on every image (into an existing class: a merge).
+
+        Args:
+            key: the image the page shows: its annotations come back, relabelled.
+        Returns:
+            ``{"done", "moves", "ids", "images", "annotations", "classes", "restricted", "history"}``.
+        Raises:
+            ApiError: 404 no such class; 422 empty or the same name, or one outside the class list.
+        """
+        return self._class_change(self.tabs.rename_class(old, new, request_id, author), key)
+
+    @_translated
+    def merge_classes(self, names, into: str, key: str | None = None, request_id=None, author=None) -> dict:
+        """Merge classes ``names`` into ``into`` (answer as :meth:`rename_class`)."""
+        return self._class_change(self.tabs.merge_classes(names, into, request_id, author), key)
+
+    @_translated
+    def travel_classes(self, way: str, key: str | None = None, request_id=None) -> dict:
+        """Undo or redo the last class rename or merge (``done`` false: nothing to undo / redo).
+
+        Raises:
+            ApiError: 422 the rows changed since (nothing changed).
+        """
+        return self._class_change(self.tabs.travel_classes(way, request_id), key)
 
     @_translated
     def progress(self, session: str) -> dict:

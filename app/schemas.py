@@ -161,6 +161,32 @@ class FindRequest(TabRequest):
         return None if value == "" else value
 
 
+ClassName = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_CHARS, description="a class of the project")]
+
+
+class ClassRenameRequest(Write):
+    """``POST classes/rename``: rename a class on every image (into an existing class: a merge)."""
+
+    old: ClassName
+    new: Label = Field(description="the new name; an existing class's: a merge into it")
+    key: str | None = Field(default=None, description="the image the page shows: its annotations come back")
+
+
+class ClassMergeRequest(Write):
+    """``POST classes/merge``: merge classes into one."""
+
+    names: list[ClassName] = Field(min_length=1, max_length=MAX_IDS, description="the classes merged")
+    into: Label = Field(description="one of them, another class, or a new name")
+    key: str | None = Field(default=None, description="the image the page shows: its annotations come back")
+
+
+class ClassHistoryRequest(Write):
+    """``POST classes/history``: undo or redo the last class rename or merge."""
+
+    way: Literal["undo", "redo"]
+    key: str | None = Field(default=None, description="the image the page shows: its annotations come back")
+
+
 class FindAcceptRequest(TabRequest, Write):
     """``POST find_accept``: store found candidates by index."""
 
@@ -234,6 +260,9 @@ class ImageEntry(BaseModel):
     key: str
     n: int = Field(description="annotations of the image")
     done: bool
+    unreadable: str | None = Field(
+        None, description="why the file failed to load (None: it did not, or it changed since)"
+    )
 
 
 class LabelOut(BaseModel):
@@ -276,6 +305,14 @@ class Method(BaseModel):
     title: str
 
 
+class ClassListOut(BaseModel):
+    """The class list the page labels with: ``restricted`` (``--classes FILE``: only these
+    names are accepted) and the names (every class of the project when not restricted)."""
+
+    restricted: bool
+    names: list[str]
+
+
 class StateOut(BaseModel):
     """``GET state``: what the page starts with."""
 
@@ -287,6 +324,7 @@ class StateOut(BaseModel):
     labels_unavailable: str | None
     find_unavailable: str | None
     methods: list[Method]
+    classes: ClassListOut
 
 
 class HistoryDepth(BaseModel):
@@ -340,6 +378,9 @@ class OpenOut(BaseModel):
     labels_ready: bool
     annotations: list[AnnotationOut]
     history: HistoryDepth
+    unreadable: dict[str, str] = Field(
+        default_factory=dict, description="every image known not to load (until its file changes): key -> reason"
+    )
 
 
 class SuggestOut(BaseModel):
@@ -357,16 +398,22 @@ class AcceptOut(BaseModel):
 
 
 class LabelSearchResult(BaseModel):
-    """A vocabulary name found for what was typed (``synonym``: the synonym that matched)."""
+    """A class found for what was typed (``synonym``: the synonym that matched; ``gloss``: the
+    sense's definition; ``fuzzy``: found as a typo; ``in_project``: already used here)."""
 
     name: str
     synonym: str | None
+    gloss: str | None = None
+    fuzzy: bool = False
+    in_project: bool = False
 
 
 class LabelsOut(BaseModel):
-    """``GET labels``."""
+    """``GET labels``: the results, and ``create``, the typed name offered as a new class (``None``
+    when a result is that name)."""
 
     results: list[LabelSearchResult]
+    create: str | None = None
 
 
 class DeleteOut(BaseModel):
@@ -449,6 +496,33 @@ class FindAcceptOut(BaseModel):
     annotations: list[AnnotationOut]
     indices: list[int]
     changed_images: list[ImageEntry]
+
+
+class ClassOut(BaseModel):
+    """A class of the project: its name, stable id (every export's) and annotations."""
+
+    name: str
+    id: int
+    count: int = Field(description="annotations of the class, every image")
+
+
+class ClassesOut(BaseModel):
+    """``GET classes``: the project's classes, by id."""
+
+    classes: list[ClassOut]
+    restricted: bool = Field(description="labels must come from this list (--classes FILE)")
+    history: HistoryDepth = Field(description="class changes that can be undone / redone")
+
+
+class ClassChangeOut(ClassesOut):
+    """``POST classes/rename``, ``classes/merge``, ``classes/history``: what changed, and the
+    classes as they are now."""
+
+    done: bool = Field(description="false: nothing to undo / redo")
+    moves: list[list[str]] = Field(description="[old name, new name] per class moved")
+    ids: list[int] = Field(description="annotations relabelled (every image)")
+    images: list[str] = Field(description="their images")
+    annotations: list[AnnotationOut] = Field(description="the shown image's annotations, as they are now")
 
 
 class ProgressOut(BaseModel):

@@ -198,12 +198,25 @@ def wait_status(page, text: str, timeout: int = 30_000) -> None:
     page.wait_for_function("t => document.querySelector('#ov-status').innerText.includes(t)", arg=text, timeout=timeout)
 
 
-def accept_with(page, label: str) -> None:
-    n = page.evaluate("() => OVSAM.snapshot().anns.length")
+def choose_label(page, label: str) -> None:
+    """Type ``label`` in the label field and pick it with the keyboard as a person does: the row
+    of that name, else "Create class '…'" (↓ to it, Enter). The field then holds the choice."""
     field = page.locator("#ov-label")
     field.fill(label)
-    field.press("Escape")  # close the search results: the typed name is the label
-    page.keyboard.press("Enter")
+    page.wait_for_function("t => OVSAM.snapshot().resultsFor === t", arg=label.strip())
+    rows = page.evaluate("() => OVSAM.snapshot().results")
+    named = [i for i, r in enumerate(rows) if not r["create"] and r["name"].lower() == label.strip().lower()]
+    want = named[0] if named else next(i for i, r in enumerate(rows) if r["create"])
+    for _ in range(want):
+        field.press("ArrowDown")
+    field.press("Enter")  # takes the row
+    page.wait_for_function("() => OVSAM.snapshot().labelChoice !== null")
+
+
+def accept_with(page, label: str) -> None:
+    n = page.evaluate("() => OVSAM.snapshot().anns.length")
+    choose_label(page, label)
+    page.keyboard.press("Enter")  # the second Enter accepts
     page.wait_for_function("n => OVSAM.snapshot().anns.length > n", arg=n, timeout=30_000)
 
 
@@ -424,8 +437,7 @@ def test_shortcuts(browser, app, photos, coco_gt):
     page.keyboard.press("m")
     wait_status(page, f"The selection is labelled '{sugg[0]}', 'other'")
     assert sorted(a.id for a in ws.store.for_image(info0["file_name"])) == ids  # nothing merged yet
-    page.locator("#ov-label").fill("pair")
-    page.locator("#ov-label").press("Escape")
+    choose_label(page, "pair")
     page.keyboard.press("m")
     page.wait_for_function("() => OVSAM.snapshot().anns.length === 1")
     (merged,) = ws.store.for_image(info0["file_name"])
@@ -464,12 +476,10 @@ def test_select_relabel_delete_merge_by_clicking_and_the_list(browser, app, phot
     shift_click(page, *screen_xy(page, *inside[1]))
     assert sorted(state(page)["selection"]) == sorted(ids[:2])
     # relabel the selection by key (Enter, no mask pending), then by button
-    page.locator("#ov-label").fill("car")
-    page.locator("#ov-label").press("Escape")
+    choose_label(page, "car")
     page.keyboard.press("Enter")
     page.wait_for_function("() => OVSAM.snapshot().anns.filter(a => a.label === 'car').length === 2")
-    page.locator("#ov-label").fill("vehicle")
-    page.locator("#ov-label").press("Escape")
+    choose_label(page, "vehicle")
     page.locator("#ov-relabel").click()
     page.wait_for_function("() => OVSAM.snapshot().anns.filter(a => a.label === 'vehicle').length === 2")
     assert [ws.store.annotations[i].label for i in ids] == ["vehicle", "vehicle", "thing"]
@@ -573,7 +583,8 @@ def test_label_search_runs_on_the_server(browser, app):
     field.click()
     field.type("a")
     page.wait_for_function("() => document.querySelectorAll('#ov-label-results li').length > 0")
-    assert page.locator("#ov-label-results li").count() == 20  # the best 20 of 21,843
+    assert page.locator("#ov-label-results li:not(.create)").count() == 20  # the best 20 of 21,843
+    assert page.locator("#ov-label-results li.create").inner_text() == "+ Create class 'a'"  # no class is 'a'"
     field.fill("")
     field.type("domestic dog")  # a synonym of ImageNet-21k's "dog"
     page.wait_for_function("() => OVSAM.snapshot().resultsFor === 'domestic dog'")  # the whole query answered
@@ -582,18 +593,16 @@ def test_label_search_runs_on_the_server(browser, app):
     field.press("Enter")  # takes the highlighted name
     assert field.input_value() == "dog"
     # Enter before the search has answered the text typed: it searches first and never takes a
-    # name from an older query's results
+    # name from an older query's results: it takes the highlighted row of the text typed
     field.fill("dom")
     page.wait_for_function("() => OVSAM.snapshot().resultsFor === 'dom'")
     stale = page.evaluate("() => OVSAM.snapshot().results[0].name")
     page.evaluate("() => { document.querySelector('#ov-label').value = 'domestic cat'; }")  # no answer yet
     field.press("Enter")
-    page.wait_for_function("() => OVSAM.snapshot().resultsFor === 'domestic cat'")
-    assert field.input_value() == "domestic cat"
+    page.wait_for_function("() => OVSAM.snapshot().labelChoice !== null")
+    assert page.evaluate("() => OVSAM.snapshot().resultsFor") == "domestic cat"
     fresh = page.evaluate("() => OVSAM.snapshot().results[0].name")
-    assert fresh != stale
-    field.press("Enter")  # now the highlighted answer to 'domestic cat'
-    assert field.input_value() == fresh
+    assert fresh != stale and field.input_value() == fresh
     # the vocabulary never travels to the page
     html = page.content()
     assert "Canis familiaris" not in html and "andiron" not in html and len(html) < 300_000
@@ -684,8 +693,7 @@ def test_an_accept_whose_answer_is_lost_is_retried_and_stored_once(browser, app,
         lambda route: (sent.append(1), route.fulfill(status=507, json={"error": "disk full: nothing saved (x)"})),
     )
     click_image(page, *farthest_interior_point(instance_mask(coco_gt, anns[1])))
-    page.locator("#ov-label").fill("other")
-    page.locator("#ov-label").press("Escape")
+    choose_label(page, "other")
     page.keyboard.press("Enter")
     wait_status(page, "disk full: nothing saved")
     assert len(sent) == 3 and page.evaluate("() => OVSAM.snapshot().pending") is not None  # the mask is kept

@@ -19,6 +19,7 @@ from annotator.masks import decode_rle
 from .conftest import instance_mask
 from .test_browser import (  # the fixtures browser, labelled_engine, photos, app too
     accept_with,
+    choose_label,
     app,
     browser,
     click_image,
@@ -250,8 +251,7 @@ def test_every_action_undone_and_redone_leaves_the_store_byte_for_byte_and_a_rel
     first, second = (a.id for a in ws.store.for_image(key))
     page.keyboard.press("v")
     page.mouse.click(*screen_xy(page, *inside_only(ws, first)))
-    page.locator("#ov-label").fill("renamed")
-    page.locator("#ov-label").press("Escape")
+    choose_label(page, "renamed")
     page.locator("#ov-relabel").click()
     saved(3)
     page.keyboard.press("b")
@@ -262,8 +262,7 @@ def test_every_action_undone_and_redone_leaves_the_store_byte_for_byte_and_a_rel
     page.keyboard.down("Shift")
     page.mouse.click(*screen_xy(page, *inside_only(ws, second)))
     page.keyboard.up("Shift")
-    page.locator("#ov-label").fill("merged")
-    page.locator("#ov-label").press("Escape")
+    choose_label(page, "merged")
     page.keyboard.press("m")
     saved(5)
     page.keyboard.press("Delete")

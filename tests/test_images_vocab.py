@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from annotator.images import ImageLoadError, list_images, load_image, write_sample_images
+from annotator.label_search import LabelSearch, commonness, singular_forms
 from annotator.vocabulary import VocabularyError, load_vocabulary
 
 
@@ -79,7 +81,7 @@ def test_builtin_vocabularies():
     assert len(pan) == 133 and pan.isthing is not None and sum(pan.isthing) == 80
     inet = load_vocabulary("imagenet21k")
     assert len(inet) == 21843 and len(set(inet.names)) == 21843
-    assert "bass (1)" in inet.names  # homonyms get distinct display names
+    assert "bass (1)" in inet.names and "car (auto)" in inet.names  # homonyms get distinct display names
 
 
 def test_text_vocabulary_formats(tmp_path, coco_tiny):
@@ -115,19 +117,68 @@ def test_bad_vocabulary_specs(tmp_path):
 
 
 def test_label_search_ranks_exact_prefix_word_substring_with_synonyms():
+    search = LabelSearch(load_vocabulary("imagenet21k"))
+
+    def names(q, **kw):
+        return [h.name for h in search.search(q, **kw)]
+
+    found = search.search("domestic dog")
+    assert (found[0].name, found[0].synonym) == ("dog", "domestic dog")  # through a synonym
+    assert names("dog")[0] == "dog" and len(names("dog")) == 20
+    tiers = search.search("cat", limit=200)
+    assert tiers[0].name == "cat" and [h.tier for h in tiers] == sorted(h.tier for h in tiers)
+    assert names("  TRAFFIC_light ") == names("traffic light")
+    assert search.search("") == [] and search.search("zzzzqqq") == []
+    coco = LabelSearch(load_vocabulary("coco"))
+    assert [(h.name, h.synonym) for h in coco.search("light")] == [("traffic light", None)]
+
+
+@pytest.mark.parametrize(
+    "typed,meant",
+    [
+        ("giraf", "giraffe"),
+        ("girafe", "giraffe"),
+        ("bycicle", "bicycle"),
+        ("traffic lite", "traffic light"),
+        ("elefant", "elephant"),
+        ("umbrela", "umbrella"),
+        ("refridgerator", "refrigerator"),
+        ("dogs", "dog"),
+        ("boxes", "box (1)"),
+        ("berries", "berry (1)"),
+        ("buses", "bus"),
+    ],
+)
+def test_typos_and_plurals_find_the_class_first(typed, meant):
+    """Issue 29: `rockett`, `girafe`, `bycicle`, `traffic lite` found nothing; `dogs` neither."""
+    hits = LabelSearch(load_vocabulary("imagenet21k")).search(typed)
+    assert hits[0].name == meant, [h.name for h in hits[:5]]
+
+
+def test_common_senses_first_with_their_gloss_and_qualified_names():
     vocab = load_vocabulary("imagenet21k")
-    found = vocab.search("domestic dog")
-    assert found[0] == ("dog", "domestic dog")  # through a synonym
-    names = [n for n, _ in vocab.search("dog")]
-    assert names[0] == "dog" and len(names) == 20
-    tiers = [n for n, _ in vocab.search("cat", limit=200)]
-    assert tiers[0] == "cat" or tiers[0].startswith("cat")
-    first_substring = next(i for i, n in enumerate(tiers) if "cat" in n.lower() and not n.lower().startswith("cat"))
-    assert all(n.lower().startswith("cat") or " cat" in n.lower() for n in tiers[:first_substring])
-    assert vocab.search("  TRAFFIC_light ") == vocab.search("traffic light")
-    assert vocab.search("") == [] and vocab.search("zzzzqqq") == []
-    coco = load_vocabulary("coco")
-    assert coco.search("light") == [("traffic light", None)]
+    assert "car (auto)" in vocab.names and "car (railcar)" in vocab.names and "car (1)" not in vocab.names
+    numbered = [n for n in vocab.names if re.search(r" \(\d+\)$", n)]
+    assert len(numbered) < 1800  # of 3,186 homonyms, those with no synonym of their own to tell them
+    hits = LabelSearch(vocab).search("car")
+    assert hits[0].name == "car (auto)" and "motor vehicle" in hits[0].gloss  # LVIS's car_(automobile)
+    assert [h.name for h in hits[:4]].index("cable car") > 0
+    assert len(vocab.glosses) == len(vocab) and all(vocab.glosses[:100])
+    assert commonness(vocab)[vocab.index_of("car (auto)")] == 2
+
+
+def test_project_classes_rank_first_in_their_tier_and_are_found_by_typos():
+    search = LabelSearch(load_vocabulary("imagenet21k"))
+    hits = search.search("rocke", project={"rockett": 3})
+    assert hits[0].name == "rockett" and hits[0].in_project and not hits[0].in_vocabulary
+    assert search.search("rokett", project={"rockett": 3})[0].name == "rockett"
+    assert search.search("rocket", project={"rocket (projectile)": 1})[0].name == "rocket (projectile)"
+
+
+def test_singular_forms():
+    assert singular_forms("dogs") == ["dog"]
+    assert singular_forms("traffic lights") == ["traffic light"]
+    assert "knife" in singular_forms("knives") and singular_forms("glass") == [] and singular_forms("bus") == []
 
 
 @pytest.mark.parametrize("size", [(20000, 2), (2, 20000)])

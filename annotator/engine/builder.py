@@ -129,7 +129,7 @@ def build_engine(config: EngineConfig) -> Engine:
         note = f"{exc}; running on torch instead (--backend torch skips the {backend} graphs)"
         log.warning("%s", note)
         backend = "torch"
-        engine = _assemble(config, sam_model, spec, vocabulary, device, backend, "f32")
+        engine = _assemble(config, sam_model, spec, vocabulary, device, backend, "f32", quiet=True)
         engine.notes.insert(0, note)
     log.info("inference backend: %s; %s", backend_summary(backend, config.threads), precision_summary(engine))
     return engine
@@ -141,7 +141,11 @@ def precision_summary(engine: Engine) -> str:
     return ", ".join(f"{names[k]} {v}" for k, v in engine.precisions.items())
 
 
-def _assemble(config: EngineConfig, sam_model, spec, vocabulary, device: str, backend: str, precision: str) -> Engine:
+def _assemble(
+    config: EngineConfig, sam_model, spec, vocabulary, device: str, backend: str, precision: str, quiet: bool = False
+) -> Engine:
+    """The engine on one backend and precision; ``quiet``: a second try after a fallback, whose
+    missing CLIP was logged by the first."""
     clip, reason = None, None
     if spec is None:
         reason = "CLIP is switched off (--clip none)"
@@ -152,7 +156,7 @@ def _assemble(config: EngineConfig, sam_model, spec, vocabulary, device: str, ba
             )
         except ClipUnavailable as exc:
             reason = str(exc)
-    if reason:
+    if reason and not quiet:
         log.warning("label suggestions are off: %s", reason)
     return Engine(
         sam_model,

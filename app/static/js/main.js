@@ -125,14 +125,16 @@ async function start(ctx) {
   try {
     const st = await api.state();
     ctx.toolbar.setMethods(st.methods);
-    ctx.labels.setVocabularySize(st.vocab_size);
+    ctx.labels.setVocabulary(st.vocab_size, st.has_labels ? null : "CLIP is not loaded");
     ctx.images.set(st.images);
     S.findUnavailable = st.find_unavailable;
+    // what runs other than asked, kept on screen (never overwritten by the status line)
+    const notes = [...(st.notes || [])];
+    if (!st.has_labels) notes.unshift(`Label suggestions and Find all are off: ${st.labels_unavailable}`);
     const notice = $("ov-notice");
-    notice.textContent = (st.notes || []).map((n) => "⚠ " + n).join("\n");
-    notice.hidden = !(st.notes || []).length;
+    notice.textContent = notes.map((n) => "Note: " + n).join("\n");
+    notice.hidden = !notes.length;
     if (st.find_unavailable) $("ov-find-btn").title = st.find_unavailable;
-    if (!st.has_labels) ctx.status(`Label suggestions are off: ${st.labels_unavailable}`);
     await ctx.nav.open(st.current);
     if (!S.current) { // unreadable: the first image after it that opens
       const keys = st.images.map((i) => i.key), i = keys.indexOf(st.current);
@@ -141,7 +143,6 @@ async function start(ctx) {
         if (S.current) break;
       }
     }
-    if (!st.has_labels) $("ov-status").textContent += `  (Label suggestions are off: ${st.labels_unavailable})`;
   } catch (e) {
     ctx.status("⚠ " + e.message);
   }

@@ -54,6 +54,7 @@ export class PageState {
     // the prompt being built and its mask
     this.pending = null; this.prompt = emptyPrompt(); this.token = null;
     this.suggestions = []; this.labelsPending = false; this.labelsFetch = null; this.labelLocked = false;
+    this.labelChoice = null; // the label field's text when the user chose it (or the page filled in a class)
     // the label search
     this.results = []; this.resultsFor = null; this.active = -1;
     /** @type {{key: string, items: Map<number, object>} | null} find-all candidates by index */
@@ -102,8 +103,8 @@ export class PageState {
    * A plain JSON-able copy of what tests and benchmarks read.
    * @returns {object} {session, current, W, H, dw, dh, z, tx, ty, fitted, prompt, pending (bool),
    *   token, anns: [{id, label, score, area, bbox, hidden}], selection: [ids], hover, tool,
-   *   showMasks, opacity, suggestions: [{name, score}], labelsPending, labelLocked, results:
-   *   [{name, synonym}], resultsFor, active, found: null | {key, items: [{index, label, score,
+   *   showMasks, opacity, suggestions: [{name, score}], labelsPending, labelLocked, labelChoice,
+   *   results: [{name, synonym, gloss, fuzzy, in_project, create}], resultsFor, active, found: null | {key, items: [{index, label, score,
    *   area, bbox, rle}]}, foundHover, busy, images: [{key, n, done}], brushRadius, stroke (bool),
    *   polygon: null | [[x, y]], outline: null | {id, counts, rings}, history: {undoable, redoable}}
    */
@@ -119,7 +120,7 @@ export class PageState {
       selection: [...this.selection], hover: this.hover,
       tool: this.tool, showMasks: this.showMasks, opacity: this.opacity,
       suggestions: copy(this.suggestions), labelsPending: this.labelsPending, labelLocked: this.labelLocked,
-      results: copy(this.results), resultsFor: this.resultsFor, active: this.active,
+      labelChoice: this.labelChoice, results: copy(this.results), resultsFor: this.resultsFor, active: this.active,
       found: this.found && {
         key: this.found.key,
         items: [...this.found.items.values()].map((f) => ({

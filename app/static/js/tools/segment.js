@@ -21,7 +21,7 @@ export class SegmentTool {
   /** The label field shows the best suggestion unless the user chose one. */
   showBestLabel() {
     const S = this.S;
-    if (S.suggestions.length && !S.labelLocked) this.label.value = S.suggestions[0].name;
+    if (S.suggestions.length && !S.labelLocked) this.ctx.labels.fill(S.suggestions[0].name);
   }
 
   /**
@@ -136,12 +136,13 @@ export class SegmentTool {
         status("Accepting with the best label once the labels are here…");
         await S.labelsFetch; // the request fetchLabels made for this mask fills the label field
       }
-      const label = this.label.value.trim();
-      if (!label) {
+      if (!this.label.value.trim()) {
         status(`Choose a label first: suggestions (${hint("pick-suggestion")}) or the label search (${hint("search-labels")}).`);
         this.label.focus();
         return;
       }
+      const label = await this.ctx.labels.resolve(); // a class the user chose, never a stray text
+      if (!label) return;
       const r = await this.api.accept(S.current, label);
       this.ctx.history.noteChange();
       S.addAnnotation(r.annotation);

@@ -52,9 +52,11 @@ export class SelectTool {
   }
 
   relabel() {
-    const S = this.S, ids = [...S.selection], label = this.label();
-    if (!ids.length || !label) { this.ctx.status("Select annotations and choose a label first."); return; }
+    const S = this.S, ids = [...S.selection];
+    if (!ids.length || !this.label()) { this.ctx.status("Select annotations and choose a label first."); return; }
     this.api.enqueue(async () => {
+      const label = await this.ctx.labels.resolve(); // a class the user chose, never a stray text
+      if (!label) return;
       const r = await this.api.relabel(ids, label);
       this.ctx.history.noteChange();
       r.annotations.forEach((a) => { const old = S.anns.get(a.id); if (old) { old.label = a.label; old.score = a.score; } });
@@ -82,7 +84,9 @@ export class SelectTool {
       return;
     }
     this.api.enqueue(async () => {
-      const r = await this.api[kind](ids, label);
+      const chosen = label ? await this.ctx.labels.resolve() : "";
+      if (chosen === null) return;
+      const r = await this.api[kind](ids, chosen || label);
       this.ctx.history.noteChange();
       r.removed.forEach((i) => S.anns.delete(i));
       S.addAnnotation(r.annotation);

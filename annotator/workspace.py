@@ -74,6 +74,9 @@ class Workspace:
         self._images: BoundedLRU[str, np.ndarray] = BoundedLRU(max_bytes=image_cache_bytes, nbytes=lambda a: a.nbytes)
         self._prefetcher: ThreadPoolExecutor | None = None
         self._prefetching: list[Future] = []
+        # key -> (the file's (size, mtime_ns) when it failed to load, the reason): a changed file is tried again
+        self._unreadable: dict[str, tuple[tuple[int, int] | None, str]] = {}
+        self._unreadable_lock = threading.Lock()
 
     @classmethod
     def open_folder(
@@ -119,16 +122,47 @@ class Workspace:
             raise KeyError(key)
         image = self._images.get(key)
         if image is None:
-            image = load_image(self.root / key)
+            version = self._version(key)
+            try:
+                image = load_image(self.root / key)
+            except ImageLoadError as exc:
+                with self._unreadable_lock:
+                    self._unreadable[key] = (version, str(exc))
+                raise
+            with self._unreadable_lock:
+                self._unreadable.pop(key, None)
             image.flags.writeable = False
             self._images.put(key, image)
         return image
 
+    def _version(self, key: str) -> tuple[int, int] | None:
+        """The file's (size in bytes, mtime in ns), ``None`` when it cannot be stat'ed."""
+        try:
+            st = os.stat(self.root / key)
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns
+
+    def unreadable(self) -> dict[str, str]:
+        """Images that failed to load, ``{key: reason}``, as long as their file has not changed
+        since (same size and mtime): a changed file is left out (the next :meth:`load` tries it
+        again). Stats only the files that failed."""
+        with self._unreadable_lock:
+            known = dict(self._unreadable)
+        return {k: reason for k, (version, reason) in known.items() if self._version(k) == version}
+
+    def _known_unreadable(self, key: str) -> bool:
+        """Whether ``key`` failed to load before and its file has not changed since."""
+        with self._unreadable_lock:
+            known = self._unreadable.get(key)
+        return known is not None and known[0] == self._version(key)
+
     def prefetch(self, keys: list[str], limit: int | None = None) -> Future:
         """Embed images in one background thread, so that opening them later costs a cache hit.
 
-        The keys are taken in order; an unreadable image is logged and skipped (the next one
-        is taken instead), images already cached count as done. Jobs run one after another.
+        The keys are taken in order; an unreadable image is skipped (the next one is taken
+        instead) and logged once per file version (a file that failed and has not changed since is
+        skipped silently); images already cached count as done. Jobs run one after another.
 
         Args:
             keys: candidates, most wanted first.
@@ -149,6 +183,8 @@ class Workspace:
         for key in keys:
             if limit is not None and len(done) >= limit:
                 break
+            if self._known_unreadable(key):  # already logged for this version of the file
+                continue
             try:
                 self.engine.prefetch(self.load(key))
             except ImageLoadError as exc:

@@ -36,7 +36,7 @@ from .instances import Instances, Source
 from .mask_edit import EditOp, Ring, apply_edit, move_outline, outline_rings
 from .masks import decode_rle, rle_iou
 from .session import Prompt, PromptSession
-from .store import Annotation, Change, check_label_text
+from .store import Annotation, Change, ClassChange, ClassInfo, check_label_text
 from .text_prompts import LabelsUnavailable, NamedClass, parse_classes
 from .workspace import Workspace
 
@@ -351,13 +351,15 @@ class Tab:
             p = prompt.prompt
             source = Source.CLICK if p.points else Source.BOX if p.box is not None else Source.MANUAL
             instances = result.to_instances(source, label, prompt.prompt.as_dict())
-            if prompt.replaces is not None:  # a re-prompted annotation: replaced in place
-                try:
+            try:
+                if prompt.replaces is not None:  # a re-prompted annotation: replaced in place
                     ann = self.ws.store.replace(prompt.replaces, instances, request_id, author)
-                except KeyError as exc:
-                    raise Conflict(f"annotation {prompt.replaces} was deleted meanwhile: nothing replaced") from exc
-            else:
-                (ann,) = self.ws.store.add_instances(prompt.image, instances, request_id, author)
+                else:
+                    (ann,) = self.ws.store.add_instances(prompt.image, instances, request_id, author)
+            except KeyError as exc:
+                raise Conflict(f"annotation {prompt.replaces} was deleted meanwhile: nothing replaced") from exc
+            except ValueError as exc:  # a label outside the project's class list: the mask stays pending
+                raise Unprocessable(str(exc)) from exc
             prompt.clear()
             return ann
 
@@ -394,7 +396,10 @@ class Tab:
             return Everything(prompt.image, prior, result, time.perf_counter() - t0)
         found = result.annotations()
         known = self._already_annotated(prompt.image, found)
-        added = self.ws.store.add_instances(prompt.image, found[np.nonzero(~known)[0]], request_id, author)
+        try:
+            added = self.ws.store.add_instances(prompt.image, found[np.nonzero(~known)[0]], request_id, author)
+        except ValueError as exc:  # a label outside the project's class list: nothing stored
+            raise Unprocessable(f"nothing stored: {exc}") from exc
         return Everything(prompt.image, added, result, time.perf_counter() - t0, int(known.sum()))
 
     def _already_annotated(self, image: str, found: Instances) -> np.ndarray:
@@ -429,6 +434,7 @@ class Tab:
         try:
             names = parse_classes(", ".join(classes) if isinstance(classes, list) else str(classes or ""))
             threshold = None if threshold in (None, "") else float(threshold)
+            names = self._tabs.listed(names)
         except ValueError as exc:
             raise Unprocessable(str(exc)) from exc
         config = EverythingConfig(method=method)
@@ -481,7 +487,10 @@ class Tab:
             if found.accepted.intersection(idx):
                 raise Conflict(f"already accepted: {sorted(found.accepted.intersection(idx))}")
             self.ws.store.set_last_image(found.key)
-            added = self.ws.store.add_instances(found.key, found.instances[idx], request_id, author)
+            try:
+                added = self.ws.store.add_instances(found.key, found.instances[idx], request_id, author)
+            except ValueError as exc:  # a label outside the project's class list: nothing stored
+                raise Unprocessable(str(exc)) from exc
             found.accepted.update(idx)
         return added, idx
 
@@ -673,6 +682,69 @@ class Tabs:
             raise BadRequest("way is 'undo' or 'redo'")
         store = self.ws.store
         return self._edit(lambda: store.undo(key, request_id) if way == "undo" else store.redo(key, request_id))
+
+    # ------------------------------------------------------------------ the project's classes
+    def listed(self, names: list[str]) -> list[str]:
+        """``names`` as the project's class list spells them (case aside), when one is declared
+        (``--classes FILE``); else as they are.
+
+        Raises:
+            ValueError: a name not in the list (the message names a few of it).
+        """
+        allowed = self.ws.store.allowed
+        if allowed is None:
+            return names
+        spelt = {n.lower(): n for n in allowed}
+        return [self.ws.store.check_class(spelt.get(n.lower(), n)) for n in names]
+
+    def classes(self) -> list[ClassInfo]:
+        """Every class of the project with its id and count (0 included), by id."""
+        return self.ws.store.category_counts()
+
+    def _classes_edit(self, fn) -> ClassChange | None:
+        try:
+            return fn()
+        except KeyError as exc:
+            raise NotFound(str(exc.args[0])) from exc
+        except ValueError as exc:
+            raise Unprocessable(str(exc)) from exc
+
+    def rename_class(self, old: str, new: str, request_id: str | None = None, author: str | None = None) -> ClassChange:
+        """Rename a class on every image (into an existing class: a merge); one step of the
+        dataset-wide class history (see :mod:`annotator.store.classes`).
+
+        Raises:
+            NotFound: no such class. Unprocessable: empty, too long or the same name, or one
+                outside the class list.
+        """
+        store = self.ws.store
+        return self._classes_edit(lambda: store.rename_category(old, new, request_id, author))
+
+    def merge_classes(
+        self, names: list[str], into: str, request_id: str | None = None, author: str | None = None
+    ) -> ClassChange:
+        """Merge classes into one (``into``: one of them, another class or a new name).
+
+        Raises:
+            NotFound: a name that is no class. Unprocessable: nothing to merge, a refused ``into``.
+        """
+        store = self.ws.store
+        return self._classes_edit(lambda: store.merge_categories(list(names), into, request_id, author))
+
+    def travel_classes(self, way: str, request_id: str | None = None) -> ClassChange | None:
+        """Undo (``way="undo"``) or redo the last class rename or merge.
+
+        Returns:
+            What changed, ``None`` when there is nothing to undo (redo).
+        Raises:
+            BadRequest: another ``way``. Unprocessable: the rows changed since (nothing changed).
+        """
+        if way not in ("undo", "redo"):
+            raise BadRequest("way is 'undo' or 'redo'")
+        store = self.ws.store
+        return self._classes_edit(
+            lambda: store.undo_classes(request_id) if way == "undo" else store.redo_classes(request_id)
+        )
 
     def set_done(self, key: str, done: bool) -> None:
         """Mark an image done (or not). A done image is part of the dataset even with no

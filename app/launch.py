@@ -34,6 +34,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="keep the annotations in this database instead of <out>/<folder>.annotations.db: "
                    "postgresql://USER:PASSWORD@HOST/DB (shared by a team) or sqlite:///FILE")  # fmt: skip
     add_engine_arguments(p)
+    p.add_argument("--classes", metavar="FILE",
+                   help="label only with these classes: a text file (one class a line, 'id:name' allowed) or a "
+                   "COCO JSON's categories; also the vocabulary CLIP names masks from (instead of --vocab). "
+                   "New classes take the file's ids; any other label is refused")  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0 for the network)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
@@ -48,6 +52,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="serve on a non-loopback --host without --auth: anyone who reaches the port may "
                    "read and change every annotation")  # fmt: skip
     return p.parse_args(argv)
+
+
+def class_list(path: str | Path) -> dict[str, int]:
+    """The classes of ``--classes FILE``, name → id, read as a vocabulary file
+    (:func:`annotator.vocabulary.load_vocabulary`: ``.txt`` one class a line, ``id:name`` allowed,
+    else numbered from 1 in order; or a COCO ``.json``'s ``categories``).
+
+    Raises:
+        annotator.vocabulary.VocabularyError: no such file (a registry name is refused too: the
+            list is the project's own), unreadable, or no class in it.
+    """
+    from annotator.vocabulary import VocabularyError, load_vocabulary
+
+    if not Path(path).is_file():
+        raise VocabularyError(f"--classes {path}: no such file (one class a line, or a COCO JSON)")
+    vocab = load_vocabulary(path)
+    return dict(zip(vocab.names, vocab.ids, strict=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     from annotator.checkpoints import CheckpointError
     from annotator.engine import build_engine, engine_summary
     from annotator.images import write_sample_images
-    from annotator.options import engine_config_from_args
+    from annotator.options import DEFAULTS, engine_config_from_args
     from annotator.store import StoreError
     from annotator.vocabulary import VocabularyError
     from annotator.workspace import Workspace
@@ -88,8 +109,16 @@ def main(argv: list[str] | None = None) -> int:
         images = Path(args.out) / "sample_images"
         write_sample_images(images)
     try:
-        engine = build_engine(engine_config_from_args(args))
+        classes = class_list(args.classes) if args.classes else None
+        if classes is not None and args.vocab != DEFAULTS.vocab:
+            print(
+                f"warning: --vocab {args.vocab} is ignored: --classes {args.classes} is the vocabulary", file=sys.stderr
+            )
+        engine = build_engine(engine_config_from_args(args, vocab=args.classes))
         ws = Workspace.open_folder(engine, images, args.out, database=args.db)
+        if classes is not None:
+            for warning in ws.store.declare_classes(classes):
+                print(f"warning: --classes: {warning}", file=sys.stderr)
     except (BackendError, CheckpointError, VocabularyError, StoreError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -83,6 +83,24 @@ POSTS: list[tuple[str, type[BaseModel], type[BaseModel], Callable[[PageAPI, Any,
         s.FindAcceptOut,
         lambda api, b, u: api.find_accept(b.session, b.indices, b.key, b.request_id, u),
     ),
+    (
+        "classes/rename",
+        s.ClassRenameRequest,
+        s.ClassChangeOut,
+        lambda api, b, u: api.rename_class(b.old, b.new, b.key, b.request_id, u),
+    ),
+    (
+        "classes/merge",
+        s.ClassMergeRequest,
+        s.ClassChangeOut,
+        lambda api, b, u: api.merge_classes(b.names, b.into, b.key, b.request_id, u),
+    ),
+    (
+        "classes/history",
+        s.ClassHistoryRequest,
+        s.ClassChangeOut,
+        lambda api, b, u: api.travel_classes(b.way, b.key, b.request_id),
+    ),
 ]
 """Every POST route: (path, request body model, response model, the call with the body and the
 signed-in user, ``None`` without authentication)."""
@@ -158,6 +176,10 @@ def add_routes(app: FastAPI, api: PageAPI) -> None:
     @app.get(PREFIX + "outline", responses={200: {"model": s.OutlineOut}, **ERRORS})
     def outline(id: Annotated[int, Query(ge=0, description="the annotation's id")]):
         return api.outline(id)
+
+    @app.get(PREFIX + "classes", responses={200: {"model": s.ClassesOut}, **ERRORS})
+    def classes():
+        return api.classes()
 
     @app.get(PREFIX + "labels", responses={200: {"model": s.LabelsOut}})
     def labels(q: str = ""):

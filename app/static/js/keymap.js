@@ -20,7 +20,7 @@
 export const KEYMAP = [
   {"key": "click / right click / Shift + click", "help": "positive point / negative point / negative point"},
   {"key": "drag", "help": "box"},
-  {"key": "Enter", "help": "accept the mask with the label; with no mask pending, relabel the selection",
+  {"key": "Enter", "help": "accept the mask with the label; with no mask pending, relabel the selection; in the label field, the first Enter takes the highlighted row and the next one accepts",
    "bind": [{"keys": ["Enter"], "action": "enter", "hint": "Enter", "on": ["accept", "found-accept"]}]},
   {"key": "C", "help": "next of SAM's three candidate masks for the prompt (subpart, part, whole)",
    "bind": [{"keys": ["c", "C"], "action": "candidate", "hint": "C", "on": ["candidate"]}]},
@@ -36,6 +36,8 @@ export const KEYMAP = [
             {"keys": ["a", "A", "ArrowLeft"], "action": "prev", "hint": "A, ←", "on": ["prev"]}]},
   {"key": "1 – 5", "help": "pick label suggestion 1 – 5",
    "bind": [{"keys": ["1", "2", "3", "4", "5"], "action": "pick-suggestion", "hint": "1–5"}]},
+  {"key": "Ctrl + 1 – 9, 0", "help": "use class 1 – 10 of the class panel as the label (its first ten, by id)",
+   "bind": [{"keys": ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"], "mods": "ctrl", "action": "pick-class", "hint": "Ctrl+1–9, 0"}]},
   {"key": "/", "help": "search labels",
    "bind": [{"keys": ["/"], "action": "search-labels", "hint": "/", "on": ["#ov-label"]}]},
   {"key": "N / V", "help": "segment tool / select tool",

@@ -76,6 +76,7 @@ from annotator.tabs import (
     Tabs,
     Unprocessable,
 )
+from annotator.vocabulary import Vocabulary
 from annotator.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,7 @@ class PageAPI:
         # (annotation id, its RLE counts) -> mask payload: an edit in place (same id) is a new entry
         self._shown: BoundedLRU[tuple[int, str], dict] = BoundedLRU(max_items=2000)
         self._encoded: BoundedLRU[str, tuple[bytes, str]] = BoundedLRU(max_items=16)  # key -> image bytes
+        self._restricted: tuple[frozenset[str], LabelSearch] | None = None  # the --classes list's search
 
     # ------------------------------------------------------------------ JSON
     def _scale(self, key: str) -> float:
@@ -474,19 +476,35 @@ class PageAPI:
         vocab = self.engine.vocabulary
         return LabelSearch(vocab) if vocab else None
 
+    def _restricted_search(self, allowed: frozenset[str]) -> LabelSearch:
+        """The search over a fixed class list (``--classes``): each class with the vocabulary's
+        synonyms and gloss where the vocabulary has its name (built once per list)."""
+        if self._restricted is not None and self._restricted[0] == allowed:
+            return self._restricted[1]
+        vocab = self.engine.vocabulary
+        names = sorted(allowed)
+        index = {n: i for i, n in enumerate(vocab.names)} if vocab else {}
+        synonyms = tuple(vocab.synonyms[index[n]] if n in index else (n,) for n in names)
+        glosses = tuple((vocab.glosses[index[n]] if vocab.glosses and n in index else "") for n in names)
+        listed = Vocabulary("--classes", tuple(names), synonyms, tuple(range(1, len(names) + 1)), glosses=glosses)
+        self._restricted = (allowed, LabelSearch(listed))
+        return self._restricted[1]
+
     def labels(self, query: str) -> dict:
         """The best :data:`LABEL_RESULTS` classes for what was typed (:mod:`annotator.label_search`:
         the project's classes first in each tier, typos and plurals found, common senses first),
         each with its gloss; ``create``: the typed name, offered as a new class when no result
         has exactly that name (the page shows it as a row the user must pick), else ``None``."""
         project = self.ws.store.categories
-        search = self._label_search
+        allowed = self.ws.store.allowed
+        search = self._label_search if allowed is None else self._restricted_search(allowed)
         found = search.search(query, LABEL_RESULTS, project) if search else []
         typed = " ".join(query.split())
         if not search and typed:
             found = [h for h in project if typed.lower() in h.lower()][:LABEL_RESULTS]
             found = [LabelHit(n, None, None, 3, True, False) for n in found]
-        create = typed if typed and all(h.name.lower() != typed.lower() for h in found) else None
+        new = allowed is None and typed and all(h.name.lower() != typed.lower() for h in found)
+        create = typed if new else None  # a fixed class list (--classes) creates nothing
         return {
             "results": [
                 {

@@ -507,3 +507,31 @@ def test_hand_edits_and_undo_redo_through_the_api(api_on_photos, coco_gt):
     assert last["removed"] == [drawn["id"]] and not len(ws.store.annotations)
     assert api.travel("a.jpg", "undo")["done"] is False
     assert api.open("s", "a.jpg")["history"] == {"undoable": 0, "redoable": 4}
+
+
+def test_label_search_offers_a_new_class_and_keeps_to_a_fixed_class_list(sam_model, coco_tiny, coco_gt, tmp_path):
+    from annotator.engine import Engine
+    from annotator.vocabulary import load_vocabulary
+    from app.api import PageAPI
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    info = coco_gt.loadImgs(sorted(coco_gt.getImgIds())[0])[0]
+    shutil.copy(coco_tiny / "images" / info["file_name"], folder / info["file_name"])
+    ws = Workspace.open_folder(Engine(sam_model, None, load_vocabulary("coco")), folder, tmp_path / "out")
+    try:
+        api = PageAPI(ws)
+        found = api.labels("girafe")
+        assert found["results"][0]["name"] == "giraffe" and found["results"][0]["fuzzy"]
+        assert found["create"] == "girafe"  # offered, never made by the search itself
+        assert api.labels("Giraffe")["create"] is None  # a class of that name exists (any case)
+        ws.store.category_id("rockett")  # a class of the project, not of the vocabulary
+        hit = api.labels("rocket")["results"][0]
+        assert hit == {"name": "rockett", "synonym": None, "gloss": None, "fuzzy": False, "in_project": True}
+        ws.store.declare_classes({"person": 1, "bicycle": 2, "tram": 7})
+        fixed = api.labels("bi")
+        assert [r["name"] for r in fixed["results"]] == ["bicycle"] and fixed["create"] is None
+        assert [r["name"] for r in api.labels("trma")["results"]] == ["tram"]  # a typo of a listed class
+        assert api.labels("car") == {"results": [], "create": None}  # not on the list: nothing to pick
+    finally:
+        ws.close()

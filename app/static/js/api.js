@@ -137,7 +137,7 @@ export class Api {
 
   /** Run `fn` after every call queued before it; a failure shows in the status line. */
   enqueue(fn) {
-    this.queue = this.queue.then(fn).catch((e) => this.status("⚠ " + e.message));
+    this.queue = this.queue.then(fn).catch((e) => this.status("Error: " + e.message));
     return this.queue;
   }
 
@@ -195,6 +195,18 @@ export class Api {
   findAccept(key, indices) { return this.write("find_accept", { key, indices }); }
   /** @returns {Promise<ProgressResponse>} */
   progress() { return this.call("progress?session=" + encodeURIComponent(this.session)); }
+
+  /** The project's classes: {classes: [{name, id, count}], restricted, history}. */
+  classes() { return this.call("classes"); }
+
+  /** Rename a class on every image (into an existing one: a merge); `key`: the image shown. */
+  renameClass(old, next, key) { return this.write("classes/rename", { old, new: next, key }); }
+
+  /** Merge classes `names` into `into` (one of them, another class or a new name). */
+  mergeClasses(names, into, key) { return this.write("classes/merge", { names, into, key }); }
+
+  /** Undo or redo the last class change (the dataset-wide class history). */
+  classHistory(way, key) { return this.write("classes/history", { way, key }); }
 
   /**
    * Show the server's progress of a long pass as "`what` N %" until the returned timer is cleared.

@@ -20,6 +20,7 @@ import { Overlay } from "./overlay.js";
 import { HelpOverlay } from "./panels/help.js";
 import { ImageList } from "./panels/images.js";
 import { LabelPanel } from "./panels/labels.js";
+import { ClassPanel } from "./panels/classes.js";
 import { Toolbar } from "./panels/toolbar.js";
 import { listenPointer } from "./pointer.js";
 import { Renderer } from "./render.js";
@@ -98,6 +99,7 @@ function actions(ctx) {
     "find-focus": () => found.focus(),
     "search-labels": () => labels.focus(),
     "pick-suggestion": (e) => labels.pickSuggestion(Number(e.key)),
+    "pick-class": (e) => ctx.classes.pickKey(e.key),
     "pan-key": (e, down) => { S.space = down; },
     escape: () => {
       if (help.open) help.toggle(false);
@@ -127,6 +129,8 @@ async function start(ctx) {
     ctx.toolbar.setMethods(st.methods);
     ctx.labels.setVocabulary(st.vocab_size, st.has_labels ? null : "CLIP is not loaded");
     ctx.images.set(st.images);
+    ctx.classes.setList(st.classes);
+    ctx.classes.load().catch((e) => ctx.status("Error: " + e.message));
     S.findUnavailable = st.find_unavailable;
     // what runs other than asked, kept on screen (never overwritten by the status line)
     const notes = [...(st.notes || [])];
@@ -135,16 +139,12 @@ async function start(ctx) {
     notice.textContent = notes.map((n) => "Note: " + n).join("\n");
     notice.hidden = !notes.length;
     if (st.find_unavailable) $("ov-find-btn").title = st.find_unavailable;
-    await ctx.nav.open(st.current);
-    if (!S.current) { // unreadable: the first image after it that opens
+    if (!(await ctx.nav.open(st.current))) { // unreadable: the first image after it that opens
       const keys = st.images.map((i) => i.key), i = keys.indexOf(st.current);
-      for (const k of keys.slice(i + 1).concat(keys.slice(0, i))) {
-        await ctx.nav.open(k);
-        if (S.current) break;
-      }
+      await ctx.nav.openFirst(keys.slice(i + 1).concat(keys.slice(0, i)), performance.now(), "No image of the folder can be read.");
     }
   } catch (e) {
-    ctx.status("⚠ " + e.message);
+    ctx.status("Error: " + e.message);
   }
 }
 
@@ -160,6 +160,7 @@ export function mount(root) {
   // panels first, the renderer last: one change updates the lists, then draws once
   Object.assign(ctx, {
     nav: new Navigator(ctx), images: new ImageList(ctx), anns: new AnnotationList(ctx), labels: new LabelPanel(ctx),
+    classes: new ClassPanel(ctx),
     found: new FindPanel(ctx), help: new HelpOverlay(ctx), toolbar: new Toolbar(ctx),
     segment: new SegmentTool(ctx), select: new SelectTool(ctx), history: new HistoryControl(ctx),
     brush: new BrushTool(ctx), polygon: new PolygonTool(ctx),
@@ -174,23 +175,26 @@ export function mount(root) {
   root.querySelectorAll("[data-act]").forEach((b) =>
     b.addEventListener("click", () => { acts[b.dataset.act](); b.blur(); }));
   listenPointer(ctx);
-  new ResizeObserver(() => {
-    render.resize(Math.max(1, ctx.stage.clientWidth), Math.max(1, ctx.stage.clientHeight));
-    ctx.overlay.resize(Math.max(1, ctx.stage.clientWidth), Math.max(1, ctx.stage.clientHeight));
-    if (!S.fitted) ctx.nav.fit();
-    render.draw();
+  new ResizeObserver(() => { // the view fits again, or keeps its centre once zoomed or panned (view.js)
+    const w = Math.max(1, ctx.stage.clientWidth), h = Math.max(1, ctx.stage.clientHeight);
+    render.resize(w, h);
+    ctx.overlay.resize(w, h);
+    ctx.nav.resized(w, h);
+    S.changed("view");
   }).observe(ctx.stage);
   start(ctx);
 }
 
 /**
  * A plain JSON-able copy of the mounted page's state (null before `mount`); with
- * `{layers: true}` also `accepted_layer`: {painted, size} of the accepted masks' layer.
+ * `{layers: true}` also `accepted_layer`: {painted, size} of the accepted masks' layer; with
+ * `{labels: true}` also `label_boxes`: the labels drawn on the canvas and where.
  */
 export function snapshot(opts = {}) {
   if (!mounted) return null;
   const out = mounted.S.snapshot();
   if (opts.layers) out.accepted_layer = mounted.render.acceptedLayer();
+  if (opts.labels) out.label_boxes = mounted.render.labelBoxes; // [{id, text, box: [x, y, w, h]}] CSS px
   return out;
 }
 

@@ -653,12 +653,16 @@ class PageAPI:
 
     @_translated
     def classes(self) -> dict:
-        """Every class of the project: ``{"classes": [{name, id, count}], "restricted",
+        """Every class of the project: ``{"classes": [{name, id, count, listed}], "restricted",
         "history": {"undoable", "redoable"}}`` (by id; count 0 included). The page colours a
         class by its name (colours.js)."""
         undoable, redoable = self.ws.store.classes_history_depth()
+        allowed = self.ws.store.allowed
         return {
-            "classes": [{"name": c.name, "id": c.id, "count": c.count} for c in self.tabs.classes()],
+            "classes": [
+                {"name": c.name, "id": c.id, "count": c.count, "listed": allowed is None or c.name in allowed}
+                for c in self.tabs.classes()
+            ],
             "restricted": self.ws.store.allowed is not None,
             "history": {"undoable": undoable, "redoable": redoable},
         }

@@ -57,11 +57,14 @@ def export(ws: Workspace, kind: str, fmt: str = "rle") -> tuple[str | None, str]
     files = ws.export_files(name, segmentation=fmt)
     main = files[0]
     if len(files) == 1:
-        return str(main), f"Exported {n} annotations to `{main}`."
+        return str(main), f"Exported {n} annotations to `{main}`; `{main.name}` is in the Download box."
     root = main.parent
     archive = _zip(Path(f"{root if name == 'yolo' else main.with_suffix('')}.zip"), files, root, LEFT_OUT.get(name, ()))
     where = root if name == "yolo" else main
-    return str(archive), f"Exported {n} annotations as {TITLES[name]} to `{where}` ({len(files)} files); zip below."
+    return str(archive), (
+        f"Exported {n} annotations as {TITLES[name]} to `{where}` ({len(files)} files);"
+        f" `{archive.name}` (all of them, zipped) is in the Download box."
+    )
 
 
 __all__ = ["EXPORT_INSTANCES", "EXPORT_LABEL_STUDIO", "EXPORT_PANOPTIC", "EXPORT_YOLO", "TITLES", "export"]

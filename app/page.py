@@ -54,11 +54,17 @@ def build_blocks(ws: Workspace) -> gr.Blocks:
             padding=False,
             elem_id="ovsam-root",
         )
-        with gr.Accordion("Export dataset", open=False, elem_id="export-panel"), gr.Row():
-            kind = gr.Radio(list(TITLES.values()), value=EXPORT_INSTANCES, label="Export as")
-            fmt = gr.Radio(["rle", "polygon"], value="rle", label="Instance segmentation as")
-            export_btn = gr.Button("Export", elem_id="export")
-            export_file = gr.File(label="Export", interactive=False)
+        # always open (an accordion folded it away): right under the canvas, a scroll down
+        with gr.Group(elem_id="export-panel"):
+            gr.Markdown(
+                "### Export dataset\nEvery accepted annotation of the folder, written to its output folder;"
+                " the file to download appears in the Download box beside Export."
+            )
+            with gr.Row():
+                kind = gr.Radio(list(TITLES.values()), value=EXPORT_INSTANCES, label="Export as")
+                fmt = gr.Radio(["rle", "polygon"], value="rle", label="Instance segmentation as")
+                export_btn = gr.Button("Export", elem_id="export", variant="primary")
+                export_file = gr.File(label="Download", interactive=False)
             export_status = gr.Markdown(elem_id="export-status")
         export_btn.click(lambda k, f: export(ws, k, f), [kind, fmt], [export_file, export_status])
     return demo

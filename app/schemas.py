@@ -504,6 +504,9 @@ class ClassOut(BaseModel):
     name: str
     id: int
     count: int = Field(description="annotations of the class, every image")
+    listed: bool = Field(
+        default=True, description="in the class list (false: made before --classes, refused as a label)"
+    )
 
 
 class ClassesOut(BaseModel):

@@ -1,11 +1,12 @@
-/* Drawing the canvas: the photo, accepted masks (a colour per class), find-all candidates, the
- * pending mask, then screen-space labels, the box and the points.
+/* Drawing the canvas: the photo, accepted masks (a colour per class or per annotation:
+ * colours.js), find-all candidates, the pending mask, then screen-space labels (each inside its
+ * mask, moved off the ones already placed), the box and the points.
  *
  * Masks are painted into layers of the displayed size (one per kind) and drawn scaled with the
  * view; a layer is repainted only when its masks changed (state topics), the canvas redrawn
  * once per change.
  */
-import { colourOf, PENDING, rgbCss } from "./colours.js";
+import { colourOf, instanceColour, PENDING, perInstance, rgbCss } from "./colours.js";
 import { paintRuns, rleCounts } from "./rle.js";
 import { displayMatrix, fromOriginal } from "./view.js";
 
@@ -17,6 +18,31 @@ function sized(layer, w, h) {
   if (layer.width !== w || layer.height !== h) { layer.width = w; layer.height = h; }
   return layer.getContext("2d");
 }
+
+/**
+ * A point inside a mask (display pixels): the middle of its longest vertical run within one
+ * column (the mask's thickest part, for most shapes). O(runs).
+ * @param {number[]} counts run lengths (column-major, zeros first) of an h-high mask.
+ * @returns {number[] | null} [dx, dy] (pixel centre), null for an empty mask.
+ */
+export function labelAnchor(counts, h) {
+  let pos = 0, best = 0, at = null;
+  for (let i = 0; i < counts.length; i++) {
+    const n = counts[i];
+    if (i & 1) {
+      let start = pos;
+      while (start < pos + n) { // split the run at column ends
+        const x = (start / h) | 0, end = Math.min(pos + n, (x + 1) * h);
+        if (end - start > best) { best = end - start; at = [x + 0.5, (start - x * h + end - x * h) / 2]; }
+        start = end;
+      }
+    }
+    pos += n;
+  }
+  return at;
+}
+
+function overlaps(a, b) { return a[0] < b[0] + b[2] && b[0] < a[0] + a[2] && a[1] < b[1] + b[3] && b[1] < a[1] + a[3]; }
 
 export class Renderer {
   /**
@@ -33,6 +59,9 @@ export class Renderer {
     this.pendPixels = null;
     this.accDirty = true;
     this.foundDirty = true;
+    /** @type {{id: number, text: string, box: number[]}[]} the labels drawn last: [x, y, w, h] CSS px */
+    this.labelBoxes = [];
+    this.anchors = new WeakMap(); // a mask's run lengths -> its label anchor
     S.subscribe((topics) => this.onChange(topics));
   }
 
@@ -50,11 +79,14 @@ export class Renderer {
     this.canvas.height = Math.round(h * dpr);
   }
 
+  /** The colour of annotation `a` now (per class or per annotation: colours.js). */
+  colour(a) { return this.each ? instanceColour(a.id) : colourOf(a.label); }
+
   rebuildAccepted() {
     const S = this.S;
     const lctx = sized(this.accLayer, S.dw, S.dh);
     const im = lctx.createImageData(S.dw, S.dh);
-    for (const a of S.anns.values()) if (!a.hidden) paintRuns(im.data, S.dw, S.dh, a.counts, colourOf(a.label));
+    for (const a of S.anns.values()) if (!a.hidden) paintRuns(im.data, S.dw, S.dh, a.counts, this.colour(a));
     lctx.putImageData(im, 0, 0);
     this.accDirty = false;
   }
@@ -99,6 +131,8 @@ export class Renderer {
   /** Draw everything now. */
   draw() {
     const S = this.S, ctx = this.ctx, dpr = window.devicePixelRatio || 1;
+    const each = perInstance(S.colourBy || "auto", S.anns.values());
+    if (each !== this.each) { this.each = each; this.accDirty = true; }
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.fillStyle = BACKGROUND;
     ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
@@ -121,7 +155,7 @@ export class Renderer {
       for (const a of S.anns.values()) {
         if (a.hidden) continue;
         const sel = S.selection.has(a.id), hov = S.hover === a.id;
-        this.strokeOutline(a.outline, sel ? "#ffffff" : hov ? "#ffff00" : rgbCss(colourOf(a.label), 0.95), sel || hov ? 3 : 1.5);
+        this.strokeOutline(a.outline, sel ? "#ffffff" : hov ? "#ffff00" : rgbCss(this.colour(a), 0.95), sel || hov ? 3 : 1.5);
       }
     } else {
       for (const id of S.selection) { const a = S.anns.get(id); if (a) this.strokeOutline(a.outline, "#ffffff", 3); }
@@ -150,19 +184,8 @@ export class Renderer {
   drawDecorations(dpr) {
     const S = this.S, ctx = this.ctx;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    if (S.showMasks) {
-      ctx.font = "12px system-ui, sans-serif";
-      ctx.lineWidth = 3;
-      for (const a of S.anns.values()) {
-        if (a.hidden) continue;
-        const [x, y] = fromOriginal(S, a.bbox[0], a.bbox[1]);
-        const text = `${a.id} ${a.label}`;
-        ctx.strokeStyle = "rgba(0,0,0,0.85)";
-        ctx.strokeText(text, x + 2, Math.max(12, y - 3));
-        ctx.fillStyle = "#fff";
-        ctx.fillText(text, x + 2, Math.max(12, y - 3));
-      }
-    }
+    this.labelBoxes = [];
+    if (S.showMasks) this.drawLabels();
     const box = S.drag ? S.drag.box : S.prompt.box;
     if (box) {
       const [x0, y0] = fromOriginal(S, box[0], box[1]), [x1, y1] = fromOriginal(S, box[2], box[3]);
@@ -182,6 +205,40 @@ export class Renderer {
       ctx.lineWidth = 1.5;
       ctx.stroke();
     });
+  }
+
+  /**
+   * Each annotation's "id label" inside its mask (at labelAnchor), the larger masks first; a
+   * label that would cover one already placed moves down or up a line at a time (8 tries),
+   * else it is left out. What was drawn is kept in `labelBoxes` (CSS pixels).
+   */
+  drawLabels() {
+    const S = this.S, ctx = this.ctx, LINE = 15;
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.lineWidth = 3;
+    ctx.textBaseline = "middle";
+    const anns = [...S.anns.values()].filter((a) => !a.hidden).sort((a, b) => b.area - a.area);
+    const vw = this.canvas.clientWidth || this.canvas.width, vh = this.canvas.clientHeight || this.canvas.height;
+    for (const a of anns) {
+      if (!this.anchors.has(a.counts)) this.anchors.set(a.counts, labelAnchor(a.counts, S.dh));
+      const anchor = this.anchors.get(a.counts);
+      if (!anchor) continue;
+      const text = `${a.id} ${a.label}`, w = ctx.measureText(text).width + 6;
+      const cx = anchor[0] * S.z + S.tx, cy = anchor[1] * S.z + S.ty;
+      let box = null;
+      for (const k of [0, 1, -1, 2, -2, 3, -3, 4, -4]) {
+        const x = Math.min(Math.max(0, cx - w / 2), vw - w), y = Math.min(Math.max(0, cy - LINE / 2 + k * LINE), vh - LINE);
+        const b = [x, y, w, LINE];
+        if (!this.labelBoxes.some((o) => overlaps(o.box, b))) { box = b; break; }
+      }
+      if (!box) continue;
+      this.labelBoxes.push({ id: a.id, text, box });
+      ctx.strokeStyle = "rgba(0,0,0,0.85)";
+      ctx.strokeText(text, box[0] + 3, box[1] + LINE / 2);
+      ctx.fillStyle = "#fff";
+      ctx.fillText(text, box[0] + 3, box[1] + LINE / 2);
+    }
+    ctx.textBaseline = "alphabetic";
   }
 
   /**

@@ -6,8 +6,10 @@
  * - "original": pixels of the image file (W x H); prompts travel to the server in these.
  * screen = display * z + t; original = display * (W / dw, H / dh).
  *
- * Every function takes the view `v`: {W, H, dw, dh, z, tx, ty, fitted} (the page state holds
- * these fields) and changes only those fields.
+ * Every function takes the view `v`: {W, H, dw, dh, z, tx, ty, fitted, moved} (the page state
+ * holds these fields) and changes only those fields. `moved`: the user zoomed or panned since the
+ * last fit; a resized stage fits the image again unless so, else keeps the image point at the
+ * stage's centre there, at the same zoom (resized).
  */
 
 const ZOOM_MIN = 0.05, ZOOM_MAX = 64, WHEEL_RATE = 0.0015;
@@ -46,6 +48,19 @@ export function fit(v, w, h) {
   v.tx = (w - v.dw * v.z) / 2;
   v.ty = (h - v.dh * v.z) / 2;
   v.fitted = w > 0 && h > 0;
+  v.moved = false;
+}
+
+/**
+ * The stage went from (w0, h0) to (w, h) CSS pixels: fit again when the user has not zoomed or
+ * panned since the last fit, else keep the image point at the stage's centre at its centre
+ * (same zoom).
+ */
+export function resized(v, w0, h0, w, h) {
+  if (!v.dw) return;
+  if (!v.moved || !v.fitted || !(w0 > 0 && h0 > 0)) { fit(v, w, h); return; }
+  v.tx += (w - w0) / 2;
+  v.ty += (h - h0) / 2;
 }
 
 /** Zoom by a wheel step `deltaY` keeping screen point (sx, sy) over the same image pixel. */
@@ -54,12 +69,14 @@ export function zoomAt(v, sx, sy, deltaY) {
   v.tx = sx - (sx - v.tx) * (z / v.z);
   v.ty = sy - (sy - v.ty) * (z / v.z);
   v.z = z;
+  v.moved = true;
 }
 
 /** Pan: the translation `start` had ({tx, ty}) moved by a drag of (ddx, ddy) screen pixels. */
 export function panFrom(v, start, ddx, ddy) {
   v.tx = start.tx + ddx;
   v.ty = start.ty + ddy;
+  v.moved = true;
 }
 
 /** Whether display pixel (dx, dy) lies on the image; the integer pixel [x, y] when it does, else null. */

@@ -2,7 +2,7 @@
  * eye that hides or shows it; a row click selects (Shift adds), hovering highlights its mask;
  * the selection bar's count and the buttons that need a selection.
  */
-import { colourOf, rgbCss } from "../colours.js";
+import { annotationColour, rgbCss } from "../colours.js";
 
 export class AnnotationList {
   /** @param {object} ctx the page: {S, $, select (the select tool)}. */
@@ -21,7 +21,7 @@ export class AnnotationList {
     const score = a.score == null ? "" : a.score.toFixed(2);
     li.innerHTML = `<span class="swatch"></span><span class="name"></span><span class="count">${score}</span>` +
       `<button class="eye" title="Hide / show this annotation">${a.hidden ? "◌" : "●"}</button>`;
-    li.querySelector(".swatch").style.background = rgbCss(colourOf(a.label), 1);
+    li.querySelector(".swatch").style.background = rgbCss(annotationColour(this.S, a), 1);
     li.querySelector(".name").textContent = `${a.id} ${a.label}`;
     li.addEventListener("click", (e) => {
       if (e.target.classList.contains("eye")) {

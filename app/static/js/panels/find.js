@@ -28,7 +28,7 @@ export class FindPanel {
   find() {
     const S = this.S, ctx = this.ctx, $ = ctx.$;
     if (!S.current || S.busy) return;
-    if (S.findUnavailable) { ctx.status("⚠ " + S.findUnavailable); return; }
+    if (S.findUnavailable) { ctx.status(S.findUnavailable); return; }
     const classes = this.input.value.trim();
     if (!classes) {
       ctx.status(`Name the classes to find, comma-separated (${hint("find-focus")}), e.g. car, person.`);
@@ -118,7 +118,7 @@ export class FindPanel {
         S.changed("found", "anns");
       }
       ctx.images.update(r.changed_images);
-      ctx.status(`✅ Saved ${r.annotations.length} annotation(s)` + (S.found ? `; ${S.found.items.size} candidate(s) left.` : "."));
+      ctx.status(`Saved ${r.annotations.length} annotation(s)` + (S.found ? `; ${S.found.items.size} candidate(s) left.` : "."));
     });
   }
 

@@ -1,5 +1,7 @@
 /* The image list panel: every image of the folder with its annotation count and done mark,
- * the filter, the "done" check box and the progress ("3 / 10 done").
+ * the filter, the "done" check box and the progress ("3 / 10 done"). An image whose file cannot
+ * be read is marked "unreadable" (its reason in the row's title) and left out of the progress
+ * ("3 / 9 done, 1 unreadable") until its file changes.
  */
 
 export class ImageList {
@@ -21,18 +23,48 @@ export class ImageList {
 
   fillRow(li, im) {
     li.classList.toggle("current", im.key === this.S.current);
-    li.querySelector(".tick").textContent = im.done ? "✔" : "";
-    li.querySelector(".count").textContent = im.n;
-    li.title = `${im.key}: ${im.n} annotation(s)${im.done ? ", done" : ""}`;
+    li.classList.toggle("unreadable", !!im.unreadable);
+    li.querySelector(".tick").classList.toggle("on", !!im.done);
+    li.querySelector(".count").textContent = im.unreadable ? "unreadable" : im.n;
+    li.title = im.unreadable ? `${im.key}: cannot be read: ${im.unreadable}`
+      : `${im.key}: ${im.n} annotation(s)${im.done ? ", done" : ""}`;
   }
 
   row(key) { return this.list.querySelector(`li[data-key="${CSS.escape(key)}"]`); }
 
   renderProgress() {
-    const S = this.S;
-    this.ctx.$("ov-progress").textContent = `${S.images.filter((i) => i.done).length} / ${S.images.length}`;
+    const S = this.S, readable = S.images.filter((i) => !i.unreadable), bad = S.images.length - readable.length;
+    this.ctx.$("ov-progress").textContent = `${readable.filter((i) => i.done).length} / ${readable.length}`;
+    this.ctx.$("ov-unreadable").textContent = bad ? `, ${bad} unreadable` : "";
     const cur = S.images.find((i) => i.key === S.current);
     this.done.checked = !!(cur && cur.done);
+  }
+
+  /** Whether the list marks image `key` unreadable. */
+  isUnreadable(key) {
+    const im = this.S.images.find((i) => i.key === key);
+    return !!(im && im.unreadable);
+  }
+
+  /** Mark image `key` unreadable with `reason` (an open refused it). */
+  markUnreadable(key, reason) { this.setUnreadable({ [key]: reason }, false); }
+
+  /**
+   * The server's word on which images cannot be read ({key: reason}); with `all` (the default)
+   * every image it leaves out is readable again (its file changed).
+   */
+  setUnreadable(bad, all = true) {
+    const S = this.S;
+    let changed = false;
+    for (const im of S.images) {
+      const reason = bad[im.key] || (all ? null : im.unreadable || null);
+      if ((im.unreadable || null) === reason) continue;
+      im.unreadable = reason;
+      changed = true;
+      const li = this.row(im.key);
+      if (li) this.fillRow(li, im);
+    }
+    if (changed) { this.renderProgress(); S.changed("images"); }
   }
 
   /** The whole list (start, filter, a new list from the server). */
@@ -43,7 +75,7 @@ export class ImageList {
       if (f && !im.key.toLowerCase().includes(f)) continue;
       const li = document.createElement("li");
       li.dataset.key = im.key;
-      li.innerHTML = '<span class="tick"></span><span class="name"></span><span class="count"></span>';
+      li.innerHTML = '<span class="tick" title="done"></span><span class="name"></span><span class="count"></span>';
       li.querySelector(".name").textContent = im.key;
       this.fillRow(li, im);
       li.addEventListener("click", (e) => this.ctx.nav.open(im.key, e.timeStamp));

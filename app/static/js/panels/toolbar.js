@@ -1,6 +1,8 @@
-/* The toolbar: the tools (segment, select), mask visibility and opacity, the everything pass
- * and its method list (the find-all field has its own panel).
+/* The toolbar: the tools (segment, select), mask visibility, colours (per class or per
+ * annotation, kept in this browser) and opacity, the everything pass and its method list (the
+ * find-all field has its own panel).
  */
+import { saveMode, savedMode } from "../colours.js";
 
 export class Toolbar {
   /** @param {object} ctx the page: {S, api, status, $, stage, images (the image list)}. */
@@ -8,6 +10,18 @@ export class Toolbar {
     this.ctx = ctx;
     this.S = ctx.S;
     ctx.$("ov-opacity").addEventListener("input", (e) => { this.S.opacity = e.target.value / 100; this.S.changed("view"); });
+    const by = ctx.$("ov-colour-by");
+    this.S.colourBy = savedMode();
+    by.value = this.S.colourBy;
+    by.addEventListener("change", () => { this.setColourBy(by.value); by.blur(); });
+  }
+
+  /** Colour masks per class ("class"), per annotation ("instance") or "auto"; kept in localStorage. */
+  setColourBy(mode) {
+    this.S.colourBy = mode;
+    this.ctx.$("ov-colour-by").value = mode;
+    saveMode(mode);
+    this.S.changed("anns"); // the layer and the list's swatches repaint
   }
 
   /** The everything passes the server offers, as the method list's options. */

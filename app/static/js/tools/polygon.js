@@ -51,7 +51,7 @@ export class PolygonTool {
       if (!now || now.rle.counts !== counts || !S.selection.has(id)) return;
       S.outline = { id, counts, rings: r.rings };
       S.changed("outline");
-    }).catch((e) => this.ctx.status("⚠ outline: " + e.message));
+    }).catch((e) => this.ctx.status("Error: outline: " + e.message));
   }
 
   /** The vertex (ring, index) or edge (ring, index of its first vertex, at t) near screen (sx, sy). */

@@ -71,7 +71,7 @@ export class SegmentTool {
       this.showBestLabel();
       S.changed("suggestions");
       if (t0 && d.token === token) requestAnimationFrame((frame) => PERF.labels.push({ t0, frame }));
-    }).catch((e) => this.ctx.status("⚠ labels: " + e.message));
+    }).catch((e) => this.ctx.status("Error: labels: " + e.message));
   }
 
   /** A point at display pixel (dx, dy), positive or negative. */
@@ -153,7 +153,7 @@ export class SegmentTool {
         pending: null, prompt: emptyPrompt(), suggestions: [], token: null, labelsPending: false, labelLocked: false,
       });
       S.changed("anns", "pending", "suggestions", "polygon");
-      status(`✅ Saved annotation ${r.annotation.id} '${r.annotation.label}' (${r.annotation.area} px).`);
+      status(`Saved annotation ${r.annotation.id} '${r.annotation.label}' (${r.annotation.area} px).`);
     });
   }
 }

@@ -127,6 +127,7 @@ def test_class_panel_counts_rename_merge_undo_keys_and_class_list(browser, app, 
     wait_switches(page, 1)
     page.wait_for_function("() => document.querySelector('#ov-class-note').textContent.includes('--classes')")
     wait_classes(page, by_id(["canine", "cat", "person", "bird"]))  # bird: count 0; person was there before
+    assert page.locator("#ov-classes li[data-name='person']").get_attribute("class").strip() == "unlisted"
     page.keyboard.press("t")
     page.locator("#ov-find").type("zebra")
     page.locator("#ov-find").press("Enter")

@@ -104,7 +104,10 @@ def test_class_list_refuses_every_other_label(engine, coco_tiny, coco_gt, tmp_pa
     assert ws.store.declare_classes({"dog": 3, "cat": 5}) == []
     api = PageAPI(ws, prefetch=0)
     assert api.state("s")["classes"] == {"restricted": True, "names": ["cat", "dog"]}
-    assert [(c["name"], c["id"], c["count"]) for c in api.classes()["classes"]] == [("dog", 3, 0), ("cat", 5, 0)]
+    assert api.classes()["classes"] == [
+        {"name": "dog", "id": 3, "count": 0, "listed": True},
+        {"name": "cat", "id": 5, "count": 0, "listed": True},
+    ]
     api.open("s", key)
     (x1, y1), (x2, y2) = _points(coco_gt, anns, 2)
     api.click("s", x1, y1)

@@ -71,7 +71,7 @@ export class ClassPanel {
   row(c, digit) {
     const li = document.createElement("li");
     li.dataset.name = c.name;
-    li.className = this.checked.has(c.name) ? "selected" : "";
+    li.className = (this.checked.has(c.name) ? "selected " : "") + (c.listed === false ? "unlisted" : "");
     li.innerHTML = `<input type="checkbox" class="pick" title="Check to merge"><span class="swatch"></span>` +
       `<span class="k"></span><span class="name"></span><span class="count"></span>` +
       `<button class="rename" title="Rename this class (double click the name)">✎</button>`;
@@ -84,7 +84,8 @@ export class ClassPanel {
     li.querySelector(".swatch").style.background = rgbCss(colourOf(c.name), 1);
     li.querySelector(".k").textContent = digit == null ? "" : `^${digit}`;
     li.querySelector(".name").textContent = c.name;
-    li.querySelector(".name").title = `${c.name}: id ${c.id} in every export`;
+    li.querySelector(".name").title = `${c.name}: id ${c.id} in every export` +
+      (c.listed === false ? " (not in --classes: refused as a label; rename or merge it into a listed class)" : "");
     li.querySelector(".count").textContent = `#${c.id} · ${c.count}`;
     li.querySelector(".rename").addEventListener("click", (e) => { e.stopPropagation(); this.startRename(li, c); });
     li.querySelector(".name").addEventListener("dblclick", (e) => { e.stopPropagation(); this.startRename(li, c); });

@@ -142,6 +142,8 @@ def _annotate(args: argparse.Namespace) -> int:
         classes=tuple(classes) if classes else None,
         class_threshold=args.class_threshold,
     )
+    # --vocab given: say where its ids differ from a --boxes file's (the file's are kept)
+    resume = {"retry_skipped": args.retry_skipped, "vocab_given": args.vocab is not None}
     if args.ray is None and args.workers is None:
         from .engine import build_engine, engine_summary
 
@@ -150,7 +152,7 @@ def _annotate(args: argparse.Namespace) -> int:
         if not engine.has_labels and not classes:
             print(f"labels: off ({engine.labels_unavailable}); instances are named 'object' unless --boxes names them")
         try:
-            summary = annotate_folder(engine, args.folder, args.out, config, database=args.db)
+            summary = annotate_folder(engine, args.folder, args.out, config, database=args.db, **resume)
         except (LabelsUnavailable, ValueError) as exc:  # no CLIP; a journal of other classes
             print(f"annotate: {exc}", file=sys.stderr)
             return 2
@@ -163,7 +165,7 @@ def _annotate(args: argparse.Namespace) -> int:
         ray = RayConfig(address=address, actors=args.workers, cpus_per_actor=args.threads)
         try:
             summary = annotate_folder(
-                None, args.folder, args.out, config, ray=ray, engine_config=engine_config, database=args.db
+                None, args.folder, args.out, config, ray=ray, engine_config=engine_config, database=args.db, **resume
             )
         except (ConnectionError, ValueError) as exc:  # no cluster there, a bad folder, no GPUs for --device cuda
             print(f"annotate on Ray: {exc}", file=sys.stderr)
@@ -172,9 +174,9 @@ def _annotate(args: argparse.Namespace) -> int:
             print(f"annotate on Ray failed: {exc}\n(what was journalled is kept; run the same command again "
                   "to continue)", file=sys.stderr)  # fmt: skip
             return 1
-    print(f"\nimages done: {summary.done} ({summary.resumed} from an earlier run), skipped: {len(summary.skipped)}")
+    print(f"\n{summary.report()}")
     for key, reason in summary.skipped.items():
-        print(f"  skipped {key}: {reason}")
+        print(f"  {'failed' if key in summary.failed else 'skipped'} {key}: {reason}")
     print(f"{summary.images_per_minute:.1f} images/min this run, {summary.seconds:.0f} s")
     print("instances per class:")
     for label, n in list(summary.instances_per_class.items())[:30]:
@@ -323,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
         "one more image encoder pass per image)",
     )
     _add_class_arguments(an, "instead of labelling everything")
+    an.add_argument("--retry-skipped", action="store_true",
+                    help="try every image an earlier run skipped as unreadable again (without it, only those "
+                    "whose file changed since)")  # fmt: skip
     an.add_argument("--score-threshold", type=float, default=0.0, help="drop labelled instances scoring lower")
     an.add_argument("--min-area", type=int, default=0, help="drop instances smaller than this (pixels)")
     an.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
@@ -331,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
                     "must be at the same path on every node; outputs are written here")  # fmt: skip
     an.add_argument("--workers", type=positive_int, metavar="N",
                     help="engine actors on Ray (implies --ray; default: one per GPU, else CPUs / --threads)")  # fmt: skip
-    add_engine_arguments(an)
+    add_engine_arguments(an, vocab_default=None)  # None: not given (the default vocabulary, no id warnings)
     ex = sub.add_parser("export", help="export a folder's annotations (from the app or annotate)")
     ex.add_argument("folder", help="the image folder that was annotated")
     ex.add_argument("--format", default="coco", choices=EXPORT_FORMATS)

@@ -203,7 +203,8 @@ def _rerun_finishes(cmd: list[str], out, journal) -> None:
     """Run ``cmd`` again: every image journalled once, the COCO export complete."""
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert f"images done: {N_PHOTOS}" in done.stdout and "skipped broken.jpg" in done.stdout
+    assert f"\n{N_PHOTOS + 2} images: " in done.stdout and "skipped broken.jpg: " in done.stdout
+    assert "2 skipped (unreadable: broken.jpg, empty.png; fix them and run again, or --retry-skipped)" in done.stdout
     coco = COCO(str(out / "photos_coco.json"))
     assert len(coco.getImgIds()) == N_PHOTOS and len(coco.getAnnIds()) == N_BOXES
     keys = [item["key"] for item in map(_parse, journal.read_text().splitlines()) if item]

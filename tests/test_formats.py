@@ -159,7 +159,11 @@ def test_coco_boxes_and_errors(coco_tiny, tmp_path):
     names = {c["id"]: c["name"] for c in data["categories"]}
     first = data["annotations"][0]
     file_name = next(im["file_name"] for im in data["images"] if im["id"] == first["image_id"])
-    assert boxes[file_name][0] == {"bbox": first["bbox"], "label": names[first["category_id"]]}
+    assert boxes[file_name][0] == {
+        "bbox": first["bbox"],
+        "label": names[first["category_id"]],
+        "category_id": first["category_id"],  # the file's id: a bulk run keeps it
+    }
     assert sum(len(v) for v in boxes.values()) == len(data["annotations"])
     bad = tmp_path / "bad.json"
     bad.write_text('{"images": []}')

@@ -8,10 +8,10 @@ COCO instances JSON.
 
 The package, each module importing only those listed before it::
 
-    boxes       load_boxes, boxes_for: prompt boxes from COCO JSON or per-image JSON lists
+    boxes       load_boxes, boxes_for, box_category_ids: prompt boxes from COCO JSON or per-image JSON lists
     records     to_records, from_records: Instances ⇄ the journal's annotation records
     step        BulkConfig, ImageOutcome, the per-image step (image record → outcome), Runner
-    journal     Journal (JSON Lines: append, read), pending / resumed, check_same_classes
+    journal     Journal (JSON Lines: append, read), pending / resumed / skipped_to_retry, check_same_classes
     local       LocalRunner: the step in this process
     ray_runner  RayRunner, RayConfig, plan_actors: the step in Ray actors
     run         annotate_folder: the run as named steps, which picks a runner; import_journal
@@ -20,8 +20,8 @@ Both runners have one signature, ``runner.run(folder, keys, config) -> Iterator[
 (:class:`~.step.Runner`).
 """
 
-from .boxes import boxes_for, load_boxes
-from .journal import Journal, check_same_classes, pending, resumed
+from .boxes import box_category_ids, boxes_for, load_boxes
+from .journal import Journal, check_same_classes, file_stat, pending, resumed, skipped_to_retry
 from .local import LocalRunner
 from .ray_runner import ActorPlan, RayConfig, RayRunner, plan_actors
 from .records import from_records, to_records
@@ -42,8 +42,10 @@ __all__ = [
     "annotate_image",
     "annotate_loaded",
     "annotate_record",
+    "box_category_ids",
     "boxes_for",
     "check_same_classes",
+    "file_stat",
     "from_records",
     "import_journal",
     "journal_outcomes",
@@ -52,5 +54,6 @@ __all__ = [
     "plan_actors",
     "process_image",
     "resumed",
+    "skipped_to_retry",
     "to_records",
 ]

@@ -7,16 +7,20 @@ process as each image finishes (flushed and fsynced, see :func:`~annotator.filei
      "annotations": [{"label", "rle", "area", "score", "predicted_iou", "prompt", "source"}, ...],
      "seconds": 1.23}
 
-``status`` is ``done``, ``skipped`` (unreadable: never retried) or ``failed`` (retried by the
-next run); the annotation records are those of :mod:`.records`.  Reading it back, the last line
-of a key wins; a torn line (a crash mid-write) or an unreadable one is skipped with a warning, so
-its image is redone.  Resuming annotates only the images the journal lacks or has as ``failed``.
+``status`` is ``done``, ``skipped`` (unreadable; its line also has ``"file": {"size",
+"mtime_ns"}``, the file as it was) or ``failed`` (a model error); the annotation records are
+those of :mod:`.records`.  Reading it back, the last line of a key wins; a torn line (a crash
+mid-write) or an unreadable one is skipped with a warning, so its image is redone.  Resuming
+annotates the images the journal lacks or has as ``failed``, and those it has as ``skipped``
+whose file changed since (another size or modification time; a line without ``file``, from an
+older journal, counts as changed), or every skipped one when asked (``annotate
+--retry-skipped``): see :func:`skipped_to_retry`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -50,9 +54,31 @@ class Journal:
         append_jsonl(self.path, asdict(outcome))
 
 
-def pending(keys: list[str], seen: dict[str, ImageOutcome]) -> Iterator[str]:
-    """Keys not journalled yet, or journalled as ``failed`` (retried on every run), in order."""
-    return (k for k in keys if k not in seen or seen[k].status == "failed")
+def file_stat(path: str | Path) -> dict | None:
+    """What tells a file's versions apart: ``{"size": bytes, "mtime_ns": modification time in
+    ns}``; ``None`` when it cannot be read (gone, no permission)."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
+
+
+def skipped_to_retry(keys: list[str], seen: dict[str, ImageOutcome], folder: Path, every: bool = False) -> set[str]:
+    """The keys journalled as ``skipped`` that this run tries again: those whose file
+    (``folder / key``) changed since it was skipped (another :func:`file_stat`, or none recorded:
+    an older journal), or all of them with ``every``. A skipped file left as it was is not
+    read again: it would be skipped again."""
+    skipped = [k for k in keys if k in seen and seen[k].status == "skipped"]
+    if every:
+        return set(skipped)
+    return {k for k in skipped if seen[k].file is None or file_stat(folder / k) != seen[k].file}
+
+
+def pending(keys: list[str], seen: dict[str, ImageOutcome], retry: Collection[str] = ()) -> Iterator[str]:
+    """Keys not journalled yet, journalled as ``failed`` (retried on every run), or journalled as
+    ``skipped`` and in ``retry`` (see :func:`skipped_to_retry`), in order."""
+    return (k for k in keys if k not in seen or seen[k].status == "failed" or k in retry)
 
 
 def resumed(keys: list[str], seen: dict[str, ImageOutcome]) -> int:

@@ -70,13 +70,18 @@ class ImageOutcome:
 
     Attributes:
         key: image path relative to the folder (POSIX separators).
-        status: ``done``, ``skipped`` (unreadable image: not retried) or ``failed`` (an error
-            while annotating it: retried when the command runs again).
+        status: ``done``, ``skipped`` (unreadable image: retried only once its file changed,
+            or with ``retry_skipped``) or ``failed`` (an error while annotating it: retried
+            when the command runs again).
         reason: why it was skipped or failed.
         width, height: pixels (0 when skipped).
         annotations: ``{"label", "rle", "area", "score", "predicted_iou", "prompt", "source"}``
             each (see :mod:`.records`); ``rle`` is COCO compressed RLE.
         seconds: wall time spent on the image.
+        file: of a skipped image, its file as it was when skipped, ``{"size": bytes,
+            "mtime_ns": int}`` (:func:`~.journal.file_stat`; ``None`` otherwise, and in
+            journals written before it existed), so that a resumed run retries it once it
+            changed.
     """
 
     key: str
@@ -86,6 +91,7 @@ class ImageOutcome:
     height: int = 0
     annotations: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    file: dict | None = None
 
 
 class Runner(Protocol):

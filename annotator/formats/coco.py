@@ -212,8 +212,10 @@ def read_coco(path: str | Path) -> InMemoryDataset:
 
 def read_coco_boxes(path: str | Path) -> dict[str, list[dict]]:
     """The boxes of a COCO JSON, as prompts: ``file_name`` → ``[{"bbox": [x, y, w, h] (as in the
-    file), "label": category name or None}, ...]`` in the file's order; images without
-    annotations are absent. Segmentations are not read.
+    file), "label": category name or None, "category_id": the file's id of that category or
+    None}, ...]`` in the file's order; images without annotations are absent. Segmentations are
+    not read. A bulk run keeps the file's category ids (see
+    :func:`annotator.bulk.boxes.box_category_ids`).
 
     Raises:
         CocoFormatError: unreadable or malformed (its ``reason`` is the underlying error's text).
@@ -224,8 +226,10 @@ def read_coco_boxes(path: str | Path) -> dict[str, list[dict]]:
         files = {im["id"]: im["file_name"] for im in data["images"]}
         out: dict[str, list[dict]] = {}
         for ann in data["annotations"]:
+            cid = ann.get("category_id")
+            label = names.get(cid)
             out.setdefault(files[ann["image_id"]], []).append(
-                {"bbox": ann["bbox"], "label": names.get(ann.get("category_id"))}
+                {"bbox": ann["bbox"], "label": label, "category_id": int(cid) if label is not None else None}
             )
         return out
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -226,3 +226,25 @@ def test_free_text_class_keeps_its_id_from_page_to_bulk_and_every_export(coco_en
     }  # fmt: skip
     assert ls_labels == {a.label for a in store.annotations.values()}
     ws.close()
+
+
+def test_one_class_file_gives_the_same_ids_to_the_page_and_annotate(coco_engine, coco_tiny, coco_gt, tmp_path):
+    """``launch.py --classes FILE`` then ``annotate --classes FILE`` on the same folder: the run
+    takes the ids the page's start gave (the file's), not those it would resolve alone (COCO's
+    for "person", 91 for a free-text class)."""
+    from annotator.bulk import BulkConfig, annotate_folder
+    from annotator.text_prompts import parse_classes
+    from app.launch import class_list
+
+    folder, out = tmp_path / "photos", tmp_path / "out"
+    _photos(coco_tiny, coco_gt, folder, 1)
+    listed = tmp_path / "classes.txt"
+    listed.write_text("giraffe crossing\nperson\n")  # ids 1, 2 (in order); COCO's person is 1
+    ws = Workspace.open_folder(coco_engine, folder, out)
+    assert ws.store.declare_classes(class_list(listed)) == []  # as the launcher does at start
+    ws.close()
+    config = BulkConfig(method="patches", classes=tuple(parse_classes(str(listed))), class_threshold=0.0)
+    summary = annotate_folder(coco_engine, folder, out, config, progress=False)
+    coco = json.loads(summary.coco_path.read_text())
+    assert {c["name"]: c["id"] for c in coco["categories"]} == {"giraffe crossing": 1, "person": 2}
+    assert coco["annotations"] and {a["category_id"] for a in coco["annotations"]} <= {1, 2}

@@ -1,4 +1,4 @@
-"""Page polish in real Chromium (issue 29): Prev / Next / "Next not done" pass over an unreadable
+"""Page polish in real Chromium (issue 29), and the workspace's memory of unreadable files: Prev / Next / "Next not done" pass over an unreadable
 photo (truncated JPEG bytes), the list marks it and the progress leaves it out, a fixed file opens
 after a refresh; the view refits when the window is resized; the toolbar fits in 2 rows at
 1024 px; labels sit inside their masks without overlapping; colours per class or per annotation,
@@ -262,3 +262,33 @@ def test_labels_inside_their_masks_colours_per_annotation_and_no_emoji(browser, 
     assert not [t for t in texts if EMOJI.search(t)]
     assert page.errors == []
     page.close()
+
+
+def test_the_workspace_remembers_an_unreadable_file_until_it_changes(engine, folder, coco_tiny, tmp_path, caplog):
+    import os
+
+    from annotator.images import ImageLoadError
+    from annotator.workspace import Workspace
+
+    caplog.set_level(logging.WARNING, logger="annotator.workspace")
+    root, photos = folder
+    ws = Workspace.open_folder(engine, root, tmp_path / "out")
+    try:
+        with pytest.raises(ImageLoadError, match=r"b_broken\.jpg"):
+            ws.load("b_broken.jpg")
+        assert list(ws.unreadable()) == ["b_broken.jpg"] and "truncated" in ws.unreadable()["b_broken.jpg"]
+        for _ in range(3):  # passed over by every prefetch, logged by none (the load above found it)
+            ws.prefetch(["b_broken.jpg"], limit=1).result(timeout=60)
+        assert not [r for r in caplog.records if "b_broken" in r.getMessage()]
+        st = os.stat(root / "b_broken.jpg")
+        os.utime(root / "b_broken.jpg", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a new version, still broken
+        assert ws.unreadable() == {}  # tried again
+        ws.prefetch(["b_broken.jpg"], limit=1).result(timeout=60)
+        assert len([r for r in caplog.records if "prefetch skipped" in r.getMessage()]) == 1
+        assert list(ws.unreadable()) == ["b_broken.jpg"]
+        shutil.copy(coco_tiny / "images" / photos[1][0]["file_name"], root / "b_broken.jpg")  # repaired
+        assert ws.unreadable() == {}
+        assert ws.load("b_broken.jpg").shape[:2] == (photos[1][0]["height"], photos[1][0]["width"])
+        assert ws.unreadable() == {}
+    finally:
+        ws.close()

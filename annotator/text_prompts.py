@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from .classifier import LOGIT_SCALE, RegionClassifier
-from .vocabulary import Vocabulary
+from .vocabulary import Vocabulary, VocabularyError, load_vocabulary
 
 
 class LabelsUnavailable(RuntimeError):
@@ -36,7 +36,9 @@ class LabelsUnavailable(RuntimeError):
 
 def parse_classes(spec: str) -> list[str]:
     """The classes a user named: ``"car, person, traffic light"``, or the path of a text file
-    with one class a line (commas also separate; ``#`` comments and blank lines ignored).
+    with one class a line (commas also separate; ``#`` comments and blank lines ignored), or a
+    vocabulary file (``id:name,synonym`` lines, a COCO JSON: its class names, see
+    :func:`annotator.vocabulary.load_vocabulary`).
 
     Returns:
         The names, white space folded, duplicates (case-insensitive) dropped, order kept.
@@ -50,6 +52,13 @@ def parse_classes(spec: str) -> list[str]:
             text = path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"{path}: cannot read the class list ({exc})") from exc
+        if path.suffix.lower() == ".json" or re.search(r"^\s*\d+\s*:", text, re.M):
+            # a vocabulary file (``id:name,synonym`` lines or COCO categories): its class names,
+            # as the page's --classes reads the same file
+            try:
+                return list(load_vocabulary(path).names)
+            except VocabularyError as exc:
+                raise ValueError(str(exc)) from exc
     lines = (re.sub(r"#.*", "", line) for line in text.splitlines())
     out, seen = [], set()
     for name in (" ".join(part.split()) for line in lines for part in line.split(",")):

@@ -41,6 +41,10 @@ def test_parse_classes_from_text_and_file(tmp_path):
     listed = tmp_path / "classes.txt"
     listed.write_text("# what to find\ncar\nperson, dog\n\n")
     assert parse_classes(str(listed)) == ["car", "person", "dog"]
+    # a vocabulary file, as the page's --classes reads it: ids and synonyms are not class names
+    ids = tmp_path / "ids.txt"
+    ids.write_text("1:person\n7: dog,doggo\n")
+    assert parse_classes(str(ids)) == ["person", "dog"]
     with pytest.raises(ValueError, match="at least one class"):
         parse_classes(" , ")
 

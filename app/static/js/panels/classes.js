@@ -1,7 +1,7 @@
 /* The class panel: the project's classes (every image's), each with its colour, stable id, count
  * and key (Ctrl + 1 … 9, 0: the first ten, CVAT's "switch label" keys; the digits alone stay the
  * suggestion chips). A click on a class (or its key) uses it as the label of the pending mask or
- * the selection, as a suggestion chip does. Rename: double click the name or ✎, Enter saves, Esc
+ * the selection, as a suggestion chip does. Rename: double click the name or Rename, Enter saves, Esc
  * cancels (into an existing class's name: a merge). Merge: check two or more, "Merge into…", type
  * or keep the name, Enter. Class changes have their own undo (↶ / ↷ here): dataset-wide, not an
  * image's Ctrl + Z. With `--classes FILE` only these classes label anything (the server refuses
@@ -42,7 +42,7 @@ export class ClassPanel {
   /** Fetch the classes again shortly (after the annotations changed: counts). */
   refreshSoon() {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.load().catch((e) => this.ctx.status("⚠ " + e.message)), 150);
+    this.timer = setTimeout(() => this.load().catch((e) => this.ctx.status("Error: " + e.message)), 150);
   }
 
   async load() { this.show(await this.ctx.api.classes()); }
@@ -74,7 +74,7 @@ export class ClassPanel {
     li.className = (this.checked.has(c.name) ? "selected " : "") + (c.listed === false ? "unlisted" : "");
     li.innerHTML = `<input type="checkbox" class="pick" title="Check to merge"><span class="swatch"></span>` +
       `<span class="k"></span><span class="name"></span><span class="count"></span>` +
-      `<button class="rename" title="Rename this class (double click the name)">✎</button>`;
+      `<button class="rename" title="Rename this class (double click the name)">Rename</button>`;
     const box = li.querySelector(".pick");
     box.checked = this.checked.has(c.name);
     box.addEventListener("change", () => {

@@ -197,7 +197,7 @@ export class LabelPanel {
   /** The start state: the vocabulary's size (the field's placeholder) and, without CLIP, why
    * there are no suggestions (kept in the chips' place). */
   setVocabulary(n, labelsOff) {
-    this.field.placeholder = `Label (${hint("search-labels")}): search ${n.toLocaleString()} classes`;
+    this.field.placeholder = `Label (${hint("search-labels")})`;
     this.field.title = `Search ${n.toLocaleString()} classes and this project's own; a new name becomes a class when you pick "Create class"`;
     this.labelsOff = labelsOff || null;
     this.renderSuggestions();

@@ -19,9 +19,9 @@ from annotator.masks import decode_rle
 from .conftest import instance_mask
 from .test_browser import (  # the fixtures browser, labelled_engine, photos, app too
     accept_with,
-    choose_label,
     app,
     browser,
+    choose_label,
     click_image,
     drag_box,
     inside_only,

@@ -150,7 +150,7 @@ def _annotate(args: argparse.Namespace) -> int:
         engine = build_engine(engine_config)
         print(f"engine: {engine_summary(engine)}")
         if not engine.has_labels and not classes:
-            print(f"labels: off ({engine.labels_unavailable}); instances are named 'object' unless --boxes names them")
+            print("labels: off (the warning above says why); instances are named 'object' unless --boxes names them")
         try:
             summary = annotate_folder(engine, args.folder, args.out, config, database=args.db, **resume)
         except (LabelsUnavailable, ValueError) as exc:  # no CLIP; a journal of other classes
@@ -177,7 +177,10 @@ def _annotate(args: argparse.Namespace) -> int:
     print(f"\n{summary.report()}")
     for key, reason in summary.skipped.items():
         print(f"  {'failed' if key in summary.failed else 'skipped'} {key}: {reason}")
-    print(f"{summary.images_per_minute:.1f} images/min this run, {summary.seconds:.0f} s")
+    if summary.annotated:  # a rate of nothing annotated says nothing
+        print(f"{summary.images_per_minute:.1f} images/min this run, {summary.seconds:.0f} s")
+    else:
+        print(f"nothing annotated this run ({summary.seconds:.0f} s)")
     print("instances per class:")
     for label, n in list(summary.instances_per_class.items())[:30]:
         print(f"  {label:30} {n}")

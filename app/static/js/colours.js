@@ -1,11 +1,13 @@
 /* The colours masks are drawn in.
  *
- * Per class: a hash of the class name into PALETTE (stable per class, on every image and page),
- * built on Kelly's 22 colours of maximum contrast: those with chroma (max - min channel) >= 100
- * and HSL lightness 0.25..0.75 (11: no white, black, grey, buff, olive; the orange yellow, a twin
- * of the yellow, left out), plus Kelly's purple, violet, light blue and purplish pink at full
- * saturation (the originals are greyish or pale) and a teal Kelly lacks: 16 hues, none near
- * the grey canvas or a photo's neutrals (tests/test_browser_polish.py checks the values).
+ * Per class: the project's classes get distinct slots of PALETTE (setClasses: the class panel's
+ * list, in id order, each at its name's hash slot or the next free one), other names their
+ * hash. PALETTE is built on Kelly's 22 colours of maximum contrast: those with chroma (max - min
+ * channel) >= 100 and HSL lightness 0.25..0.75 (no white, black, grey, buff, olive; the orange
+ * yellow, greenish yellow, yellowish pink and purplish red left out: twins of the yellow,
+ * orange and red), plus Kelly's purple, violet, light blue and purplish pink at full saturation
+ * (the originals are greyish or pale) and a teal Kelly lacks: 13 hues, none near the grey
+ * canvas or a photo's neutrals (tests/test_browser_polish.py checks the values).
  * Per annotation ("each"): hues a golden angle (137.5°) apart by annotation id, at a fixed
  * saturation and lightness, so neighbouring ids never look alike. "auto" (the default mode)
  * colours per class unless every annotation of the image has the same label (say `object`, as
@@ -14,8 +16,8 @@
 
 export const PALETTE = [
   [243, 195, 0], [166, 34, 195], [243, 132, 0], [66, 156, 240], [190, 0, 50], [0, 136, 86],
-  [233, 99, 143], [0, 103, 165], [249, 147, 121], [86, 45, 210], [20, 184, 184], [179, 68, 108],
-  [220, 211, 0], [136, 45, 23], [141, 182, 0], [226, 88, 34],
+  [233, 99, 143], [0, 103, 165], [86, 45, 210], [20, 184, 184], [136, 45, 23], [141, 182, 0],
+  [226, 88, 34],
 ];
 
 /** The pending mask's colour, [r, g, b]. */
@@ -25,15 +27,42 @@ export const PENDING = [30, 144, 255];
 export const MODES = ["auto", "class", "instance"];
 const STORE_KEY = "ovsam-colour-by";
 
+/** The palette slot of each of the project's classes (setClasses); others hash their name. */
+let slots = new Map();
+
+function hashSlot(label) {
+  let hsh = 0;
+  for (let i = 0; i < label.length; i++) hsh = (hsh * 31 + label.charCodeAt(i)) | 0;
+  return Math.abs(hsh) % PALETTE.length;
+}
+
 /**
- * The colour of a class: the same name always gets the same colour.
+ * Give the project's classes distinct colours while there are no more than the palette holds:
+ * in id order, each class takes its name's hash slot, else the next free one (linear probing),
+ * so a class keeps its colour when classes with higher ids come. @param {{name: string, id:
+ * number}[]} classes @returns {boolean} whether any class's colour changed.
+ */
+export function setClasses(classes) {
+  const next = new Map(), used = new Set();
+  for (const c of [...classes].sort((a, b) => a.id - b.id)) {
+    if (used.size === PALETTE.length) used.clear(); // more classes than colours: a second round
+    let k = hashSlot(c.name);
+    while (used.has(k)) k = (k + 1) % PALETTE.length;
+    used.add(k);
+    next.set(c.name, k);
+  }
+  const changed = next.size !== slots.size || [...next].some(([n, k]) => slots.get(n) !== k);
+  slots = next;
+  return changed;
+}
+
+/**
+ * The colour of a class: its slot among the project's classes (setClasses), else its name's hash.
  * @param {string} label class name.
  * @returns {number[]} [r, g, b], 0..255.
  */
 export function colourOf(label) {
-  let hsh = 0;
-  for (let i = 0; i < label.length; i++) hsh = (hsh * 31 + label.charCodeAt(i)) | 0;
-  return PALETTE[Math.abs(hsh) % PALETTE.length];
+  return PALETTE[slots.has(label) ? slots.get(label) : hashSlot(label)];
 }
 
 /**

@@ -138,7 +138,12 @@ async function start(ctx) {
     const notice = $("ov-notice");
     notice.textContent = notes.map((n) => "Note: " + n).join("\n");
     notice.hidden = !notes.length;
-    if (st.find_unavailable) $("ov-find-btn").title = st.find_unavailable;
+    if (st.find_unavailable) { // greyed, saying why (T or a click on it still says it in the status line)
+      $("ov-find-btn").title = $("ov-find").title = st.find_unavailable;
+      $("ov-find-btn").classList.add("off");
+      $("ov-find").classList.add("off");
+      $("ov-find").placeholder = "Find all: needs CLIP";
+    }
     if (!(await ctx.nav.open(st.current))) { // unreadable: the first image after it that opens
       const keys = st.images.map((i) => i.key), i = keys.indexOf(st.current);
       await ctx.nav.openFirst(keys.slice(i + 1).concat(keys.slice(0, i)), performance.now(), "No image of the folder can be read.");

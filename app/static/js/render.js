@@ -11,7 +11,7 @@ import { paintRuns, rleCounts } from "./rle.js";
 import { displayMatrix, fromOriginal } from "./view.js";
 
 const BACKGROUND = "#1f1f23";
-const DRAWN_ON = ["image", "anns", "selection", "hover", "pending", "found", "view"];
+const DRAWN_ON = ["image", "anns", "selection", "hover", "pending", "found", "view", "colours"];
 
 /** A layer canvas of the displayed size (resized when the image's size differs). */
 function sized(layer, w, h) {
@@ -66,8 +66,8 @@ export class Renderer {
   }
 
   onChange(topics) {
-    if (topics.has("image") || topics.has("anns")) this.accDirty = true;
-    if (topics.has("image") || topics.has("found")) this.foundDirty = true;
+    if (topics.has("image") || topics.has("anns") || topics.has("colours")) this.accDirty = true;
+    if (topics.has("image") || topics.has("found") || topics.has("colours")) this.foundDirty = true;
     if (topics.has("pending") && this.S.pending) this.paintPending(this.S.pending);
     if (DRAWN_ON.some((t) => topics.has(t))) this.draw();
   }

@@ -10,7 +10,7 @@ export class AnnotationList {
     this.ctx = ctx;
     this.S = ctx.S;
     this.list = ctx.$("ov-anns");
-    ctx.S.subscribe((topics) => { if (topics.has("anns") || topics.has("selection")) this.render(); });
+    ctx.S.subscribe((topics) => { if (topics.has("anns") || topics.has("selection") || topics.has("colours")) this.render(); });
   }
 
   row(a) {

@@ -7,7 +7,7 @@
  * image's Ctrl + Z. With `--classes FILE` only these classes label anything (the server refuses
  * others, the status line says why).
  */
-import { colourOf, rgbCss } from "../colours.js";
+import { colourOf, rgbCss, setClasses } from "../colours.js";
 import { keysOf } from "../keymap.js";
 
 export class ClassPanel {
@@ -51,6 +51,7 @@ export class ClassPanel {
   show(r) {
     this.classes = r.classes;
     this.history = r.history;
+    if (setClasses(this.classes)) this.S.changed("colours"); // distinct colours for the project's classes
     const names = new Set(this.classes.map((c) => c.name));
     this.checked = new Set([...this.checked].filter((n) => names.has(n)));
     this.render();

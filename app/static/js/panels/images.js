@@ -76,7 +76,9 @@ export class ImageList {
       const li = document.createElement("li");
       li.dataset.key = im.key;
       li.innerHTML = '<span class="tick" title="done"></span><span class="name"></span><span class="count"></span>';
-      li.querySelector(".name").textContent = im.key;
+      const key = document.createElement("bdi"); // left to right inside the right-to-left box: "…05001.jpg"
+      key.textContent = im.key;
+      li.querySelector(".name").appendChild(key);
       this.fillRow(li, im);
       li.addEventListener("click", (e) => this.ctx.nav.open(im.key, e.timeStamp));
       this.list.appendChild(li);

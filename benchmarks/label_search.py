@@ -14,13 +14,10 @@ often the intended class is the first row for the typos (ours against the refere
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import platform
 import random
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +25,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from reference import module_at  # noqa: E402  benchmarks/reference.py, beside this script
 
 from annotator.label_search import LabelSearch  # noqa: E402
 from annotator.vocabulary import load_vocabulary, prompt_phrase  # noqa: E402
@@ -54,16 +53,9 @@ TYPOS = {
 
 def reference_vocabulary():
     """The ImageNet-21k vocabulary as the reference commit built it, with its ``search``."""
-    source = subprocess.check_output(
-        ["git", "show", f"{REFERENCE_COMMIT}:annotator/vocabulary.py"], cwd=ROOT, text=True
+    return module_at(REFERENCE_COMMIT, "annotator/vocabulary.py", "_vocabulary_reference").load_vocabulary(
+        "imagenet21k"
     )
-    path = Path(tempfile.mkdtemp(prefix="ref_vocab_")) / "_vocabulary_reference.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("annotator._vocabulary_reference", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.load_vocabulary("imagenet21k")
 
 
 def typed_queries(words: int, seed: int = 0) -> list[str]:

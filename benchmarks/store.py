@@ -15,11 +15,9 @@ from git), which rewrites its whole file on every change. Goal (issue 27): accep
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pycocotools.coco import COCO  # noqa: E402
+from reference import module_at  # noqa: E402  benchmarks/reference.py, beside this script
 
 from annotator.instances import Instances, Source  # noqa: E402
 from annotator.store import AnnotationStore  # noqa: E402
@@ -43,14 +42,7 @@ PER_IMAGE = 100
 def reference_store_class():
     """The JSON store of :data:`REFERENCE_COMMIT` (``annotator/store.py``), loaded as a module
     of the package so that its relative imports resolve."""
-    source = subprocess.check_output(["git", "show", f"{REFERENCE_COMMIT}:annotator/store.py"], cwd=ROOT, text=True)
-    path = Path(tempfile.mkdtemp(prefix="ref_store_")) / "_json_store_reference.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("annotator._json_store_reference", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.AnnotationStore
+    return module_at(REFERENCE_COMMIT, "annotator/store.py", "_json_store_reference").AnnotationStore
 
 
 def coco_masks(gt: COCO) -> list[tuple[dict, str]]:

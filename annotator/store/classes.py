@@ -248,16 +248,7 @@ class ClassesMixin:
                 self._set_meta_classes(conn, meta_after)
             self._log_classes(conn, kind, moves, meta_before, meta_after, author)
             change = self._class_change(conn, kind, [[m["src"], m["dst"]] for m in moves], moves)
-            if request_id:
-                conn.execute(
-                    insert(t.requests).values(
-                        dataset_id=self._id,
-                        request_id=request_id,
-                        kind=f"{kind}_classes",
-                        result=change.__dict__,
-                        created=time.time(),
-                    )
-                )
+            self._remember(conn, request_id, f"{kind}_classes", change.__dict__)
         change.undoable, change.redoable = self.classes_history_depth()
         return change
 
@@ -364,11 +355,7 @@ class ClassesMixin:
                 author=self.author if author is None else author,
             )
         )
-        oldest = conn.execute(
-            select(hist.c.id).where(*mine).order_by(hist.c.id.desc()).offset(MAX_CLASS_STEPS).limit(1)
-        ).scalar()
-        if oldest is not None:
-            conn.execute(delete(hist).where(*mine, hist.c.id <= oldest))
+        self._trim_history(conn, CLASS_STEPS, MAX_CLASS_STEPS)
 
     def classes_history_depth(self) -> tuple[int, int]:
         """(class changes that can be undone, that can be redone)."""
@@ -410,16 +397,7 @@ class ClassesMixin:
                 pairs = [[m["src"], m["dst"]] if way == "redo" else [m["dst"], m["src"]] for m in ordered]
                 change = self._class_change(conn, step.kind, pairs, moves)
                 change.way = way
-                if request_id:
-                    conn.execute(
-                        insert(t.requests).values(
-                            dataset_id=self._id,
-                            request_id=request_id,
-                            kind=f"{way}_classes",
-                            result=change.__dict__,
-                            created=time.time(),
-                        )
-                    )
+                self._remember(conn, request_id, f"{way}_classes", change.__dict__)
         change.undoable, change.redoable = self.classes_history_depth()
         return change
 

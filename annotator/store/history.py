@@ -59,11 +59,15 @@ class HistoryMixin:
                     author=self.author if author is None else author,
                 )
             )
-            oldest = conn.execute(
-                select(hist.c.id).where(*mine).order_by(hist.c.id.desc()).offset(MAX_STEPS).limit(1)
-            ).scalar()
-            if oldest is not None:
-                conn.execute(delete(hist).where(*mine, hist.c.id <= oldest))
+            self._trim_history(conn, image, MAX_STEPS)
+
+    def _trim_history(self, conn: Connection, image: str, keep: int) -> None:
+        """Drop the steps of ``image`` (or the class steps) older than its newest ``keep``."""
+        hist = t.history
+        mine = (hist.c.dataset_id == self._id, hist.c.image == image)
+        oldest = conn.execute(select(hist.c.id).where(*mine).order_by(hist.c.id.desc()).offset(keep).limit(1)).scalar()
+        if oldest is not None:
+            conn.execute(delete(hist).where(*mine, hist.c.id <= oldest))
 
     def _step(self, conn: Connection, image: str, undone: bool):
         hist = t.history
@@ -141,12 +145,7 @@ class HistoryMixin:
         conn.execute(update(t.history).where(t.history.c.id == step.id).values(undone=way == "undo"))
         kept = {a.id for a in then}
         change = Change(step.kind, image, [i for i in ids if i not in kept], then)
-        if request_id:
-            conn.execute(
-                insert(t.requests).values(
-                    dataset_id=self._id, request_id=request_id, kind=way, result=asdict(change), created=time.time()
-                )
-            )
+        self._remember(conn, request_id, way, asdict(change))
         return change
 
     def _replayed_change(self, conn: Connection, request_id: str | None, way: str) -> Change | None:

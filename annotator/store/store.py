@@ -229,14 +229,15 @@ class AnnotationStore(HistoryMixin, ClassesMixin):
         return None if result is None else [Annotation(**a) for a in result]
 
     def _record(self, conn: Connection, request_id: str | None, kind: str, result: list[Annotation]) -> None:
+        self._remember(conn, request_id, kind, [asdict(a) for a in result])
+
+    def _remember(self, conn: Connection, request_id: str | None, kind: str, result: Any) -> None:
+        """Keep a write's JSON-able result under its request id (none kept without an id), so that
+        a retry of the same request is answered from it (:meth:`_request_result`)."""
         if request_id:
             conn.execute(
                 insert(t.requests).values(
-                    dataset_id=self._id,
-                    request_id=request_id,
-                    kind=kind,
-                    result=[asdict(a) for a in result],
-                    created=time.time(),
+                    dataset_id=self._id, request_id=request_id, kind=kind, result=result, created=time.time()
                 )
             )
 

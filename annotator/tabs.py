@@ -32,7 +32,7 @@ from .classifier import LabelScore
 from .engine import PromptResult
 from .everything.pipeline import METHODS, EverythingConfig, EverythingResult
 from .images import ImageLoadError
-from .instances import Instances, Source
+from .instances import UNLABELLED, Instances, Source
 from .mask_edit import EditOp, Ring, apply_edit, move_outline, outline_rings
 from .masks import decode_rle, rle_iou
 from .session import Prompt, PromptSession
@@ -385,10 +385,17 @@ class Tab:
         :data:`DUPLICATE_IOU` (pressing E twice adds nothing the second time), as :meth:`find`.
 
         Raises:
-            Conflict: no image open. BadRequest: unknown pass.
+            Conflict: no image open. BadRequest: unknown pass. Unprocessable: a label outside the
+                project's class list (without CLIP every instance is ``UNLABELLED``: refused
+                before the pass runs).
         """
         prompt = self._prompt()
         _check_method(method)
+        if not self.engine.has_labels and self.ws.store.allowed is not None:  # all would be UNLABELLED
+            try:
+                self.ws.store.check_class(UNLABELLED)
+            except ValueError as exc:  # refused before the pass's seconds, not after
+                raise Unprocessable(f"nothing stored: {exc}") from exc
         t0 = time.perf_counter()
         result = self._running(lambda p: self.engine.everything(prompt.embedding, EverythingConfig(method=method), p))
         prior = self.ws.store.replay(request_id, "add")

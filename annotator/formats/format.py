@@ -20,8 +20,13 @@ class Format:
             :class:`~annotator.formats.dataset.Dataset` to
             ``out`` (a file or a folder, as the format has it) atomically, and returns the files
             written, the main one first (the JSON, or YOLO's ``data.yaml``).
-        read: ``read(path) -> InMemoryDataset``, ``None`` where the format cannot be read back
-            faithfully (the module says why).
+        read: ``read(path, images_root=None) -> InMemoryDataset``, ``None`` where the format
+            cannot be read back faithfully (the module says why). ``path`` is the file or folder
+            the format writes; ``images_root`` the image folder the annotations are of, for
+            formats that need the images' sizes or names (YOLO, plain PNG masks); readers that
+            do not need it take and ignore it. Raises
+            :class:`~annotator.formats.errors.FormatReadError` listing every problem (file,
+            record, reason) and returns nothing of a file that has one.
         options: the keyword options ``write`` takes.
         suffix: the export's name after the folder's slug in
             :class:`~annotator.outputs.FolderOutputs` (``_coco.json``: ``photos_coco.json``).
@@ -30,7 +35,7 @@ class Format:
     name: str
     description: str
     write: Callable[..., list[Path]]
-    read: Callable[[Path], InMemoryDataset] | None
+    read: Callable[..., InMemoryDataset] | None
     options: tuple[str, ...]
     suffix: str
 

@@ -9,9 +9,11 @@ image folder's slug (see :func:`annotator.images.folder_slug`):
 ``<slug>.annotations.json.bak``           a JSON store of earlier versions, once migrated
 ``<slug>.journal.jsonl``                  the bulk run's journal (resume)
 ``<slug>.label_studio_push.jsonl``        the Label Studio push journal (resume)
-``<slug>_coco.json``                      COCO instances
+``<slug>_coco.json``                      COCO instances, RLE
+``<slug>_coco_polygons.json``             COCO instances, polygons
 ``<slug>_panoptic.json`` + ``/``          COCO panoptic (JSON + PNG folder)
 ``<slug>_yolo/``                          YOLO segmentation dataset
+``<slug>_masks/``                         plain mask PNGs (16-bit instance ids) + instances.json
 ``<slug>_label_studio.json`` + ``.xml``   Label Studio tasks + labelling config
 ========================================  ==============================================
 
@@ -82,17 +84,20 @@ class FolderOutputs:
         """The Label Studio push journal, ``<slug>.label_studio_push.jsonl``."""
         return self._path(".label_studio_push.jsonl")
 
-    def export_path(self, fmt: str) -> Path:
-        """Where the export in format ``fmt`` goes: ``<slug>`` + the format's suffix.
+    def export_path(self, fmt: str, **options) -> Path:
+        """Where the export in format ``fmt`` with these write options goes: ``<slug>`` + the
+        format's suffix for them (:meth:`~annotator.formats.Format.suffix_for`: COCO polygons
+        ``<slug>_coco_polygons.json``, RLE ``<slug>_coco.json``).
 
         Raises:
             ValueError: unknown format.
         """
-        return self._path(get_format(fmt).suffix)
+        return self._path(get_format(fmt).suffix_for(options))
 
     @property
     def coco_path(self) -> Path:
-        """COCO instances, ``<slug>_coco.json``."""
+        """COCO instances as RLE, ``<slug>_coco.json`` (polygons: ``export_path("coco",
+        segmentation="polygon")``)."""
         return self.export_path("coco")
 
     @property
@@ -148,7 +153,9 @@ class FolderOutputs:
             raise TypeError(f"unknown export options: {', '.join(sorted(unknown))}")
         form = get_format(fmt)
         given = {k: v for k, v in options.items() if v is not None}
-        return form.write(dataset, self.export_path(fmt), **form.write_options({"images_root": self.folder, **given}))
+        return form.write(
+            dataset, self.export_path(fmt, **given), **form.write_options({"images_root": self.folder, **given})
+        )
 
     def export(self, dataset: Dataset, fmt: str = "coco", **options) -> Path:
         """Write ``dataset`` in one of :data:`EXPORT_FORMATS` to its place (atomically); see

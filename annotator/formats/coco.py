@@ -28,21 +28,27 @@ from ..fileio import atomic_write_json
 from ..instances import Instances, Source
 from ..masks import mask_to_polygons, rle_bbox
 from .dataset import Dataset, ImageEntry, InMemoryDataset, annotation_ids
+from .errors import FormatReadError, Problem, Problems
 from .format import Format
 
 SEGMENTATION_FORMATS = ("rle", "polygon")
 
 
-class CocoFormatError(ValueError):
-    """A COCO JSON is unreadable or malformed.
+class CocoFormatError(FormatReadError):
+    """A COCO JSON is unreadable or malformed (a :class:`FormatReadError`: every problem as one
+    line, file, record, reason).
 
     Attributes:
-        path: the file; reason: what is wrong with it (the underlying error's text).
+        path: the file; reason: what is wrong with it (the underlying error's text, or the
+            problems' reasons, one a line); problems: every problem.
     """
 
-    def __init__(self, path: str | Path, reason: str):
-        super().__init__(f"{path}: not a COCO instances JSON ({reason})")
-        self.path, self.reason = Path(path), reason
+    def __init__(self, path: str | Path, reason: str | None = None, problems: list[Problem] | None = None):
+        if problems is None:
+            problems = [Problem(str(path), "", f"not a COCO instances JSON ({reason})")]
+        super().__init__(problems)
+        self.path = Path(path)
+        self.reason = reason if reason is not None else "\n".join(p.reason for p in self.problems)
 
 
 def to_coco(dataset: Dataset, segmentation: str = "rle", description: str = "") -> dict:
@@ -122,8 +128,11 @@ def segmentation_rle(segmentation: list | dict, height: int, width: int) -> dict
     rasterised by pycocotools and unioned).
 
     Raises:
-        TypeError, ValueError: not a COCO segmentation.
+        TypeError, ValueError: not a COCO segmentation (see :func:`segmentation_problem`).
     """
+    problem = segmentation_problem(segmentation, height, width)
+    if problem:
+        raise ValueError(problem)
     if isinstance(segmentation, list):
         rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
     elif isinstance(segmentation.get("counts"), list):
@@ -137,45 +146,191 @@ def segmentation_rle(segmentation: list | dict, height: int, width: int) -> dict
     }
 
 
-def from_coco(data: dict) -> InMemoryDataset:
+def rle_string_counts(counts: str) -> list[int] | None:
+    """The run lengths of a compressed RLE string (pycocotools' ``rleFrString``), ``None``
+    where the string is not one (a character out of ``0``..``o``, a number cut short)."""
+    out: list[int] = []
+    p, n = 0, len(counts)
+    while p < n:
+        x, k, more = 0, 0, True
+        while more:
+            if p >= n:
+                return None
+            c = ord(counts[p]) - 48
+            if not 0 <= c < 64:
+                return None
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p, k = p + 1, k + 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(out) > 2:
+            x += out[-2]
+        out.append(x)
+    return out
+
+
+def segmentation_problem(segmentation, height: int, width: int) -> str:
+    """What is wrong with a COCO ``segmentation`` for an image of ``height`` × ``width``, ``""``
+    when nothing: polygons must be a non-empty list of lists of 6 or more numbers (an even
+    count); an RLE a dict with ``size`` = [H, W] of the image and ``counts`` (a list of run
+    lengths, or the compressed string) whose runs are not negative and add up to H·W (pycocotools
+    would write past the mask otherwise)."""
+    if isinstance(segmentation, list):
+        if not segmentation:
+            return "empty segmentation (no polygon)"
+        for k, poly in enumerate(segmentation):
+            if not isinstance(poly, list) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in poly
+            ):
+                return f"polygon {k} is not a list of numbers"
+            if len(poly) < 6 or len(poly) % 2:
+                return f"polygon {k} has {len(poly)} coordinates (6 or more, an even count, are needed)"
+            if not all(np.isfinite(poly)):
+                return f"polygon {k} has a coordinate that is not finite"
+        return ""
+    if not isinstance(segmentation, dict) or "counts" not in segmentation or "size" not in segmentation:
+        return "segmentation is neither polygons nor an RLE with size and counts"
+    size = segmentation["size"]
+    if not isinstance(size, list) or len(size) != 2 or [*size] != [height, width]:
+        return f"RLE size {size} is not the image's [{height}, {width}]"
+    counts = segmentation["counts"]
+    if isinstance(counts, list):
+        runs = counts
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in runs):
+            return "RLE counts are not whole numbers"
+    elif isinstance(counts, str):
+        runs = rle_string_counts(counts)
+        if runs is None:
+            return "RLE counts are not a compressed RLE string"
+    else:
+        return "RLE counts are neither a list nor a string"
+    if any(v < 0 for v in runs):
+        return "RLE counts have a negative run"
+    if sum(runs) != height * width:
+        return f"RLE runs cover {sum(runs)} pixels, the image has {height * width}"
+    return ""
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _key(file_name: str, images_root: str | Path | None) -> str:
+    """An image's key: its ``file_name``, made relative to ``images_root`` where it is an
+    absolute path inside it."""
+    path = Path(file_name)
+    if images_root is not None and path.is_absolute():
+        try:
+            return path.relative_to(Path(images_root).resolve()).as_posix()
+        except ValueError:
+            pass
+    return file_name
+
+
+def from_coco(data: dict, images_root: str | Path | None = None, file: str | Path = "COCO JSON") -> InMemoryDataset:
     """A COCO instances dict as a dataset.
 
-    Every image (those without annotations too) under its ``file_name``; its annotations (none
-    included) in the
+    Every image (those without annotations too) under its ``file_name`` (an absolute path
+    inside ``images_root`` becomes relative to it); its annotations (none included) in the
     file's order as :class:`~annotator.instances.Instances` with RLE masks (see
-    :func:`segmentation_rle`), ``class_names`` / ``class_ids`` from ``categories``, ``scores`` and
-    ``predicted_iou`` where given (else NaN), source :attr:`~annotator.instances.Source.IMPORTED`,
-    and ``data["annotation_id"]`` (int64) and ``data["iscrowd"]`` (bool).  Boxes are derived from
-    the masks.
+    :func:`segmentation_rle`: exactly pycocotools' ``COCO.annToRLE``), ``class_names`` /
+    ``class_ids`` from ``categories``, ``scores`` and ``predicted_iou`` where given (else NaN),
+    source :attr:`~annotator.instances.Source.IMPORTED`, and ``data["annotation_id"]`` (int64)
+    and ``data["iscrowd"]`` (bool).  Boxes are derived from the masks.
 
+    Args:
+        images_root: the image folder the file's names are relative to (optional).
+        file: the file's name in the problems reported.
     Raises:
-        KeyError, TypeError, ValueError: malformed (a missing field, an annotation without
-            ``segmentation``, an unknown image or category id, two categories of one name).
+        CocoFormatError: (a :class:`~annotator.formats.errors.FormatReadError`) one line per
+            problem, all of them: a category without an integer id or a name, two categories of
+            one id or name, an image without id / file_name / size, two images of one id or
+            file_name, and per annotation (by its id): no integer id or a repeated one, an
+            unknown image or category, a missing or bad segmentation (see
+            :func:`segmentation_problem`), a score that is not a number.
     """
-    names = {int(c["id"]): str(c["name"]) for c in data["categories"]}
-    if len(set(names.values())) != len(names):
-        raise ValueError("two categories have the same name")
-    images = {
-        int(im["id"]): ImageEntry(str(im["file_name"]), int(im["width"]), int(im["height"])) for im in data["images"]
-    }
+    problems = Problems()
+    for field in ("images", "annotations", "categories"):
+        if not isinstance(data.get(field), list):
+            problems.add(file, "", f"{field!r} is not a list")
+    if problems:
+        raise CocoFormatError(file, problems=problems.items)
+    names: dict[int, str] = {}
+    for k, c in enumerate(data["categories"]):
+        record = f"category {k + 1} of the list"
+        if not isinstance(c, dict) or not _is_int(c.get("id")) or not isinstance(c.get("name"), str) or not c["name"]:
+            problems.add(file, record, "a category needs an integer id and a name")
+        elif c["id"] in names:
+            problems.add(file, f"category {c['id']}", "two categories have this id")
+        elif c["name"] in names.values():
+            problems.add(file, f"category {c['id']}", f"two categories are named {c['name']!r}")
+        else:
+            names[c["id"]] = c["name"]
+    images: dict[int, ImageEntry] = {}
+    keys: set[str] = set()
+    for k, im in enumerate(data["images"]):
+        if not isinstance(im, dict) or not _is_int(im.get("id")):
+            problems.add(file, f"image {k + 1} of the list", "an image needs an integer id")
+            continue
+        record = f"image {im['id']}"
+        w, h, name = im.get("width"), im.get("height"), im.get("file_name")
+        if not isinstance(name, str) or not name:
+            problems.add(file, record, "no file_name")
+        elif not (_is_int(w) and _is_int(h) and w > 0 and h > 0):
+            problems.add(file, record, f"width and height must be positive integers, not {w!r} and {h!r}")
+        elif im["id"] in images:
+            problems.add(file, record, "two images have this id")
+        elif _key(name, images_root) in keys:
+            problems.add(file, record, f"two images have the file_name {name!r}")
+        else:
+            images[im["id"]] = ImageEntry(_key(name, images_root), w, h)
+            keys.add(images[im["id"]].key)
     per_image: dict[int, list[dict]] = {}
-    for ann in data["annotations"]:
-        if int(ann["image_id"]) not in images:
-            raise KeyError(f"annotation {ann.get('id')} of unknown image {ann['image_id']}")
-        per_image.setdefault(int(ann["image_id"]), []).append(ann)
+    rles: dict[int, dict] = {}
+    ann_ids: set[int] = set()
+    for k, ann in enumerate(data["annotations"]):
+        if not isinstance(ann, dict) or not _is_int(ann.get("id")):
+            problems.add(file, f"annotation {k + 1} of the list", "an annotation needs an integer id")
+            continue
+        record = f"annotation {ann['id']}"
+        if ann["id"] in ann_ids:
+            problems.add(file, record, "two annotations have this id")
+        ann_ids.add(ann["id"])
+        image = images.get(ann.get("image_id")) if _is_int(ann.get("image_id")) else None
+        if image is None:
+            problems.add(file, record, f"unknown image {ann.get('image_id')!r}")
+        if not _is_int(ann.get("category_id")) or ann["category_id"] not in names:
+            problems.add(file, record, f"unknown category {ann.get('category_id')!r}")
+        for field in ("score", "predicted_iou"):
+            v = ann.get(field)
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v)):
+                problems.add(file, record, f"{field} {v!r} is not a number")
+        if "segmentation" not in ann:
+            problems.add(file, record, "no segmentation")
+        elif image is not None:
+            reason = segmentation_problem(ann["segmentation"], image.height, image.width)
+            if reason:
+                problems.add(file, record, f"bad segmentation: {reason}")
+            else:
+                rles[k] = segmentation_rle(ann["segmentation"], image.height, image.width)
+        if image is not None:
+            per_image.setdefault(ann["image_id"], []).append({**ann, "_index": k})
+    if problems:
+        raise CocoFormatError(file, problems=problems.items)
     instances = {}
     for image_id, image in images.items():
         anns = per_image.get(image_id, [])
         instances[image.key] = Instances(
-            [segmentation_rle(a["segmentation"], image.height, image.width) for a in anns],
+            [rles[a["_index"]] for a in anns],
             image_size=(image.height, image.width),
             scores=[a.get("score") for a in anns],
             predicted_iou=[a.get("predicted_iou") for a in anns],
-            class_names=[names[int(a["category_id"])] for a in anns],
-            class_ids=[int(a["category_id"]) for a in anns],
+            class_names=[names[a["category_id"]] for a in anns],
+            class_ids=[a["category_id"] for a in anns],
             source=Source.IMPORTED,
             data={
-                "annotation_id": np.array([int(a["id"]) for a in anns], dtype=np.int64),
+                "annotation_id": np.array([a["id"] for a in anns], dtype=np.int64),
                 "iscrowd": np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool),
             },
         )
@@ -197,17 +352,17 @@ def load_coco_json(path: str | Path) -> dict:
     return data
 
 
-def read_coco(path: str | Path) -> InMemoryDataset:
+def read_coco(path: str | Path, images_root: str | Path | None = None) -> InMemoryDataset:
     """Read a COCO instances JSON as a dataset (see :func:`from_coco`).
 
+    Args:
+        images_root: the image folder its ``file_name`` are relative to (optional: absolute
+            names inside it become relative).
     Raises:
-        CocoFormatError: unreadable or malformed.
+        CocoFormatError: (a :class:`~annotator.formats.errors.FormatReadError`) unreadable, or
+            every problem of the file, one line each (file, record, reason).
     """
-    data = load_coco_json(path)
-    try:
-        return from_coco(data)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CocoFormatError(path, str(exc)) from exc
+    return from_coco(load_coco_json(path), images_root, file=path)
 
 
 def read_coco_boxes(path: str | Path) -> dict[str, list[dict]]:
@@ -243,6 +398,7 @@ FORMAT = Format(
     read=read_coco,
     options=("segmentation",),
     suffix="_coco.json",
+    option_suffixes=(("segmentation", "polygon", "_coco_polygons.json"),),
 )
 
 __all__ = [
@@ -254,6 +410,8 @@ __all__ = [
     "load_coco_json",
     "read_coco",
     "read_coco_boxes",
+    "rle_string_counts",
+    "segmentation_problem",
     "segmentation_rle",
     "to_coco",
     "write",

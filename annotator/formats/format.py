@@ -30,6 +30,10 @@ class Format:
         options: the keyword options ``write`` takes.
         suffix: the export's name after the folder's slug in
             :class:`~annotator.outputs.FolderOutputs` (``_coco.json``: ``photos_coco.json``).
+        option_suffixes: ``(option, value, suffix)`` rows: the suffix instead of ``suffix`` when
+            ``write`` is given that option's value (COCO polygons: ``("segmentation",
+            "polygon", "_coco_polygons.json")``), so that exports of one dataset that differ are
+            different files.
     """
 
     name: str
@@ -38,11 +42,20 @@ class Format:
     read: Callable[..., InMemoryDataset] | None
     options: tuple[str, ...]
     suffix: str
+    option_suffixes: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def readable(self) -> bool:
         """Whether the format has a reader."""
         return self.read is not None
+
+    def suffix_for(self, options: dict | None = None) -> str:
+        """The export's suffix for these write options (see :attr:`option_suffixes`)."""
+        options = options or {}
+        for name, value, suffix in self.option_suffixes:
+            if options.get(name) == value:
+                return suffix
+        return self.suffix
 
     def write_options(self, options: dict) -> dict:
         """The entries of ``options`` this format's ``write`` takes (the others are dropped)."""

@@ -36,7 +36,7 @@ from .instances import UNLABELLED, Instances, Source
 from .mask_edit import EditOp, Ring, apply_edit, move_outline, outline_rings
 from .masks import decode_rle, rle_iou
 from .session import Prompt, PromptSession
-from .store import Annotation, Change, ClassChange, ClassInfo, check_label_text
+from .store import Annotation, Change, ClassChange, ClassInfo, State, check_label_text
 from .text_prompts import LabelsUnavailable, NamedClass, parse_classes
 from .workspace import Workspace
 
@@ -404,7 +404,9 @@ class Tab:
         found = result.annotations()
         known = self._already_annotated(prompt.image, found)
         try:
-            added = self.ws.store.add_instances(prompt.image, found[np.nonzero(~known)[0]], request_id, author)
+            added = self.ws.store.add_instances(
+                prompt.image, found[np.nonzero(~known)[0]], request_id, author, state=State.PREDICTED
+            )
         except ValueError as exc:  # a label outside the project's class list: nothing stored
             raise Unprocessable(f"nothing stored: {exc}") from exc
         return Everything(prompt.image, added, result, time.perf_counter() - t0, int(known.sum()))
@@ -495,7 +497,9 @@ class Tab:
                 raise Conflict(f"already accepted: {sorted(found.accepted.intersection(idx))}")
             self.ws.store.set_last_image(found.key)
             try:
-                added = self.ws.store.add_instances(found.key, found.instances[idx], request_id, author)
+                added = self.ws.store.add_instances(
+                    found.key, found.instances[idx], request_id, author, state=State.PREDICTED
+                )
             except ValueError as exc:  # a label outside the project's class list: nothing stored
                 raise Unprocessable(str(exc)) from exc
             found.accepted.update(idx)

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from ..engine import Engine, EngineConfig
 from ..images import list_images
 from ..outputs import FolderOutputs
-from ..store import AnnotationStore
+from ..store import AnnotationStore, State
 from ..text_prompts import NamedClass, resolve_classes
 from ..vocabulary import Vocabulary, load_vocabulary
 from .boxes import box_category_ids
@@ -295,7 +295,12 @@ def import_journal(store: AnnotationStore, keys: list[str], seen: dict[str, Imag
             store.add_image(key, outcome.width, outcome.height)  # negatives too
             if key in imported:
                 continue
-            store.add_instances(key, from_records(outcome.annotations, outcome.width, outcome.height), history=False)
+            store.add_instances(
+                key,
+                from_records(outcome.annotations, outcome.width, outcome.height),
+                history=False,
+                state=State.PREDICTED,
+            )
             imported.add(key)
         store.meta["bulk_imported"] = sorted(imported)
 

@@ -5,11 +5,43 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
+from enum import Enum
 
 from ..instances import Source
 
 MAX_LABEL_CHARS = 200
 """The longest label a store takes (characters)."""
+
+
+class State(str, Enum):
+    """The review state of an annotation."""
+
+    PREDICTED = "predicted"  # a machine's guess: bulk ``annotate``, import, Everything, Find all
+    ACCEPTED = "accepted"  # a person made it (a click, a box, a hand edit) or accepted it
+    REJECTED = "rejected"  # a person rejected it: kept for the record, never exported
+
+    @classmethod
+    def of_source(cls, source: Source | str) -> State:
+        """The state an annotation of this provenance gets when none is given: ``predicted``
+        for the everything mode's and imported ones, ``accepted`` for a person's."""
+        source = Source(source)
+        return cls.PREDICTED if source.automatic or source is Source.IMPORTED else cls.ACCEPTED
+
+
+STATES = tuple(s.value for s in State)
+"""The review states' names: ``predicted``, ``accepted``, ``rejected``."""
+
+
+def checked_state(state: State | str) -> str:
+    """``state``'s name if it is a review state.
+
+    Raises:
+        ValueError: not one of :data:`STATES` (the message lists them).
+    """
+    try:
+        return State(state).value
+    except ValueError:
+        raise ValueError(f"unknown review state {state!r}; one of {', '.join(STATES)}") from None
 
 
 class StoreError(RuntimeError):
@@ -43,6 +75,10 @@ class Annotation:
             before it existed get it from ``prompt``).
         author: who made it: the signed-in user of the page, else the OS user of the process
             (``""`` in stores written before it was kept).
+        state: its review :class:`State` (``predicted``, ``accepted``, ``rejected``); default
+            from ``source`` (:meth:`State.of_source`).
+        data: what else it carries, JSON (an import's ``original_id``, ``original_category_id``,
+            ``iscrowd``, ``imported_from``).
     """
 
     id: int
@@ -58,9 +94,13 @@ class Annotation:
     created: float = 0.0
     source: str = ""
     author: str = ""
+    state: str = ""
+    data: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.source = Source(self.source).value if self.source else source_of_prompt(self.prompt).value
+        self.state = checked_state(self.state) if self.state else State.of_source(self.source).value
+        self.data = dict(self.data or {})
 
 
 @dataclass

@@ -23,6 +23,8 @@ def annotation_of(row: Any) -> Annotation:
         created=float(row.created),
         source=row.source,
         author=row.author,
+        state=row.state,
+        data=dict(row.data or {}),
     )
 
 
@@ -46,4 +48,6 @@ def row_of(dataset_id: int, ann: Annotation) -> dict:
         "source": ann.source,
         "created": float(ann.created),
         "author": ann.author,
+        "state": ann.state,
+        "data": ann.data or None,
     }

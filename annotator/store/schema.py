@@ -9,8 +9,9 @@ One database may hold many datasets (an image folder each, by name); every table
 ``images``      key (relative POSIX path), width, height
 ``categories``  name → stable id
 ``annotations`` id, image, label, category id, RLE (size + counts), bbox, area, score,
-                predicted IoU, prompt, source, created, author
+                predicted IoU, prompt, source, created, author, review state, data
 ``done``        the images marked done
+``reviewed``    the images marked reviewed
 ``settings``    JSON values by (scope, key): ``meta`` (run metadata), ``session``
                 (the image worked on last), ``store`` (migration record)
 ``requests``    client request ids of writes and their results (idempotent retries)
@@ -45,12 +46,16 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
     make_url,
     text,
+    update,
 )
 
-SCHEMA_VERSION = 2
-"""1: the JSON store (``*.annotations.json``); 2: these tables."""
+SCHEMA_VERSION = 3
+"""1: the JSON store (``*.annotations.json``); 2: these tables; 3: annotations gain ``state``
+and ``data``, and the ``reviewed`` table (added to a version 2 database when it is opened, see
+:func:`create_tables`)."""
 
 BUSY_TIMEOUT_MS = 30_000
 """How long an SQLite writer waits for another's transaction before giving up."""
@@ -112,10 +117,14 @@ annotations = Table(
     Column("source", String(20), nullable=False),
     Column("created", Double, nullable=False),
     Column("author", String(200), nullable=False),
+    Column("state", String(10), nullable=False, server_default="accepted"),
+    Column("data", JSON, nullable=True),
     Index("ix_annotations_image", "dataset_id", "image", "id"),  # an image's, in order: no scan
 )
 
 done = Table("done", metadata, _dataset_fk(), Column("key", Text, primary_key=True))
+
+reviewed = Table("reviewed", metadata, _dataset_fk(), Column("key", Text, primary_key=True))
 
 settings = Table(
     "settings",
@@ -212,3 +221,24 @@ def create_tables(engine: Engine) -> None:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(727271)"))
         metadata.create_all(conn)
+        _add_review_columns(conn)
+
+
+AUTOMATIC_SOURCES = ("patches", "samcp", "possam", "imported")
+"""The sources whose annotations a version 2 database's upgrade marks ``predicted``."""
+
+
+def _add_review_columns(conn) -> None:
+    """Upgrade a version 2 database in place: ``annotations.state`` (``predicted`` for the
+    everything mode's and imported annotations, ``accepted`` for the others, which people
+    made) and ``annotations.data``. Nothing else changes; run under the write lock."""
+    have = {c["name"] for c in inspect(conn).get_columns("annotations")}
+    if "state" not in have:
+        conn.execute(text("ALTER TABLE annotations ADD COLUMN state VARCHAR(10) NOT NULL DEFAULT 'accepted'"))
+        marked = ", ".join(f"'{s}'" for s in AUTOMATIC_SOURCES)
+        conn.execute(text(f"UPDATE annotations SET state = 'predicted' WHERE source IN ({marked})"))
+    if "data" not in have:
+        conn.execute(text("ALTER TABLE annotations ADD COLUMN data JSON"))
+    conn.execute(
+        update(datasets).where(datasets.c.schema_version < SCHEMA_VERSION).values(schema_version=SCHEMA_VERSION)
+    )

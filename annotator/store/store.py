@@ -36,7 +36,8 @@ from . import schema as t
 from .classes import ClassesMixin
 from .history import HistoryMixin
 from .legacy import read_legacy
-from .model import Annotation, ImageInfo, StoreError, StoreFullError, checked_label
+from .model import Annotation, ImageInfo, State, StoreError, StoreFullError, checked_label, checked_state
+from .review import ReviewMixin
 from .rows import annotation_of, row_of
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def _is_full(exc: OperationalError) -> bool:
     )
 
 
-class AnnotationStore(HistoryMixin, ClassesMixin):
+class AnnotationStore(HistoryMixin, ClassesMixin, ReviewMixin):
     """Annotations of one dataset in a database, safe for many writers (threads and processes).
 
     Args:
@@ -342,6 +343,8 @@ class AnnotationStore(HistoryMixin, ClassesMixin):
                 created=now,
                 source=item.get("source") or "",
                 author=self.author if author is None else author,
+                state=item.get("state") or "",
+                data=item.get("data") or {},
             )
             for i, item in enumerate(items)
         ]
@@ -367,6 +370,7 @@ class AnnotationStore(HistoryMixin, ClassesMixin):
         source: Source | None = None,
         request_id: str | None = None,
         author: str | None = None,
+        state: State | str | None = None,
     ) -> Annotation:
         """Accept one mask (one transaction).
 
@@ -376,13 +380,15 @@ class AnnotationStore(HistoryMixin, ClassesMixin):
                 :func:`~annotator.store.model.source_of_prompt`).
             request_id: the client's id of this write (see :meth:`add_instances`).
             author: who made it (default: the store's :attr:`author`).
+            state: its review state (default from its source, see
+                :meth:`~annotator.store.model.State.of_source`).
         Raises:
             ValueError: empty mask; empty, too long a label (:data:`MAX_LABEL_CHARS`) or one with
-                a control character.
+                a control character; an unknown state.
             StoreFullError: the disk is full; nothing was saved.
         """
         rle = dict(mask) if isinstance(mask, dict) else encode_rle(mask)
-        item = self._item(rle, label, score, predicted_iou, prompt, source)
+        item = self._item(rle, label, score, predicted_iou, prompt, source, state)
         if item["area"] == 0:
             raise ValueError("cannot accept an empty mask")
         with self._write() as conn:
@@ -395,8 +401,10 @@ class AnnotationStore(HistoryMixin, ClassesMixin):
             return ann
 
     @staticmethod
-    def _item(rle: dict, label: str, score, predicted_iou, prompt, source) -> dict:
+    def _item(rle: dict, label: str, score, predicted_iou, prompt, source, state=None, data=None) -> dict:
         return {
+            "state": "" if state is None else checked_state(state),
+            "data": dict(data or {}),
             "rle": rle,
             "label": checked_label(label),
             "area": rle_area(rle),
@@ -413,12 +421,14 @@ class AnnotationStore(HistoryMixin, ClassesMixin):
         request_id: str | None = None,
         author: str | None = None,
         history: bool = True,
+        state: State | str | None = None,
     ) -> list[Annotation]:
         """Accept every instance of an image (empty masks are skipped), in order, in one
         transaction.
 
         The prompt kept with each is ``data["prompt"]`` when the instances carry one, else for
-        the everything mode ``{"everything": source, "patches": [...]}``.
+        the everything mode ``{"everything": source, "patches": [...]}``; its ``data`` (JSON)
+        is ``data["annotation_data"]`` (a dict per instance) where given.
 
         Args:
             image: image key; ``instances``: of that image, at its resolution.
@@ -427,6 +437,8 @@ class AnnotationStore(HistoryMixin, ClassesMixin):
                 annotations.
             author: who made them (default: the store's :attr:`author`).
             history: keep the change in the image's undo history (a bulk run's import does not).
+            state: the review state of all of them (a bulk run's and an import's: ``predicted``);
+                default each one's from its source (:meth:`~annotator.store.model.State.of_source`).
         Returns:
             The new annotations.
         Raises:
@@ -435,6 +447,7 @@ class AnnotationStore(HistoryMixin, ClassesMixin):
         """
         prompts = instances.data.get("prompt")
         patches = instances.data.get("patches")
+        extra = instances.data.get("annotation_data")
         areas = instances.areas
         items = []
         for i, rle in enumerate(instances.rles()):
@@ -457,6 +470,8 @@ class AnnotationStore(HistoryMixin, ClassesMixin):
                     instances.predicted_iou_or_none(i),
                     prompt,
                     source,
+                    state,
+                    None if extra is None else extra[i],
                 )
             )
         with self._write() as conn:
@@ -530,7 +545,7 @@ class AnnotationStore(HistoryMixin, ClassesMixin):
             conn.execute(
                 update(t.annotations)
                 .where(self._is(t.annotations), t.annotations.c.id.in_(ids))
-                .values(label=label, category_id=cid, score=None)
+                .values(label=label, category_id=cid, score=None, state=State.ACCEPTED.value)
             )
             changed = self._get(conn, ids)
             self._log(conn, "relabel", was, changed, author)
@@ -598,7 +613,13 @@ class AnnotationStore(HistoryMixin, ClassesMixin):
             ious = [a.predicted_iou for a in parts if a.predicted_iou is not None]
             prompt = {"merged": ids} if kind == "merge" else {"intersected": ids}
             item = self._item(
-                encode_rle(mask), label or labels[0], None, max(ious) if ious else None, prompt, Source.MERGE
+                encode_rle(mask),
+                label or labels[0],
+                None,
+                max(ious) if ious else None,
+                prompt,
+                Source.MERGE,
+                State.ACCEPTED,
             )
             conn.execute(delete(t.annotations).where(self._is(t.annotations), t.annotations.c.id.in_(ids)))
             (combined,) = self._insert(conn, parts[0].image, [item], author)
@@ -664,6 +685,7 @@ class AnnotationStore(HistoryMixin, ClassesMixin):
                     source=item["source"],
                     created=time.time(),
                     author=self.author if author is None else author,
+                    state=State.ACCEPTED.value,
                 )
             )
             (changed,) = self._get(conn, [int(ann_id)])
@@ -718,6 +740,7 @@ class AnnotationStore(HistoryMixin, ClassesMixin):
                     prompt={**old.prompt, "edited": True},
                     created=time.time(),
                     author=self.author if author is None else author,
+                    state=State.ACCEPTED.value,
                 )
             )
             (changed,) = self._get(conn, [int(ann_id)])
@@ -755,7 +778,7 @@ class AnnotationStore(HistoryMixin, ClassesMixin):
             conn.execute(
                 update(t.annotations)
                 .where(self._is(t.annotations), t.annotations.c.id == ids[0])
-                .values(counts=rle["counts"], bbox=rle_bbox(rle), area=int(mask.sum()))
+                .values(counts=rle["counts"], bbox=rle_bbox(rle), area=int(mask.sum()), state=State.ACCEPTED.value)
             )
             (changed,) = self._get(conn, ids[:1])
             self._log(conn, "subtract", parts[:1], [changed], None)
@@ -776,8 +799,9 @@ class AnnotationStore(HistoryMixin, ClassesMixin):
     def instances(self, image: str) -> Instances:
         """One image's annotations as :class:`~annotator.instances.Instances` (RLE masks, the
         store's category ids, ``data["annotation_id"]`` (int64), ``data["prompt"]``,
-        ``data["author"]`` (str) and ``data["created"]`` (float64, UNIX seconds)), in
-        acceptance order.
+        ``data["author"]`` (str), ``data["created"]`` (float64, UNIX seconds), ``data["state"]``
+        (str, the review state), ``data["iscrowd"]`` (bool: an imported crowd region) and
+        ``data["annotation_data"]`` (each one's ``data`` dict)), in acceptance order.
 
         Raises:
             KeyError: the image is not in the store.
@@ -805,6 +829,9 @@ class AnnotationStore(HistoryMixin, ClassesMixin):
                 "prompt": [a.prompt for a in anns],
                 "author": [a.author for a in anns],
                 "created": np.array([a.created for a in anns], dtype=np.float64),
+                "state": [a.state for a in anns],
+                "iscrowd": np.array([bool(a.data.get("iscrowd")) for a in anns], dtype=bool),
+                "annotation_data": [a.data for a in anns],
             },
         )
 

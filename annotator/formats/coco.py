@@ -216,7 +216,7 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _key(file_name: str, images_root: str | Path | None) -> str:
+def image_key(file_name: str, images_root: str | Path | None = None) -> str:
     """An image's key: its ``file_name``, made relative to ``images_root`` where it is an
     absolute path inside it."""
     path = Path(file_name)
@@ -281,10 +281,10 @@ def from_coco(data: dict, images_root: str | Path | None = None, file: str | Pat
             problems.add(file, record, f"width and height must be positive integers, not {w!r} and {h!r}")
         elif im["id"] in images:
             problems.add(file, record, "two images have this id")
-        elif _key(name, images_root) in keys:
+        elif image_key(name, images_root) in keys:
             problems.add(file, record, f"two images have the file_name {name!r}")
         else:
-            images[im["id"]] = ImageEntry(_key(name, images_root), w, h)
+            images[im["id"]] = ImageEntry(image_key(name, images_root), w, h)
             keys.add(images[im["id"]].key)
     per_image: dict[int, list[dict]] = {}
     rles: dict[int, dict] = {}
@@ -407,6 +407,7 @@ __all__ = [
     "CocoFormatError",
     "export_coco",
     "from_coco",
+    "image_key",
     "load_coco_json",
     "read_coco",
     "read_coco_boxes",

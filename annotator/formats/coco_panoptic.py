@@ -28,13 +28,23 @@ from ..everything.panoptic import PanopticResult, assemble_panoptic
 from ..fileio import atomic_write_bytes, atomic_write_json
 from ..instances import Instances, Source
 from ..masks import encode_rle
+from .coco import image_key
 from .dataset import Dataset, ImageEntry, InMemoryDataset
+from .errors import FormatReadError, Problem, Problems
 from .format import Format
 from .names import flat_names
 
 
-class PanopticFormatError(ValueError):
-    """A COCO panoptic JSON / PNG pair is malformed or inconsistent."""
+class PanopticFormatError(FormatReadError):
+    """A COCO panoptic JSON / PNG pair is malformed or inconsistent (a :class:`FormatReadError`:
+    every problem as one line, file, record, reason).
+
+    Args:
+        problems: the problems, or one problem's text (``file`` then names its file).
+    """
+
+    def __init__(self, problems: list[Problem] | str, file: str | Path = "COCO panoptic"):
+        super().__init__([Problem(str(file), "", problems)] if isinstance(problems, str) else problems)
 
 
 @dataclass
@@ -124,10 +134,12 @@ def write_coco_panoptic(
         ids_in_map = set(np.unique(im.segment_map).tolist()) - {0}
         ids_in_json = {s["id"] for s in im.segments_info}
         if ids_in_map != ids_in_json:
-            raise PanopticFormatError(f"{im.file_name}: segment ids in the map and in segments_info differ")
+            raise PanopticFormatError(
+                f"image {im.file_name}: segment ids in the map and in segments_info differ", out_json
+            )
         unknown = {s["category_id"] for s in im.segments_info} - known
         if unknown:
-            raise PanopticFormatError(f"{im.file_name}: unknown category ids {sorted(unknown)}")
+            raise PanopticFormatError(f"image {im.file_name}: unknown category ids {sorted(unknown)}", out_json)
         ok, png = cv2.imencode(".png", cv2.cvtColor(id_to_rgb(im.segment_map), cv2.COLOR_RGB2BGR))
         if not ok:
             raise OSError(f"could not encode the PNG of {im.file_name}")
@@ -157,8 +169,12 @@ def load_panoptic_json(json_path: str | Path) -> dict:
         if not isinstance(data["images"], list) or not isinstance(data["annotations"], list):
             raise TypeError("images and annotations must be lists")
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise PanopticFormatError(f"{json_path}: not a COCO panoptic JSON ({exc})") from exc
+        raise PanopticFormatError(f"not a COCO panoptic JSON ({exc})", json_path) from exc
     return data
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def read_coco_panoptic(json_path: str | Path, png_dir: str | Path | None = None) -> tuple[list[PanopticImage], dict]:
@@ -170,27 +186,60 @@ def read_coco_panoptic(json_path: str | Path, png_dir: str | Path | None = None)
         ``(images, data)``: one :class:`PanopticImage` per annotation (``file_name`` = the
         image's, from ``images``), and the parsed JSON.
     Raises:
-        PanopticFormatError: unreadable JSON or PNG, or ids in a PNG and its ``segments_info`` differ.
+        PanopticFormatError: unreadable JSON, or every problem of its annotations, one line
+            each (the JSON or PNG, ``annotation of image N``, reason): no ``image_id``,
+            ``file_name`` or ``segments_info``, a PNG missing or unreadable, segment ids in a
+            PNG and its ``segments_info`` that differ (both named), a repeated segment id.
     """
     json_path = Path(json_path)
-    png_dir = Path(png_dir) if png_dir is not None else json_path.with_suffix("")
     data = load_panoptic_json(json_path)
-    try:
-        names = {im["id"]: im["file_name"] for im in data["images"]}
-        entries = list(data["annotations"])
-    except (KeyError, TypeError) as exc:
-        raise PanopticFormatError(f"{json_path}: not a COCO panoptic JSON ({exc})") from exc
-    out = []
-    for ann in entries:
-        png = cv2.imread(str(png_dir / ann["file_name"]), cv2.IMREAD_COLOR)
-        if png is None:
-            raise PanopticFormatError(f"cannot read {png_dir / ann['file_name']}")
-        seg_map = rgb_to_id(cv2.cvtColor(png, cv2.COLOR_BGR2RGB))
-        infos = ann["segments_info"]
-        if set(np.unique(seg_map).tolist()) - {0} != {s["id"] for s in infos}:
-            raise PanopticFormatError(f"{ann['file_name']}: segment ids in the PNG and in segments_info differ")
-        out.append(PanopticImage(ann["image_id"], names.get(ann["image_id"], ann["file_name"]), seg_map, infos))
+    with Problems() as problems:
+        out = _read_annotations(json_path, data, png_dir, problems)
     return out, data
+
+
+def _read_annotations(
+    json_path: Path, data: dict, png_dir: str | Path | None, problems: Problems
+) -> list[PanopticImage]:
+    """The annotations of a parsed panoptic JSON with their PNGs, each problem added to
+    ``problems`` (see :func:`read_coco_panoptic`)."""
+    png_dir = Path(png_dir) if png_dir is not None else json_path.with_suffix("")
+    names = {im["id"]: im["file_name"] for im in data["images"] if isinstance(im, dict) and "id" in im}
+    out = []
+    for k, ann in enumerate(data["annotations"]):
+        if not isinstance(ann, dict) or "image_id" not in ann:
+            problems.add(json_path, f"annotation {k + 1} of the list", "no image_id")
+            continue
+        record = f"annotation of image {ann['image_id']}"
+        infos = ann.get("segments_info")
+        if not isinstance(ann.get("file_name"), str) or not isinstance(infos, list):
+            problems.add(json_path, record, "a panoptic annotation needs a file_name and a segments_info list")
+            continue
+        if not all(isinstance(s, dict) and _is_int(s.get("id")) and s["id"] > 0 for s in infos):
+            problems.add(json_path, record, "every segment needs a positive integer id")
+            continue
+        ids = [s["id"] for s in infos]
+        if len(set(ids)) != len(ids):
+            problems.add(json_path, record, "two segments have one id")
+            continue
+        png_path = png_dir / ann["file_name"]
+        png = cv2.imread(str(png_path), cv2.IMREAD_COLOR) if png_path.is_file() else None
+        if png is None:
+            problems.add(png_path, record, "the PNG is missing or unreadable")
+            continue
+        seg_map = rgb_to_id(cv2.cvtColor(png, cv2.COLOR_BGR2RGB))
+        in_map = set(np.unique(seg_map).tolist()) - {0}
+        if in_map != set(ids):
+            only_map, only_json = sorted(in_map - set(ids)), sorted(set(ids) - in_map)
+            problems.add(
+                png_path,
+                record,
+                f"segment ids in the PNG and in segments_info differ (only in the PNG: {only_map},"
+                f" only in segments_info: {only_json})",
+            )
+            continue
+        out.append(PanopticImage(ann["image_id"], names.get(ann["image_id"], ann["file_name"]), seg_map, infos))
+    return out
 
 
 def to_instances(image: PanopticImage, categories: dict[int, dict]) -> Instances:
@@ -220,26 +269,59 @@ def to_instances(image: PanopticImage, categories: dict[int, dict]) -> Instances
     )
 
 
-def read(json_path: str | Path) -> InMemoryDataset:
+def read(json_path: str | Path, images_root: str | Path | None = None) -> InMemoryDataset:
     """Read a COCO panoptic dataset (PNG folder beside the JSON) as a dataset: every image of
-    ``images`` under its ``file_name``, one instance per segment (see :func:`to_instances`),
-    every category of ``categories``.
+    ``images`` under its ``file_name`` (an absolute one inside ``images_root`` made relative to
+    it), one instance per segment (see :func:`to_instances`), every category of ``categories``.
 
     Raises:
-        PanopticFormatError: unreadable or inconsistent (see :func:`read_coco_panoptic`), a
-            segment of an unknown category, or a PNG of another size than its image.
+        PanopticFormatError: (a :class:`~annotator.formats.errors.FormatReadError`) unreadable,
+            or every problem, one line each: those of :func:`read_coco_panoptic`, a category
+            without an integer id and a name (or two of one name), an image without id,
+            file_name or size, an annotation of an unknown image, a segment of an unknown
+            category, a PNG of another size than its image.
     """
-    images, data = read_coco_panoptic(json_path)
-    try:
-        categories = {int(c["id"]): c for c in data["categories"]}
-        entries = {
-            int(im["id"]): ImageEntry(str(im["file_name"]), int(im["width"]), int(im["height"]))
-            for im in data["images"]
-        }
-        instances = {entries[im.image_id].key: to_instances(im, categories) for im in images}
-        return InMemoryDataset(entries.values(), instances, {str(c["name"]): cid for cid, c in categories.items()})
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PanopticFormatError(f"{json_path}: not a consistent COCO panoptic dataset ({exc})") from exc
+    json_path = Path(json_path)
+    data = load_panoptic_json(json_path)
+    problems = Problems()
+    images = _read_annotations(json_path, data, None, problems)
+    categories: dict[int, dict] = {}
+    for k, c in enumerate(data.get("categories") if isinstance(data.get("categories"), list) else []):
+        if not isinstance(c, dict) or not _is_int(c.get("id")) or not isinstance(c.get("name"), str) or not c["name"]:
+            problems.add(json_path, f"category {k + 1} of the list", "a category needs an integer id and a name")
+        elif c["id"] in categories or c["name"] in {v["name"] for v in categories.values()}:
+            problems.add(json_path, f"category {c['id']}", "two categories have this id or name")
+        else:
+            categories[c["id"]] = c
+    if not isinstance(data.get("categories"), list):
+        problems.add(json_path, "", "'categories' is not a list")
+    entries: dict[int, ImageEntry] = {}
+    for k, im in enumerate(data["images"]):
+        ok = isinstance(im, dict) and _is_int(im.get("id")) and isinstance(im.get("file_name"), str)
+        if not ok or not (_is_int(im.get("width")) and _is_int(im.get("height"))):
+            problems.add(json_path, f"image {k + 1} of the list", "an image needs an id, a file_name, width and height")
+        else:
+            entries[im["id"]] = ImageEntry(image_key(im["file_name"], images_root), im["width"], im["height"])
+    instances = {}
+    for im in images:
+        record = f"annotation of image {im.image_id}"
+        entry = entries.get(im.image_id)
+        if entry is None:
+            problems.add(json_path, record, f"unknown image {im.image_id!r}")
+            continue
+        unknown = sorted({s.get("category_id") for s in im.segments_info} - set(categories), key=str)
+        if unknown:
+            problems.add(json_path, record, f"segments of unknown categories {unknown}")
+            continue
+        if im.segment_map.shape != (entry.height, entry.width):
+            problems.add(
+                json_path, record, f"PNG of {im.segment_map.shape} for an image of {(entry.height, entry.width)}"
+            )
+            continue
+        instances[entry.key] = to_instances(im, categories)
+    if problems:
+        raise PanopticFormatError(problems.items)
+    return InMemoryDataset(entries.values(), instances, {str(c["name"]): cid for cid, c in categories.items()})
 
 
 def paint_priority(instances: Instances) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m annotator eval|annotate|export|push-label-studio|models ...`` (see ``--help``)."""
+"""Command line: ``python -m annotator eval|annotate|import|export|push-label-studio|models ...`` (see ``--help``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from .evaluation import TASKS, ReferencePredictor, evaluate_everything, evaluate_find_all, evaluate_prompts
 from .everything.pipeline import METHODS
 from .options import add_engine_arguments, engine_config_from_args, positive_int, unit_interval
-from .outputs import EXPORT_FORMATS, FolderOutputs
+from .outputs import EXPORT_FORMATS, IMPORT_FORMATS, FolderOutputs
 from .store import AnnotationStore, StoreError
 from .text_prompts import LabelsUnavailable, parse_classes
 from .vocabulary import VocabularyError
@@ -207,22 +207,61 @@ def _folder_store(args: argparse.Namespace) -> tuple[FolderOutputs, AnnotationSt
     return outputs, outputs.open_store(database=args.db)
 
 
+def _import(args: argparse.Namespace) -> int:
+    from .formats.errors import FormatReadError
+    from .importer import import_annotations
+
+    if not Path(args.folder).is_dir():
+        print(f"import: {args.folder}: not a folder", file=sys.stderr)
+        return 2
+    outputs = FolderOutputs(args.folder, args.out)
+    store = outputs.open_store(database=args.db)
+    sam = None
+    if args.sam_boxes:
+        from .engine import build_engine
+
+        sam = build_engine(engine_config_from_args(args))
+    try:
+        summary = import_annotations(
+            store, args.folder, args.source, args.format, missing=args.missing, replace=args.replace, sam=sam
+        )
+    except FormatReadError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        n = len(exc.problems)
+        print(f"import: {n} problem{'s' if n > 1 else ''}; nothing imported", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"import: {exc}; nothing imported", file=sys.stderr)
+        return 2
+    print(summary.report())
+    print(f"annotation store: {store.location}")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
+    from .formats.dataset import ReviewedView
     from .vocabulary import load_vocabulary
 
     found = _folder_store(args)
     if found is None:
         return 2
     outputs, store = found
+    view = ReviewedView(store, args.only)
     path = outputs.export(
-        store,
+        view,
         args.format,
         segmentation=args.segmentation,
         isthing=load_vocabulary(args.vocab).isthing_by_name() if args.vocab else {},
         url_prefix=args.image_url_prefix,
         region_type=args.regions,
     )
-    print(f"{len(store.annotations)} annotations of {len(store.images)} images → {path}")
+    counts = store.total_state_counts()
+    kept = counts["accepted"] + (counts["predicted"] if args.only == "all" else 0)
+    left = [f"{counts['rejected']} rejected"] + (
+        [f"{counts['predicted']} predicted"] if args.only == "accepted" else []
+    )
+    print(f"{kept} annotations of {len(store.images)} images → {path} (left out: {', '.join(left)})")
     return 0
 
 
@@ -340,10 +379,28 @@ def main(argv: list[str] | None = None) -> int:
     an.add_argument("--workers", type=positive_int, metavar="N",
                     help="engine actors on Ray (implies --ray; default: one per GPU, else CPUs / --threads)")  # fmt: skip
     add_engine_arguments(an, vocab_default=None)  # None: not given (the default vocabulary, no id warnings)
+    im = sub.add_parser(
+        "import", help="import annotations made elsewhere into a folder's store, as predictions to review"
+    )
+    im.add_argument("folder", help="the image folder the annotations are of")
+    im.add_argument("--from", dest="source", required=True, metavar="PATH",
+                    help="the file or dataset folder to read (COCO JSON, YOLO folder, LabelMe folder, ...)")  # fmt: skip
+    im.add_argument("--format", required=True, choices=IMPORT_FORMATS)
+    im.add_argument("--out", default="exports", help="where the annotation store is (created if need be)")
+    im.add_argument("--db", metavar="URL", help=DB_HELP)
+    im.add_argument("--missing", default="error", choices=["error", "skip"],
+                    help="an image of the file the folder lacks: refuse the import (default) or skip that image")  # fmt: skip
+    im.add_argument("--replace", action="store_true",
+                    help="first remove the annotations the imported images already have")  # fmt: skip
+    im.add_argument("--sam-boxes", action="store_true",
+                    help="turn box-only annotations (YOLO detection, VOC/CVAT boxes) into masks with SAM")  # fmt: skip
+    add_engine_arguments(im, vocab_default=None)
     ex = sub.add_parser("export", help="export a folder's annotations (from the app or annotate)")
     ex.add_argument("folder", help="the image folder that was annotated")
     ex.add_argument("--format", default="coco", choices=EXPORT_FORMATS)
     ex.add_argument("--segmentation", default="rle", choices=["rle", "polygon"], help="coco: mask encoding")
+    ex.add_argument("--only", default="all", choices=["all", "accepted"],
+                    help="all: every annotation but the rejected ones; accepted: only those a person made or accepted")  # fmt: skip
     ex.add_argument("--vocab", help="coco-panoptic: vocabulary giving isthing (e.g. coco_panoptic)")
     ex.add_argument("--regions", default="brush", choices=["brush", "polygon"], help="label-studio: region type")
     ex.add_argument("--image-url-prefix", help="label-studio: prefix of image URLs (default: local-files serving)")
@@ -375,7 +432,14 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("models", help="list the SAM and CLIP models, their weights and where each is the default")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    commands = {"annotate": _annotate, "export": _export, "eval": _eval, "push-label-studio": _push, "models": _models}
+    commands = {
+        "annotate": _annotate,
+        "import": _import,
+        "export": _export,
+        "eval": _eval,
+        "push-label-studio": _push,
+        "models": _models,
+    }
     try:
         return commands[args.cmd](args)
     except USER_ERRORS as exc:

@@ -33,6 +33,9 @@ from .store import AnnotationStore
 EXPORT_FORMATS = tuple(FORMATS)
 """The names of the export formats, those of :data:`annotator.formats.FORMATS`."""
 
+IMPORT_FORMATS = tuple(name for name, fmt in FORMATS.items() if fmt.readable)
+"""The names of the formats ``ovsam import`` reads (those with a reader)."""
+
 _EXPORT_OPTIONS = frozenset(name for fmt in FORMATS.values() for name in fmt.options) - {"images_root"}
 
 

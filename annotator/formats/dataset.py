@@ -171,4 +171,64 @@ def annotation_ids(per_image: Mapping[str, Instances]) -> dict[str, np.ndarray]:
     return out
 
 
-__all__ = ["Dataset", "DatasetImage", "ImageEntry", "InMemoryDataset", "annotation_ids"]
+EXPORT_SELECTIONS = ("all", "accepted")
+"""What an export takes (``--only``): ``all`` (every annotation but the rejected ones) or
+``accepted`` (those a person made or accepted)."""
+
+
+class ReviewedView:
+    """A dataset seen through the review states of its instances (``data["state"]``, as the
+    store gives them; instances without states count as accepted): ``only="all"`` leaves out the
+    rejected ones, ``only="accepted"`` keeps the accepted ones alone. Images stay, those left
+    without instances too (negatives).
+
+    Args:
+        dataset: any :class:`Dataset` (the annotation store).
+        only: one of :data:`EXPORT_SELECTIONS`.
+    Raises:
+        ValueError: another ``only``.
+    """
+
+    def __init__(self, dataset: Dataset, only: str = "all"):
+        if only not in EXPORT_SELECTIONS:
+            raise ValueError(f"only must be one of {EXPORT_SELECTIONS}, not {only!r}")
+        self.dataset, self.only = dataset, only
+
+    @property
+    def images(self) -> Mapping[str, DatasetImage]:
+        """The dataset's images, all of them."""
+        return self.dataset.images
+
+    @property
+    def categories(self) -> Mapping[str, int]:
+        """The dataset's categories."""
+        return self.dataset.categories
+
+    def declared_categories(self) -> dict[str, int]:
+        """The dataset's declared categories."""
+        return self.dataset.declared_categories()
+
+    def instances(self, key: str) -> Instances:
+        """Image ``key``'s instances that the selection keeps, in order.
+
+        Raises:
+            KeyError: ``key`` is not an image of the dataset.
+        """
+        found = self.dataset.instances(key)
+        states = found.data.get("state")
+        if states is None or not len(found):
+            return found
+        states = np.asarray([str(s) for s in states], dtype=object)
+        keep = states == "accepted" if self.only == "accepted" else states != "rejected"
+        return found[np.nonzero(keep)[0]]
+
+
+__all__ = [
+    "EXPORT_SELECTIONS",
+    "Dataset",
+    "DatasetImage",
+    "ImageEntry",
+    "InMemoryDataset",
+    "ReviewedView",
+    "annotation_ids",
+]

@@ -230,7 +230,8 @@ class AnnotationStore(HistoryMixin, ClassesMixin, ReviewMixin):
         return None if result is None else [Annotation(**a) for a in result]
 
     def _record(self, conn: Connection, request_id: str | None, kind: str, result: list[Annotation]) -> None:
-        self._remember(conn, request_id, kind, [asdict(a) for a in result])
+        if request_id:  # the rows as dicts only when they are kept
+            self._remember(conn, request_id, kind, [asdict(a) for a in result])
 
     def _remember(self, conn: Connection, request_id: str | None, kind: str, result: Any) -> None:
         """Keep a write's JSON-able result under its request id (none kept without an id), so that
@@ -328,12 +329,13 @@ class AnnotationStore(HistoryMixin, ClassesMixin, ReviewMixin):
             conn.execute(select(t.datasets.c.next_annotation_id).where(t.datasets.c.id == self._id)).scalar_one()
         )
         now = time.time()
+        ids = {label: self._label_id(conn, label) for label in dict.fromkeys(item["label"] for item in items)}
         anns = [
             Annotation(
                 id=first + i,
                 image=image,
                 label=item["label"],
-                category_id=self._label_id(conn, item["label"]),
+                category_id=ids[item["label"]],
                 rle=item["rle"],
                 bbox=rle_bbox(item["rle"]),
                 area=item["area"],

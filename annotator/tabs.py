@@ -759,7 +759,21 @@ class Tabs:
 
     def set_done(self, key: str, done: bool) -> None:
         """Mark an image done (or not). A done image is part of the dataset even with no
-        annotation (a negative: listed in every export).
+        annotation (a negative: listed in every export). Not done is not reviewed either.
+
+        Raises:
+            NotFound: unknown image. Unprocessable: unreadable image.
+        """
+        w, h = self._size(key)
+        with self.ws.store.batch():
+            if done:
+                self.ws.store.add_image(key, w, h)
+            elif key in self.ws.store.reviewed:
+                self.ws.store.set_reviewed(key, False)
+            self.ws.store.set_done(key, bool(done))
+
+    def _size(self, key: str) -> tuple[int, int]:
+        """(width, height) of image ``key`` in pixels.
 
         Raises:
             NotFound: unknown image. Unprocessable: unreadable image.
@@ -770,10 +784,64 @@ class Tabs:
             raise NotFound(f"no image {key!r}") from exc
         except ImageLoadError as exc:
             raise Unprocessable(str(exc)) from exc
+        return w, h
+
+    # ------------------------------------------------------------------ review of predictions
+    def set_state(
+        self,
+        ids: list[int],
+        state: str,
+        key: str | None = None,
+        request_id: str | None = None,
+        author: str | None = None,
+    ) -> list[Annotation]:
+        """Set annotations' review state (``predicted``, ``accepted`` or ``rejected``): one
+        undoable ``review`` step of their image's history (see :mod:`annotator.store.review`).
+
+        Args:
+            key: the image the page shows: every annotation must be one of it (else nothing
+                changes).
+        Returns:
+            The annotations as they are now, in the order given.
+        Raises:
+            NotFound: an unknown id. Conflict: an annotation of another image than ``key``.
+            Unprocessable: an unknown state, or no id. BadRequest: not ids.
+        """
+        ids = self._ids(ids)
+        if not ids:
+            raise Unprocessable("name the annotations to review")
+        store = self.ws.store
+        if key is not None:
+            elsewhere = [a for a in self._edit(lambda: store.get(ids)) if a.image != key]
+            if elsewhere:
+                a = elsewhere[0]
+                raise Conflict(f"annotation {a.id} is on {a.image!r}, not on {key!r}: nothing changed")
+        return self._edit(lambda: store.set_state(ids, state, request_id, author))
+
+    def accept_image(self, key: str, request_id: str | None = None, author: str | None = None) -> list[Annotation]:
+        """Accept every ``predicted`` annotation of image ``key`` (rejected ones stay): one
+        undoable step; the annotations accepted now (none: nothing was predicted).
+
+        Raises:
+            NotFound: unknown image.
+        """
+        if key not in self.ws.keys:
+            raise NotFound(f"no image {key!r} in this folder")
+        return self._edit(lambda: self.ws.store.accept_image(key, request_id, author))
+
+    def set_reviewed(self, key: str, reviewed: bool = True) -> None:
+        """Mark an image reviewed (which marks it done too), or not reviewed (it stays done).
+
+        Raises:
+            NotFound: unknown image. Unprocessable: unreadable image.
+        """
+        w, h = self._size(key)
         with self.ws.store.batch():
-            if done:
+            if reviewed:
                 self.ws.store.add_image(key, w, h)
-            self.ws.store.set_done(key, bool(done))
+            elif key not in self.ws.store.images:
+                return
+            self.ws.store.set_reviewed(key, bool(reviewed))
 
 
 def _label(label: str | None) -> str:

@@ -31,6 +31,12 @@ Routes (mounted under ``/ovsam/api`` by :func:`app.page.build_app`), JSON in and
 - ``POST delete {ids}``, ``POST relabel {ids, label}``, ``POST merge {ids, label?}``,
   ``POST intersect {ids, label?}``, ``POST subtract {ids}`` (``ids[1:]`` cut out of ``ids[0]``),
   ``POST done {key, done}``, ``POST everything {session, method}``, ``GET progress?session=S``.
+- ``POST review {ids, state, key}`` (annotations of image ``key`` accepted, rejected or back to
+  predicted), ``POST review/image {key}`` (every predicted annotation of the image accepted),
+  ``POST reviewed {key, reviewed}`` (the image marked reviewed, and so done): each review step
+  is undoable (``POST history``); answers carry the dataset's annotations per state (``totals``).
+  Annotations carry their ``state`` (predicted, accepted, rejected), image-list entries their
+  ``status`` (to do, in progress, done, reviewed) and ``counts`` per state.
 - ``POST edit {id, op, points, radius}`` (a hand edit of a saved annotation, in place),
   ``GET outline?id=N`` (its outline as editable rings), ``POST outline {id, old, new, hole}``
   (one ring moved), ``POST history {key, way}`` (undo or redo the image's last change, from
@@ -64,7 +70,7 @@ from annotator.images import ImageLoadError
 from annotator.label_search import LabelHit, LabelSearch
 from annotator.lru import BoundedLRU
 from annotator.masks import decode_rle, encode_rle
-from annotator.store import Annotation, StoreError, StoreFullError
+from annotator.store import STATES, Annotation, StoreError, StoreFullError
 from annotator.tabs import (
     DUPLICATE_IOU,
     BadRequest,
@@ -189,6 +195,7 @@ class PageAPI:
             "predicted_iou": ann.predicted_iou,
             "area": ann.area,
             "bbox": ann.bbox,
+            "state": ann.state,
             **self._shown.get_or_compute((ann.id, ann.rle["counts"]), payload),
         }
 
@@ -221,11 +228,27 @@ class PageAPI:
         }
 
     def images(self, keys: list[str] | None = None) -> list[dict]:
-        """Image-list entries ``{key, n, done, unreadable}``: every image, or those of ``keys``
-        only (after an edit: the page updates those rows). ``unreadable``: why the file failed to
-        load (``None``: it did not, or it changed since and is tried again)."""
+        """Image-list entries ``{key, n, done, unreadable, status, counts}``: every image, or
+        those of ``keys`` only (after an edit: the page updates those rows). ``unreadable``: why
+        the file failed to load (``None``: it did not, or it changed since and is tried again);
+        ``status``: to do, in progress, done or reviewed; ``counts``: its annotations per review
+        state (``{"predicted", "accepted", "rejected"}``)."""
         bad = self.ws.unreadable()
-        return [{"key": k, "n": n, "done": d, "unreadable": bad.get(k)} for k, n, d in self.tabs.images(keys)]
+        rows = self.tabs.images(keys)
+        scope = [k for k, _, _ in rows]
+        store = self.ws.store
+        states, status = store.state_counts(None if keys is None else scope), store.image_status(scope)
+        return [
+            {
+                "key": k,
+                "n": n,
+                "done": d,
+                "unreadable": bad.get(k),
+                "status": status.get(k, "to do"),
+                "counts": states.get(k, dict.fromkeys(STATES, 0)),
+            }
+            for k, n, d in rows
+        ]
 
     # ------------------------------------------------------------------ routes
     @_translated
@@ -246,6 +269,7 @@ class PageAPI:
             else f"Find all needs CLIP: {self.engine.labels_unavailable}",
             "methods": [{"id": m, "title": METHOD_TITLES[m]} for m in METHODS],
             "classes": self._class_list(),
+            "totals": self.ws.store.total_state_counts(),
         }
 
     @_translated
@@ -704,6 +728,51 @@ class PageAPI:
             ApiError: 422 the rows changed since (nothing changed).
         """
         return self._class_change(self.tabs.travel_classes(way, request_id), key)
+
+    # ------------------------------------------------------------------ review of predictions
+    def _reviewed(self, key: str, anns: list[Annotation]) -> dict:
+        return {
+            "annotations": [self._annotation(a) for a in anns],
+            "changed_images": self.images([key, *(a.image for a in anns)]),
+            "totals": self.ws.store.total_state_counts(),
+            "history": self._depth(key),
+        }
+
+    @_translated
+    def review(self, ids, state: str, key: str, request_id: str | None = None, author: str | None = None) -> dict:
+        """Set annotations of image ``key`` to review ``state`` (``accepted``, ``rejected``, or
+        back to ``predicted``): one undoable step of the image's history.
+
+        Returns:
+            ``{"annotations" (as they are now), "changed_images", "totals" (the dataset's
+            annotations per state), "history"}``.
+        Raises:
+            ApiError: 404 unknown id; 409 an annotation of another image (nothing changed);
+                422 unknown state.
+        """
+        return self._reviewed(key, self.tabs.set_state(ids, state, key, request_id, author))
+
+    @_translated
+    def review_image(self, key: str, request_id: str | None = None, author: str | None = None) -> dict:
+        """Accept every predicted annotation of image ``key`` (rejected ones stay rejected); the
+        answer as :meth:`review`'s, ``annotations`` being those accepted now.
+
+        Raises:
+            ApiError: 404 unknown image.
+        """
+        return self._reviewed(key, self.tabs.accept_image(key, request_id, author))
+
+    @_translated
+    def set_reviewed(self, key: str, reviewed: bool = True) -> dict:
+        """Mark image ``key`` reviewed (and so done), or not reviewed (it stays done).
+
+        Returns:
+            ``{"changed_images", "totals"}``.
+        Raises:
+            ApiError: 404 unknown image; 422 unreadable image.
+        """
+        self.tabs.set_reviewed(key, reviewed)
+        return {"changed_images": self.images([key]), "totals": self.ws.store.total_state_counts()}
 
     @_translated
     def progress(self, session: str) -> dict:

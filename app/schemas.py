@@ -228,6 +228,30 @@ class OutlineRequest(Write):
     hole: StrictBool = Field(description="the ring bounds a hole")
 
 
+ReviewState = Literal["predicted", "accepted", "rejected"]
+
+
+class ReviewRequest(Write):
+    """``POST review``: annotations of the shown image accepted, rejected or back to predicted."""
+
+    ids: Annotated[list[StrictInt], Field(min_length=1, max_length=MAX_IDS)] = Field(description="annotation ids")
+    state: ReviewState
+    key: str = Field(description="the image shown: every annotation must be one of it (409 otherwise)")
+
+
+class ReviewImageRequest(Write):
+    """``POST review/image``: every predicted annotation of the image accepted (rejected ones stay)."""
+
+    key: str = Field(description="the image")
+
+
+class ReviewedRequest(Write):
+    """``POST reviewed``: mark an image reviewed (which marks it done too), or not."""
+
+    key: str
+    reviewed: StrictBool = True
+
+
 class HistoryRequest(Write):
     """``POST history``: undo or redo the last change of an image's annotations."""
 
@@ -244,7 +268,7 @@ class Mask(BaseModel):
 
 
 class AnnotationOut(Mask):
-    """An accepted annotation as the page draws it."""
+    """A stored annotation as the page draws it."""
 
     id: int
     label: str
@@ -252,6 +276,17 @@ class AnnotationOut(Mask):
     predicted_iou: float | None
     area: int
     bbox: list[float] = Field(description="XYWH original pixels (COCO)")
+    state: ReviewState = Field(
+        default="accepted", description="predicted (a machine's guess), accepted or rejected (by a person)"
+    )
+
+
+class StateCounts(BaseModel):
+    """Annotations per review state."""
+
+    predicted: int = 0
+    accepted: int = 0
+    rejected: int = 0
 
 
 class ImageEntry(BaseModel):
@@ -263,6 +298,8 @@ class ImageEntry(BaseModel):
     unreadable: str | None = Field(
         None, description="why the file failed to load (None: it did not, or it changed since)"
     )
+    status: Literal["to do", "in progress", "done", "reviewed"] = "to do"
+    counts: StateCounts = Field(default_factory=StateCounts, description="its annotations per review state")
 
 
 class LabelOut(BaseModel):
@@ -325,6 +362,7 @@ class StateOut(BaseModel):
     find_unavailable: str | None
     methods: list[Method]
     classes: ClassListOut
+    totals: StateCounts = Field(default_factory=StateCounts, description="the dataset's annotations per review state")
 
 
 class HistoryDepth(BaseModel):
@@ -526,6 +564,22 @@ class ClassChangeOut(ClassesOut):
     ids: list[int] = Field(description="annotations relabelled (every image)")
     images: list[str] = Field(description="their images")
     annotations: list[AnnotationOut] = Field(description="the shown image's annotations, as they are now")
+
+
+class ReviewOut(BaseModel):
+    """``POST review``, ``POST review/image``: the annotations changed (as they are now)."""
+
+    annotations: list[AnnotationOut]
+    changed_images: list[ImageEntry]
+    totals: StateCounts = Field(description="the dataset's annotations per review state")
+    history: HistoryDepth
+
+
+class ReviewedOut(BaseModel):
+    """``POST reviewed``: the image's row as it is now."""
+
+    changed_images: list[ImageEntry]
+    totals: StateCounts
 
 
 class ProgressOut(BaseModel):

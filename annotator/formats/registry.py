@@ -6,12 +6,21 @@ take their formats from :data:`FORMATS`; adding a format is adding it here.
 
 from __future__ import annotations
 
-from . import coco, coco_panoptic, masks_png, yolo
+from . import coco, coco_panoptic, cvat, labelme, masks_png, yolo
 from .format import Format
 from .label_studio import export as label_studio
 
 FORMATS: dict[str, Format] = {
-    f.name: f for f in (coco.FORMAT, coco_panoptic.FORMAT, yolo.FORMAT, label_studio.FORMAT, masks_png.FORMAT)
+    f.name: f
+    for f in (
+        coco.FORMAT,
+        coco_panoptic.FORMAT,
+        yolo.FORMAT,
+        label_studio.FORMAT,
+        labelme.FORMAT,
+        masks_png.FORMAT,
+        cvat.FORMAT,
+    )
 }
 
 

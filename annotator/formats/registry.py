@@ -6,7 +6,7 @@ take their formats from :data:`FORMATS`; adding a format is adding it here.
 
 from __future__ import annotations
 
-from . import coco, coco_panoptic, cvat, labelme, masks_png, yolo
+from . import coco, coco_panoptic, cvat, labelme, masks_png, voc, yolo
 from .format import Format
 from .label_studio import export as label_studio
 
@@ -20,6 +20,7 @@ FORMATS: dict[str, Format] = {
         labelme.FORMAT,
         masks_png.FORMAT,
         cvat.FORMAT,
+        voc.FORMAT,
     )
 }
 

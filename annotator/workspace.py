@@ -226,12 +226,35 @@ class Workspace:
         """
         return self.export_files(fmt, **options)[0]
 
-    def export_files(self, fmt: str = "coco", **options) -> list[Path]:
+    def export_files(self, fmt: str = "coco", only: str = "all", **options) -> list[Path]:
         """As :meth:`export`, returning every file written, the main one first (see
-        :meth:`annotator.outputs.FolderOutputs.export_files`)."""
+        :meth:`annotator.outputs.FolderOutputs.export_files`).
+
+        Args:
+            only: ``all`` (every annotation but the rejected ones) or ``accepted`` (see
+                :class:`~annotator.formats.dataset.ReviewedView`).
+        """
+        from .formats.dataset import ReviewedView
+
         if fmt == "coco-panoptic" and "isthing" not in options and self.engine.vocabulary is not None:
             options["isthing"] = self.engine.vocabulary.isthing_by_name()
-        return self.outputs.export_files(self.store, fmt, **options)
+        return self.outputs.export_files(ReviewedView(self.store, only), fmt, **options)
+
+    def import_annotations(
+        self, path: str | Path, fmt: str, missing: str = "error", replace: bool = False, author=None
+    ):
+        """Import a file's annotations of this folder into its store as predictions (see
+        :func:`annotator.importer.import_annotations`); images known unreadable stay marked.
+
+        Returns:
+            :class:`~annotator.importer.ImportSummary`.
+        Raises:
+            annotator.formats.errors.FormatReadError: problems (every one listed); nothing imported.
+            ValueError, FileNotFoundError: an unreadable format, no such file.
+        """
+        from .importer import import_annotations
+
+        return import_annotations(self.store, self.root, path, fmt, missing=missing, replace=replace, author=author)
 
 
 __all__ = ["Workspace"]

@@ -16,14 +16,19 @@ from annotator.fileio import atomic_write_bytes
 from annotator.formats import FORMATS
 from annotator.workspace import Workspace
 
-TITLES = {
+_NAMED = {
     "coco": "COCO instances",
     "coco-panoptic": "COCO panoptic",
     "yolo": "YOLO segmentation",
     "label-studio": "Label Studio JSON",
 }
+TITLES = {name: _NAMED.get(name) or fmt.description.split(" (")[0] for name, fmt in FORMATS.items()}
 """The panel's name of each format (the registry's order is the panel's)."""
-EXPORT_INSTANCES, EXPORT_PANOPTIC, EXPORT_YOLO, EXPORT_LABEL_STUDIO = (TITLES[name] for name in FORMATS)
+EXPORT_INSTANCES, EXPORT_PANOPTIC, EXPORT_YOLO, EXPORT_LABEL_STUDIO = (
+    TITLES[name] for name in ("coco", "coco-panoptic", "yolo", "label-studio")
+)
+ONLY_CHOICES = {"All but rejected": "all", "Accepted only": "accepted"}
+"""The panel's choice of what to export (``--only``)."""
 LEFT_OUT = {"yolo": ("images",)}  # folders a download leaves out: YOLO's links to the photos
 
 
@@ -39,22 +44,27 @@ def _zip(archive: Path, files: list[Path], root: Path, skip: tuple[str, ...] = (
     return atomic_write_bytes(archive, buf.getvalue())
 
 
-def export(ws: Workspace, kind: str, fmt: str = "rle") -> tuple[str | None, str]:
-    """Export every accepted annotation of the folder for download.
+def export(ws: Workspace, kind: str, fmt: str = "rle", only: str = "all") -> tuple[str | None, str]:
+    """Export the folder's annotations for download: every one but the rejected ones, or the
+    accepted ones only.
 
     Args:
         kind: a format's panel name (:data:`TITLES`) or its registry name.
         fmt: COCO instance segmentation as ``rle`` or ``polygon``.
+        only: ``all`` or ``accepted``, or their panel names (:data:`ONLY_CHOICES`).
     Returns:
         (path of the file to download or ``None``, a sentence for the page).
     Raises:
         ValueError: unknown kind.
     """
     name = next((n for n, title in TITLES.items() if title == kind), kind)
-    n = len(ws.store.annotations)
+    only = ONLY_CHOICES.get(only, only)
+    counts = ws.store.total_state_counts()
+    n = counts["accepted"] + (counts["predicted"] if only == "all" else 0)
     if n == 0:
-        return None, "Nothing to export yet."
-    files = ws.export_files(name, segmentation=fmt)
+        left = " (nothing accepted yet: review the predictions, or export all)" if only == "accepted" else ""
+        return None, f"Nothing to export yet{left}."
+    files = ws.export_files(name, only=only, segmentation=fmt)
     main = files[0]
     if len(files) == 1:
         return str(main), f"Exported {n} annotations to `{main}`; `{main.name}` is in the Download box."
@@ -67,4 +77,12 @@ def export(ws: Workspace, kind: str, fmt: str = "rle") -> tuple[str | None, str]
     )
 
 
-__all__ = ["EXPORT_INSTANCES", "EXPORT_LABEL_STUDIO", "EXPORT_PANOPTIC", "EXPORT_YOLO", "TITLES", "export"]
+__all__ = [
+    "EXPORT_INSTANCES",
+    "EXPORT_LABEL_STUDIO",
+    "EXPORT_PANOPTIC",
+    "EXPORT_YOLO",
+    "ONLY_CHOICES",
+    "TITLES",
+    "export",
+]

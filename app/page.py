@@ -22,7 +22,8 @@ from annotator.workspace import Workspace
 
 from .api import PageAPI
 from .auth import BasicAuth
-from .export_panel import EXPORT_INSTANCES, TITLES, export
+from .export_panel import EXPORT_INSTANCES, ONLY_CHOICES, TITLES, export
+from .import_panel import IMPORT_TITLES, run_import
 from .routes import add_routes
 from .security import LOOPBACK_NAMES, allowed_hosts, secure
 
@@ -57,16 +58,34 @@ def build_blocks(ws: Workspace) -> gr.Blocks:
         # always open (an accordion folded it away): right under the canvas, a scroll down
         with gr.Group(elem_id="export-panel"):
             gr.Markdown(
-                "### Export dataset\nEvery accepted annotation of the folder, written to its output folder;"
+                "### Export dataset\nThe folder's annotations (rejected ones never), written to its output folder;"
                 " the file to download appears in the Download box beside Export."
             )
             with gr.Row():
                 kind = gr.Radio(list(TITLES.values()), value=EXPORT_INSTANCES, label="Export as")
                 fmt = gr.Radio(["rle", "polygon"], value="rle", label="Instance segmentation as")
+                only = gr.Radio(
+                    list(ONLY_CHOICES), value="All but rejected", label="Annotations", elem_id="export-only"
+                )
                 export_btn = gr.Button("Export", elem_id="export", variant="primary")
                 export_file = gr.File(label="Download", interactive=False)
             export_status = gr.Markdown(elem_id="export-status")
-        export_btn.click(lambda k, f: export(ws, k, f), [kind, fmt], [export_file, export_status])
+        export_btn.click(lambda k, f, o: export(ws, k, f, o), [kind, fmt, only], [export_file, export_status])
+        with gr.Group(elem_id="import-panel"):
+            gr.Markdown(
+                "### Import annotations\nAnnotations of this folder's images made elsewhere, added as predictions"
+                " to review: upload a file (a .zip for dataset folders) or give a path on the server."
+            )
+            with gr.Row():
+                import_kind = gr.Dropdown(list(IMPORT_TITLES.values()), label="Format", elem_id="import-format")
+                upload = gr.File(label="File or .zip", file_types=[".json", ".xml", ".zip"], elem_id="import-file")
+                server_path = gr.Textbox(label="or a path on the server", elem_id="import-path")
+                skip = gr.Checkbox(label="Skip images not in this folder", value=False, elem_id="import-skip")
+                import_btn = gr.Button("Import", elem_id="import", variant="primary")
+            import_status = gr.Markdown(elem_id="import-status")
+        import_btn.click(
+            lambda k, u, p, s: run_import(ws, k, u, p, s), [import_kind, upload, server_path, skip], [import_status]
+        ).then(None, None, None, js="() => window.OVSAM && window.OVSAM.reload && window.OVSAM.reload()")
     return demo
 
 

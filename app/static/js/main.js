@@ -6,7 +6,7 @@
  * pending mask, points and box, with zoom around the cursor and pan.
  *
  * `mount(root)` starts the tool on the page's markup (static/annotator.html) under `root`.
- * window.OVSAM = {mount, snapshot, timeRedraw, keymap, rleCounts, paintRuns, runsContain}: `snapshot()` is
+ * window.OVSAM = {mount, snapshot, timeRedraw, reload, keymap, rleCounts, paintRuns, runsContain}: `snapshot()` is
  * a plain copy of the mounted page's state (state.js) for tests and benchmarks;
  * window.OVSAM_PERF holds the timing marks (perf.js).
  */
@@ -21,6 +21,7 @@ import { HelpOverlay } from "./panels/help.js";
 import { ImageList } from "./panels/images.js";
 import { LabelPanel } from "./panels/labels.js";
 import { ClassPanel } from "./panels/classes.js";
+import { ReviewPanel } from "./panels/review.js";
 import { Toolbar } from "./panels/toolbar.js";
 import { listenPointer } from "./pointer.js";
 import { Renderer } from "./render.js";
@@ -35,7 +36,7 @@ let mounted = null; // {S, render} of the last page mounted
 
 /** What the keys (with the event) and the buttons (without) do, by action name (keymap.js, data-act). */
 function actions(ctx) {
-  const { S, nav, segment, select, found, labels, toolbar, help, brush, polygon, history } = ctx;
+  const { S, nav, segment, select, found, labels, toolbar, help, brush, polygon, history, review } = ctx;
   const t0 = (e) => (e ? e.timeStamp || performance.now() : undefined);
   return {
     prev: (e) => nav.step(-1, t0(e)),
@@ -93,6 +94,12 @@ function actions(ctx) {
       }
       select.delete();
     },
+    "review-step": (e) => review.step(e && e.shiftKey ? -1 : 1),
+    "review-next": () => review.step(1),
+    "review-prev": () => review.step(-1),
+    "review-accept": () => review.accept(),
+    "review-reject": () => review.reject(),
+    "review-accept-image": () => review.acceptImage(),
     find: () => found.find(),
     "found-accept": () => found.accept(),
     "found-reject": () => found.reject(),
@@ -154,6 +161,23 @@ async function start(ctx) {
 }
 
 /**
+ * Read the store's state again and reopen the image shown (after an import from the panel
+ * below the canvas): the image list's counts, the classes, the image's annotations.
+ */
+export async function reload() {
+  if (!mounted) return;
+  const ctx = mounted.ctx;
+  try {
+    const st = await ctx.api.state();
+    ctx.images.set(st.images);
+    ctx.classes.setList(st.classes);
+    if (ctx.S.current) await ctx.nav.open(ctx.S.current, performance.now(), "Reloaded after the import.");
+  } catch (e) {
+    ctx.status("Error: " + e.message);
+  }
+}
+
+/**
  * Start the tool on the page's markup under `root` (static/annotator.html).
  * @param {Element} root
  */
@@ -165,14 +189,14 @@ export function mount(root) {
   // panels first, the renderer last: one change updates the lists, then draws once
   Object.assign(ctx, {
     nav: new Navigator(ctx), images: new ImageList(ctx), anns: new AnnotationList(ctx), labels: new LabelPanel(ctx),
-    classes: new ClassPanel(ctx),
+    classes: new ClassPanel(ctx), review: new ReviewPanel(ctx),
     found: new FindPanel(ctx), help: new HelpOverlay(ctx), toolbar: new Toolbar(ctx),
     segment: new SegmentTool(ctx), select: new SelectTool(ctx), history: new HistoryControl(ctx),
     brush: new BrushTool(ctx), polygon: new PolygonTool(ctx),
   });
   ctx.overlay = new Overlay($("ov-overlay"), $("ov-brush-cursor"), S);
   const render = new Renderer(ctx.canvas, S);
-  mounted = { S, render };
+  mounted = { S, render, ctx };
 
   applyHints(root);
   const acts = actions(ctx);
@@ -214,4 +238,4 @@ export function timeRedraw(n = 20) {
   return (performance.now() - t0) / n;
 }
 
-window.OVSAM = { mount, snapshot, timeRedraw, keymap: KEYMAP, rleCounts, paintRuns, runsContain };
+window.OVSAM = { mount, snapshot, timeRedraw, reload, keymap: KEYMAP, rleCounts, paintRuns, runsContain };

@@ -2,8 +2,9 @@
 the push to a server (:mod:`.push`), in one package.
 
 - :mod:`.config`: the labelling config, the image URLs (local-files serving);
-- :mod:`.export`: tasks and predictions, the registry's ``label-studio`` format (write only; its
-  module says why it is not read back);
+- :mod:`.export`: tasks and predictions, the registry's ``label-studio`` format (written; its
+  module says what is not kept);
+- :mod:`.importer`: Label Studio JSON (a project's export, or ours) read as a dataset;
 - :mod:`.push`: a folder's annotations pushed to a server through ``label-studio-sdk``.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from .config import FROM_NAME, MODEL_VERSION, REGION_TYPES, TO_NAME, image_url, labeling_config, local_files_prefix
 from .export import FORMAT, export_label_studio, labels_of, prediction_for, region_score, to_label_studio
+from .importer import read_label_studio
 from .push import (
     ENV_API_KEY,
     ENV_DOCUMENT_ROOT,
@@ -46,6 +48,7 @@ __all__ = [
     "local_files_prefix",
     "prediction_for",
     "push_folder",
+    "read_label_studio",
     "region_score",
     "to_label_studio",
 ]

@@ -7,13 +7,16 @@ or ``polygonlabels`` regions with vertices in percent of the image size (one reg
 a multi-part mask; holes spliced in with zero-width cuts).  Image URLs: see
 :mod:`annotator.formats.label_studio.config`.
 
-Not read back (the registry's ``read`` is ``None``): the tasks are a review queue, not a
-dataset.  They hold no category ids (a label is a name in the config), no size for an image
-without regions (only regions carry ``original_width`` / ``original_height``), and a region's
-one ``score`` is the label score or, without one, SAM's predicted IoU (:func:`region_score`), so
-neither can be told apart again.  Each region's ``meta.text`` (the note Label Studio shows with
-the region) says who made the annotation and when (:func:`provenance_note`), from the store.  Reviewed annotations come back through Label Studio's own
-COCO export, which :func:`annotator.formats.coco.read_coco` reads.
+Read back by :func:`annotator.formats.label_studio.importer.read_label_studio` (the registry's
+``read``), which also reads Label Studio's own JSON export of a project: brush masks come back
+pixel-equal, polygons as pycocotools fills them, region ids ``a<N>`` as annotation ids, the
+classes in the config's order.  Not kept: category ids (a label is a name in the config),
+images without regions unless the image folder is given (only regions carry
+``original_width`` / ``original_height``), and the difference between the label score and
+SAM's predicted IoU (a region has one ``score``: the label score or, without one, the
+predicted IoU, :func:`region_score`; it is read back as the score).  Each region's
+``meta.text`` (the note Label Studio shows with the region) says who made the annotation and
+when (:func:`provenance_note`), from the store; it is not read back.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from ...masks import mask_to_polygons
 from ..dataset import Dataset
 from ..format import Format
 from .config import FROM_NAME, MODEL_VERSION, TO_NAME, image_url, labeling_config, local_files_prefix
+from .importer import read_label_studio
 
 
 def _regions(found: Instances, i: int, ann_id: int, region_type: str) -> list[dict]:
@@ -167,7 +171,7 @@ FORMAT = Format(
     name="label-studio",
     description="Label Studio tasks with predictions + labelling config",
     write=write,
-    read=None,
+    read=read_label_studio,
     options=("url_prefix", "region_type", "images_root"),
     suffix="_label_studio.json",
 )

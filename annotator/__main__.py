@@ -270,6 +270,7 @@ def _push(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from .formats.dataset import ReviewedView
     from .formats.label_studio.push import ENV_API_KEY, ENV_URL, LabelStudioPushError, PushConfig, push_folder
 
     found = _folder_store(args)
@@ -294,7 +295,8 @@ def _push(args: argparse.Namespace) -> int:
             bars[0].update(done - bars[0].n)
 
         try:
-            summary = push_folder(store, args.folder, config, outputs.push_journal_path, progress)
+            view = ReviewedView(store, args.only)
+            summary = push_folder(view, args.folder, config, outputs.push_journal_path, progress)
         finally:
             for bar in bars:
                 bar.close()
@@ -423,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="local-files: the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT "
                     "(default: that variable here, else the folder's parent)")  # fmt: skip
     ps.add_argument("--regions", default="brush", choices=["brush", "polygon"], help="region type of the masks")
+    ps.add_argument("--only", default="all", choices=["all", "accepted"],
+                    help="all: every annotation but the rejected ones; accepted: only those a person made or accepted")  # fmt: skip
     ps.add_argument("--out", default="exports", help="where the annotation store is (and the push journal goes)")
     ps.add_argument(
         "--db",

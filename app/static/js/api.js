@@ -14,9 +14,12 @@
 /** @typedef {{rle: Rle, outline: number[][]}} MaskPayload
  *  at the displayed resolution; outline: polygons [x0, y0, x1, y1, ...] through boundary pixel centres */
 /** @typedef {{name: string, score: number}} Suggestion  a label suggestion (score: probability) */
-/** @typedef {{key: string, n: number, done: boolean}} ImageEntry  an image-list row */
+/** @typedef {{predicted: number, accepted: number, rejected: number}} StateCounts  annotations per review state */
+/** @typedef {{key: string, n: number, done: boolean, unreadable: string | null,
+ *    status: "to do" | "in progress" | "done" | "reviewed", counts: StateCounts}} ImageEntry  an image-list row */
 /** @typedef {MaskPayload & {id: number, label: string, score: number | null, predicted_iou: number | null,
- *    area: number, bbox: number[]}} Annotation  a stored annotation; bbox XYWH original pixels */
+ *    area: number, bbox: number[], state: "predicted" | "accepted" | "rejected"}} Annotation
+ *  a stored annotation; bbox XYWH original pixels */
 /** @typedef {MaskPayload & {index: number, label: string, score: number, area: number, bbox: number[]}}
  *  Found  a find-all candidate; bbox XYXY original pixels */
 
@@ -61,6 +64,12 @@
 /** @typedef {SessionBody & WriteBody & {key: string, indices: number[]}} FindAcceptRequest  POST find_accept */
 /** @typedef {{annotations: Annotation[], indices: number[], changed_images: ImageEntry[]}} FindAcceptResponse */
 /** @typedef {{progress: number | null}} ProgressResponse  GET progress?session= (fraction done) */
+/** @typedef {WriteBody & {ids: number[], state: string, key: string}} ReviewRequest  POST review */
+/** @typedef {WriteBody & {key: string}} ReviewImageRequest  POST review/image (every prediction accepted) */
+/** @typedef {{annotations: Annotation[], changed_images: ImageEntry[], totals: StateCounts,
+ *    history: HistoryDepth}} ReviewResponse  POST review, POST review/image */
+/** @typedef {WriteBody & {key: string, reviewed: boolean}} ReviewedRequest  POST reviewed */
+/** @typedef {{changed_images: ImageEntry[], totals: StateCounts}} ReviewedResponse */
 
 /** @typedef {{undoable: number, redoable: number}} HistoryDepth */
 /** @typedef {SessionBody & {key: string, op: string, points: number[][], radius?: number}} PaintRequest  POST paint (answers PromptResponse) */
@@ -193,6 +202,12 @@ export class Api {
   find(key, classes, threshold, method) { return this.call("find", { key, classes, threshold, method }); }
   /** @returns {Promise<FindAcceptResponse>} */
   findAccept(key, indices) { return this.write("find_accept", { key, indices }); }
+  /** @returns {Promise<ReviewResponse>} annotations `ids` of image `key` set to `state` (accepted, rejected, predicted) */
+  review(ids, state, key) { return this.write("review", { ids, state, key }); }
+  /** @returns {Promise<ReviewResponse>} every prediction of image `key` accepted */
+  reviewImage(key) { return this.write("review/image", { key }); }
+  /** @returns {Promise<ReviewedResponse>} image `key` marked reviewed (and so done), or not */
+  reviewed(key, reviewed) { return this.write("reviewed", { key, reviewed }); }
   /** @returns {Promise<ProgressResponse>} */
   progress() { return this.call("progress?session=" + encodeURIComponent(this.session)); }
 

@@ -1,6 +1,8 @@
 /* Drawing the canvas: the photo, accepted masks (a colour per class or per annotation:
  * colours.js), find-all candidates, the pending mask, then screen-space labels (each inside its
- * mask, moved off the ones already placed), the box and the points.
+ * mask, moved off the ones already placed), the box and the points. Predicted annotations (a
+ * machine's guess, to review) are drawn lighter with a dashed outline, rejected ones (shown only
+ * under the review filter "rejected") grey with a dotted outline; S.shown(a) says which are drawn.
  *
  * Masks are painted into layers of the displayed size (one per kind) and drawn scaled with the
  * view; a layer is repainted only when its masks changed (state topics), the canvas redrawn
@@ -11,6 +13,8 @@ import { paintRuns, rleCounts } from "./rle.js";
 import { displayMatrix, fromOriginal } from "./view.js";
 
 const BACKGROUND = "#1f1f23";
+const REJECTED = [150, 150, 150]; // a rejected annotation's grey
+const GUESS_ALPHA = 0.5; // a predicted or rejected mask's fill, relative to the opacity
 const DRAWN_ON = ["image", "anns", "selection", "hover", "pending", "found", "view", "colours"];
 
 /** A layer canvas of the displayed size (resized when the image's size differs). */
@@ -54,6 +58,7 @@ export class Renderer {
     this.ctx = canvas.getContext("2d");
     this.S = S;
     this.accLayer = document.createElement("canvas");
+    this.guessLayer = document.createElement("canvas"); // predicted and rejected masks, drawn lighter
     this.pendLayer = document.createElement("canvas");
     this.foundLayer = document.createElement("canvas");
     this.pendPixels = null;
@@ -84,10 +89,15 @@ export class Renderer {
 
   rebuildAccepted() {
     const S = this.S;
-    const lctx = sized(this.accLayer, S.dw, S.dh);
-    const im = lctx.createImageData(S.dw, S.dh);
-    for (const a of S.anns.values()) if (!a.hidden) paintRuns(im.data, S.dw, S.dh, a.counts, this.colour(a));
+    const lctx = sized(this.accLayer, S.dw, S.dh), gctx = sized(this.guessLayer, S.dw, S.dh);
+    const im = lctx.createImageData(S.dw, S.dh), guess = gctx.createImageData(S.dw, S.dh);
+    for (const a of S.anns.values()) {
+      if (!S.shown(a)) continue;
+      const st = a.state || "accepted";
+      paintRuns(st === "accepted" ? im.data : guess.data, S.dw, S.dh, a.counts, st === "rejected" ? REJECTED : this.colour(a));
+    }
     lctx.putImageData(im, 0, 0);
+    gctx.putImageData(guess, 0, 0);
     this.accDirty = false;
   }
 
@@ -151,12 +161,17 @@ export class Renderer {
       if (this.accDirty) this.rebuildAccepted();
       ctx.globalAlpha = S.opacity;
       ctx.drawImage(this.accLayer, 0, 0);
+      ctx.globalAlpha = S.opacity * GUESS_ALPHA;
+      ctx.drawImage(this.guessLayer, 0, 0);
       ctx.globalAlpha = 1;
       for (const a of S.anns.values()) {
-        if (a.hidden) continue;
-        const sel = S.selection.has(a.id), hov = S.hover === a.id;
-        this.strokeOutline(a.outline, sel ? "#ffffff" : hov ? "#ffff00" : rgbCss(this.colour(a), 0.95), sel || hov ? 3 : 1.5);
+        if (!S.shown(a)) continue;
+        const sel = S.selection.has(a.id), hov = S.hover === a.id, st = a.state || "accepted";
+        const own = st === "rejected" ? rgbCss(REJECTED, 0.95) : rgbCss(this.colour(a), 0.95);
+        ctx.setLineDash(st === "predicted" ? [6 / S.z, 4 / S.z] : st === "rejected" ? [2 / S.z, 3 / S.z] : []);
+        this.strokeOutline(a.outline, sel ? "#ffffff" : hov ? "#ffff00" : own, sel || hov ? 3 : st === "accepted" ? 1.5 : 2);
       }
+      ctx.setLineDash([]);
     } else {
       for (const id of S.selection) { const a = S.anns.get(id); if (a) this.strokeOutline(a.outline, "#ffffff", 3); }
     }
@@ -217,7 +232,7 @@ export class Renderer {
     ctx.font = "12px system-ui, sans-serif";
     ctx.lineWidth = 3;
     ctx.textBaseline = "middle";
-    const anns = [...S.anns.values()].filter((a) => !a.hidden).sort((a, b) => b.area - a.area);
+    const anns = [...S.anns.values()].filter((a) => S.shown(a)).sort((a, b) => b.area - a.area);
     const vw = this.canvas.clientWidth || this.canvas.width, vh = this.canvas.clientHeight || this.canvas.height;
     for (const a of anns) {
       if (!this.anchors.has(a.counts)) this.anchors.set(a.counts, labelAnchor(a.counts, S.dh));
@@ -242,15 +257,17 @@ export class Renderer {
   }
 
   /**
-   * What the layer of accepted masks holds (for tests): its painted pixels and size.
+   * What the layers of saved masks hold (for tests): their painted pixels (accepted, predicted
+   * or rejected alike) and size.
    * @returns {{painted: number, size: number[]}}
    */
   acceptedLayer() {
-    const L = this.accLayer;
+    const L = this.accLayer, G = this.guessLayer;
     if (!L.width || !L.height) return { painted: 0, size: [L.width, L.height] };
     const d = L.getContext("2d").getImageData(0, 0, L.width, L.height).data;
+    const g = G.width === L.width && G.height === L.height ? G.getContext("2d").getImageData(0, 0, L.width, L.height).data : null;
     let n = 0;
-    for (let i = 3; i < d.length; i += 4) n += d[i] > 0;
+    for (let i = 3; i < d.length; i += 4) n += d[i] > 0 || (g !== null && g[i] > 0);
     return { painted: n, size: [L.width, L.height] };
   }
 }

@@ -17,6 +17,7 @@
  *   "brush"        the brush's radius
  *   "polygon"      the polygon being drawn
  *   "outline"      the outline being edited (the polygon tool on one selected annotation)
+ *   "review"       the review filter (which annotations' states are shown)
  */
 import { rleCounts } from "./rle.js";
 
@@ -47,8 +48,10 @@ export class PageState {
     // the image shown: key, photo, original (W, H) and displayed (dw, dh) size; the view on it
     this.current = null; this.img = null; this.W = 0; this.H = 0; this.dw = 0; this.dh = 0;
     this.z = 1; this.tx = 0; this.ty = 0; this.fitted = false;
-    /** @type {Map<number, object>} annotation id -> annotation (with `counts`, `hidden`) */
+    /** @type {Map<number, object>} annotation id -> annotation (with `counts`, `hidden`, `state`) */
     this.anns = new Map();
+    // the review filter: "all" (predicted and accepted), "predicted", "accepted" or "rejected"
+    this.reviewFilter = "all";
     this.selection = new Set();
     this.hover = null;
     // the prompt being built and its mask
@@ -86,6 +89,18 @@ export class PageState {
     for (const fn of this._subscribers) fn(set);
   }
 
+  /**
+   * Whether annotation `a` is drawn, listed and hit: not hidden by its eye, and of a state the
+   * review filter shows (rejected ones only under the "rejected" filter).
+   */
+  shown(a) { return !a.hidden && this.passesFilter(a); }
+
+  /** Whether the review filter shows annotation `a`'s state (its eye aside). */
+  passesFilter(a) {
+    const f = this.reviewFilter, st = a.state || "accepted";
+    return f === "all" ? st !== "rejected" : st === f;
+  }
+
   /** Keep an annotation from the server (decodes its RLE once). */
   addAnnotation(a) {
     const ann = withCounts(a);
@@ -102,10 +117,10 @@ export class PageState {
   /**
    * A plain JSON-able copy of what tests and benchmarks read.
    * @returns {object} {session, current, W, H, dw, dh, z, tx, ty, fitted, prompt, pending (bool),
-   *   token, anns: [{id, label, score, area, bbox, hidden}], selection: [ids], hover, tool,
+   *   token, anns: [{id, label, score, area, bbox, hidden, state}], reviewFilter, selection: [ids], hover, tool,
    *   showMasks, opacity, suggestions: [{name, score}], labelsPending, labelLocked, labelChoice,
    *   results: [{name, synonym, gloss, fuzzy, in_project, create}], resultsFor, active, found: null | {key, items: [{index, label, score,
-   *   area, bbox, rle}]}, foundHover, busy, images: [{key, n, done}], brushRadius, stroke (bool),
+   *   area, bbox, rle}]}, foundHover, busy, images: [{key, n, done, status, counts}], brushRadius, stroke (bool),
    *   polygon: null | [[x, y]], outline: null | {id, counts, rings}, history: {undoable, redoable}}
    */
   snapshot() {
@@ -115,8 +130,9 @@ export class PageState {
       W: this.W, H: this.H, dw: this.dw, dh: this.dh, z: this.z, tx: this.tx, ty: this.ty, fitted: this.fitted,
       prompt: copy(this.prompt), pending: !!this.pending, token: this.token,
       anns: [...this.anns.values()].map((a) => ({
-        id: a.id, label: a.label, score: a.score, area: a.area, bbox: a.bbox, hidden: a.hidden,
+        id: a.id, label: a.label, score: a.score, area: a.area, bbox: a.bbox, hidden: a.hidden, state: a.state,
       })),
+      reviewFilter: this.reviewFilter,
       selection: [...this.selection], hover: this.hover,
       tool: this.tool, showMasks: this.showMasks, opacity: this.opacity,
       suggestions: copy(this.suggestions), labelsPending: this.labelsPending, labelLocked: this.labelLocked,
@@ -130,7 +146,7 @@ export class PageState {
       foundHover: this.foundHover, busy: this.busy,
       brushRadius: this.brushRadius, stroke: !!this.stroke, polygon: copy(this.polygon && this.polygon.points),
       outline: copy(this.outline), history: copy(this.history),
-      images: this.images.map((im) => ({ key: im.key, n: im.n, done: im.done })),
+      images: this.images.map((im) => ({ key: im.key, n: im.n, done: im.done, status: im.status, counts: copy(im.counts) })),
     };
   }
 }

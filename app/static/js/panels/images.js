@@ -1,5 +1,7 @@
-/* The image list panel: every image of the folder with its annotation count and done mark,
- * the filter, the "done" check box and the progress ("3 / 10 done"). An image whose file cannot
+/* The image list panel: every image of the folder with its annotation count, done mark and
+ * status (to do, in progress, done, reviewed; a row with predictions to review is marked), the
+ * filters (by name; by status or "has predictions"), the "done" check box and the progress
+ * ("3 / 10 done"). An image whose file cannot
  * be read is marked "unreadable" (its reason in the row's title) and left out of the progress
  * ("3 / 9 done, 1 unreadable") until its file changes.
  */
@@ -13,6 +15,8 @@ export class ImageList {
     this.filter = ctx.$("ov-filter");
     this.done = ctx.$("ov-done");
     this.filter.addEventListener("input", () => this.render());
+    this.status = ctx.$("ov-image-status");
+    this.status.addEventListener("change", () => { this.render(); this.status.blur(); });
     this.done.addEventListener("change", (e) => {
       const S = this.S;
       if (!S.current) return;
@@ -26,8 +30,21 @@ export class ImageList {
     li.classList.toggle("unreadable", !!im.unreadable);
     li.querySelector(".tick").classList.toggle("on", !!im.done);
     li.querySelector(".count").textContent = im.unreadable ? "unreadable" : im.n;
+    const c = im.counts || { predicted: 0, accepted: 0, rejected: 0 }, status = im.status || (im.done ? "done" : im.n ? "in progress" : "to do");
+    li.classList.toggle("has-predicted", c.predicted > 0);
+    const st = li.querySelector(".status");
+    st.textContent = status;
+    st.dataset.status = status;
     li.title = im.unreadable ? `${im.key}: cannot be read: ${im.unreadable}`
-      : `${im.key}: ${im.n} annotation(s)${im.done ? ", done" : ""}`;
+      : `${im.key}: ${status}; ${im.n} annotation(s): ${c.predicted} predicted, ${c.accepted} accepted, ${c.rejected} rejected`;
+  }
+
+  /** Whether image entry `im` passes the status filter ("" all, "predicted": has predictions, or a status). */
+  keeps(im) {
+    const f = this.status.value;
+    if (!f) return true;
+    if (f === "predicted") return !!(im.counts && im.counts.predicted > 0);
+    return (im.status || (im.done ? "done" : im.n ? "in progress" : "to do")) === f;
   }
 
   row(key) { return this.list.querySelector(`li[data-key="${CSS.escape(key)}"]`); }
@@ -72,10 +89,10 @@ export class ImageList {
     const S = this.S, f = this.filter.value.trim().toLowerCase();
     this.list.textContent = "";
     for (const im of S.images) {
-      if (f && !im.key.toLowerCase().includes(f)) continue;
+      if ((f && !im.key.toLowerCase().includes(f)) || !this.keeps(im)) continue;
       const li = document.createElement("li");
       li.dataset.key = im.key;
-      li.innerHTML = '<span class="tick" title="done"></span><span class="name"></span><span class="count"></span>';
+      li.innerHTML = '<span class="tick" title="done"></span><span class="name"></span><span class="status"></span><span class="count"></span>';
       const key = document.createElement("bdi"); // left to right inside the right-to-left box: "…05001.jpg"
       key.textContent = im.key;
       li.querySelector(".name").appendChild(key);

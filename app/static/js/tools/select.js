@@ -28,7 +28,7 @@ export class SelectTool {
     const S = this.S, px = displayPixel(S, dx, dy);
     if (!px) return null;
     const anns = [...S.anns.values()].reverse();
-    const hit = anns.find((a) => !a.hidden && runsContain(a.counts, S.dh, px[0], px[1]));
+    const hit = anns.find((a) => S.shown(a) && runsContain(a.counts, S.dh, px[0], px[1]));
     return hit ? hit.id : null;
   }
 
@@ -59,7 +59,7 @@ export class SelectTool {
       if (!label) return;
       const r = await this.api.relabel(ids, label);
       this.ctx.history.noteChange();
-      r.annotations.forEach((a) => { const old = S.anns.get(a.id); if (old) { old.label = a.label; old.score = a.score; } });
+      r.annotations.forEach((a) => { const old = S.anns.get(a.id); if (old) Object.assign(old, { label: a.label, score: a.score, state: a.state }); });
       S.changed("anns");
       this.ctx.status(`${ids.length} annotation(s) are now '${label}'.`);
     });

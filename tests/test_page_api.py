@@ -331,7 +331,7 @@ def test_everything_adds_editable_instances_and_exports(api_on_photos):
     assert any(p is not None and 0 < p < 1 for p in seen)  # progress was readable meanwhile
     # exports offered by the page: COCO, panoptic zip, YOLO zip, Label Studio zip
     path, text = export(ws, "COCO instances", "polygon")
-    assert path.endswith("_coco.json") and f"Exported {len(saved)}" in text
+    assert path.endswith("_coco_polygons.json") and f"Exported {len(saved)}" in text  # RLE: _coco.json
     from annotator.formats.coco_panoptic import read_coco_panoptic
 
     path, text = export(ws, "COCO panoptic")

@@ -16,7 +16,7 @@ def test_import_annotator_is_light_and_names_resolve():
         "print(sorted(FORMATS))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['coco', 'coco-panoptic', 'label-studio', 'yolo']"
+    assert out.strip() == "['coco', 'coco-panoptic', 'cvat', 'label-studio', 'labelme', 'masks', 'voc', 'yolo']"
     import annotator
 
     with pytest.raises(AttributeError, match="no attribute 'Nothing'"):

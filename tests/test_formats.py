@@ -89,13 +89,17 @@ def test_registry_lists_every_format(annotated, tmp_path):
         assert here.export_path(name) == tmp_path / names.get(name, f"photos{fmt.suffix}")
         files = here.export_files(store, name)
         main = files[0]
-        assert main == {"yolo": here.yolo_dir / "data.yaml", "masks": here.export_path(name) / "instances.json"}.get(
-            name, here.export_path(name)
-        )
+        assert main == {
+            "yolo": here.yolo_dir / "data.yaml",
+            "masks": here.export_path(name) / "instances.json",
+            "labelme": here.export_path(name) / "labels.txt",
+            "voc": here.export_path(name) / "labelmap.txt",
+        }.get(name, here.export_path(name))
         assert all(f.is_file() for f in files) and len(set(files)) == len(files)
         assert here.export(store, name) == main
         if fmt.readable:
-            assert set(fmt.read(main).images) == (
+            given = {"images_root": folder} if name == "label-studio" else {}  # sizes of images without regions
+            assert set(fmt.read(main, **given).images) == (
                 {flat_name(k) for k in store.images} if name == "yolo" else set(store.images)
             )
     assert len(here.export_files(store, "coco-panoptic")) == 1 + len(store.images)  # the JSON and a PNG per image

@@ -253,7 +253,7 @@ def read_labelme(path: str | Path, images_root: str | Path | None = None) -> InM
     """Read a folder of LabelMe JSON files (ours or labelme's; see the module doc).
 
     Args:
-        path: the folder (read recursively) or one JSON file.
+        path: the folder (read recursively), its ``labels.txt``, or one JSON file.
         images_root: the image folder; keys are the images' paths under it where ``imagePath``
             points into it, else the JSON's folder + the image's file name.
     Returns:
@@ -263,6 +263,8 @@ def read_labelme(path: str | Path, images_root: str | Path | None = None) -> InM
         FormatReadError: every problem of every file (file, shape, reason); nothing is returned.
     """
     path = Path(path)
+    if path.name == LABELS_FILE and path.is_file():  # the export's main file: its folder
+        path = path.parent
     root = path.parent if path.is_file() else path
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*.json") if p.is_file())
     labels_file = root / LABELS_FILE

@@ -285,7 +285,8 @@ def read_voc(path: str | Path, images_root: str | Path | None = None) -> InMemor
     """Read a VOC folder (ours, CVAT's, datumaro's or VOC's own; see the module doc).
 
     Args:
-        path: the folder (the one holding ``SegmentationObject/``, ``Annotations/``, ...).
+        path: the folder (the one holding ``SegmentationObject/``, ``Annotations/``, ...), or
+            its ``labelmap.txt``.
         images_root: where the images are, to find a key's suffix when there is no XML
             ``filename`` (else ``.jpg``); optional.
     Returns:
@@ -295,6 +296,8 @@ def read_voc(path: str | Path, images_root: str | Path | None = None) -> InMemor
         FormatReadError: every problem (file, record, reason); nothing is returned.
     """
     root = Path(path)
+    if root.is_file() and root.parent.is_dir():  # labelmap.txt (the export's main file) or a file beside it
+        root = root.parent
     with Problems() as problems:
         if not root.is_dir():
             problems.add(root, "", "not a folder")

@@ -168,9 +168,12 @@ class FolderOutputs:
             options: ``segmentation`` (``coco``: ``rle`` or ``polygon``), ``isthing``
                 (``coco-panoptic``: thing (True) or stuff per label; unknown labels are things),
                 ``url_prefix`` (``label-studio``: image URL prefix; default local-files serving
-                of the folder), ``region_type`` (``label-studio``: ``brush`` or ``polygon``).
+                of the folder), ``region_type`` (``label-studio``: ``brush`` or ``polygon``);
+                ``yolo``: ``images`` (``link``, default, or ``copy``), ``val_fraction`` (0: no
+                split) and ``seed`` (0), ``task`` (``segment``, default, or ``detect``),
+                ``tolerance`` (polygon simplification, pixels, default 0.5).
         Returns:
-            The JSON written (``data.yaml`` for YOLO).
+            The JSON written (``data.yaml`` for YOLO, ``instances.json`` for ``masks``).
         Raises:
             ValueError: unknown format.
         """

@@ -332,6 +332,10 @@ def test_yolo_labels_only_take_the_folders_images(photos, tmp_path):
     back = read_yolo(tmp_path / "a", images_root=folder)
     assert set(back.images) == set(dataset.images)
     assert all(len(back.instances(k)) == len(dataset.instances(k)) for k in dataset.images)
+    first = sorted(dataset.images)[0]
+    (tmp_path / "a" / "labels" / f"{Path(first.replace('/', '__')).stem}.txt").unlink()  # no detection there
+    back = read_yolo(tmp_path / "a", images_root=folder)
+    assert set(back.images) == set(dataset.images) and len(back.instances(first)) == 0
 
 
 def test_a_malformed_yolo_dataset_is_refused_with_every_problem(photos, tmp_path):

@@ -435,7 +435,7 @@ def read_yolo(path: str | Path, images_root: str | Path | None = None) -> InMemo
             / ``test`` name (else ``images/``), each one's labels the ``labels`` file of the
             same path (:func:`label_path`; a missing label file = no instance).  A dataset of
             labels only (no image folder: a detector's output) takes its images from
-            ``images_root``, by flat name stem.
+            ``images_root``: every image of it, its labels those of its flat name's stem.
         images_root: the image folder the annotations are of: image keys are then its keys
             (a link into it is followed; else the flat names of
             :func:`annotator.formats.names.flat_names` are mapped back), not the flat names.
@@ -467,16 +467,16 @@ def read_yolo(path: str | Path, images_root: str | Path | None = None) -> InMemo
         folder = dict(zip(flat_names(folder_keys), folder_keys, strict=True))
     pairs: list[tuple[Path, Path]] = [(f, label_path(f)) for f in image_files]
     if not image_files and images_root is not None:  # labels only: the images are the folder's
-        by_stem = {Path(flat).stem: key for flat, key in folder.items()}
-        for label in sorted((root / "labels").rglob("*.txt")) if (root / "labels").is_dir() else []:
-            key = by_stem.get(label.stem)
-            if key is None:
+        by_stem = {label.stem: label for label in _label_files(root)}
+        stems = {Path(flat).stem for flat in folder}
+        for label in _label_files(root):
+            if label.stem not in stems:
                 problems.add(label, "", f"no image of this stem in {images_root}")
-            else:
-                pairs.append((images_root / key, label))
+        for flat, key in folder.items():  # an image without a label file has no instance
+            pairs.append((images_root / key, by_stem.get(Path(flat).stem, root / "labels" / f"{Path(flat).stem}.txt")))
     labels_read = {lp for _, lp in pairs}
-    if (root / "labels").is_dir():
-        for label in sorted((root / "labels").rglob("*.txt")):
+    if image_files:
+        for label in _label_files(root):
             if label not in labels_read:
                 problems.add(label, "", "a label file of no image (its image is not in the dataset)")
     images, instances, keys = [], {}, {}
@@ -502,6 +502,11 @@ def read_yolo(path: str | Path, images_root: str | Path | None = None) -> InMemo
             instances[key] = found
     problems.raise_if_any()
     return InMemoryDataset(images, instances, {name: i for i, name in names.items()})
+
+
+def _label_files(root: Path) -> list[Path]:
+    """Every ``.txt`` under ``root/labels``."""
+    return sorted((root / "labels").rglob("*.txt")) if (root / "labels").is_dir() else []
 
 
 def _folder_key(image_path: Path, images_root: Path, folder: dict[str, str]) -> str | None:

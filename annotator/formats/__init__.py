@@ -11,8 +11,8 @@
   ``<slug>_coco_polygons.json``, read and written), :mod:`.coco_panoptic` (JSON + PNGs, read
   and written), :mod:`.yolo` (segmentation or detection dataset, portable, with an optional
   seeded train/val split and simplified polygons; read and written), :mod:`.masks_png` (a 16-bit
-  instance-id PNG per image + ``instances.json``, read and written), LabelMe, CVAT, Pascal
-  VOC, :mod:`.label_studio` (tasks with predictions, written, pushed to a server and read);
+  instance-id PNG per image + ``instances.json``, read and written), :mod:`.labelme`,
+  :mod:`.cvat`, :mod:`.voc` (read and written), :mod:`.label_studio` (tasks with predictions, written, pushed to a server and read);
 - :mod:`.names`: the flat, collision-free file names YOLO, COCO panoptic and the mask PNGs give
   images (``sub/a.jpg`` → ``sub__a.jpg``, ``~2`` where two would share a file).
 """

@@ -12,8 +12,12 @@ checked against the store's, and then everything is written in one transaction, 
    LabelMe's ``../images/a.jpg``). Its size must be the folder image's (upright, EXIF
    applied): annotations of another resolution would be misplaced. An image the folder lacks
    is a problem, unless ``missing="skip"`` (then it is named in the summary).
-3. **Check classes.** Category names keep their ids; a name the store has under another id, an
-   id another name holds, or a name outside the project's class list is a problem.
+3. **Check classes.** Category names keep their ids where the format has ids (COCO, COCO
+   panoptic, mask PNGs): a name the store has under another id, an id another name holds, or a
+   name outside the project's class list is a problem. Where it has none (YOLO's class indices,
+   the label lists of CVAT, LabelMe, VOC, Label Studio: ``Format.category_ids`` false) classes are
+   matched by name: a name the store has keeps the store's id, a new one takes the file's number
+   if it is free, else the next free id (:func:`store_category_ids`).
 4. **Write.** Every annotation lands with source ``imported``, state ``predicted``, and in its
    ``data``: ``original_id`` (the file's annotation id, where it has one), ``imported_from``
    (the path read), ``format``, ``iscrowd`` (COCO crowd regions, exported back as crowd), and
@@ -111,6 +115,28 @@ def match_images(dataset_keys: list[str], folder_keys: list[str]) -> dict[str, s
             continue
         named = by_name.get(clean.name, [])
         out[key] = named[0] if len(named) == 1 else None
+    return out
+
+
+def store_category_ids(file_ids: dict[str, int], have: dict[str, int]) -> dict[str, int]:
+    """The ids a store gives the classes of a file whose numbers are no ids (a YOLO class
+    index, a position in a label list): the store's own for names it has, else the file's
+    number where no class of the store or of the file has it yet, else the next free id.
+
+    Args:
+        file_ids: name → the file's number, in the file's order.
+        have: the store's categories, name → id.
+    Returns:
+        name → id, for every name of ``file_ids``.
+    """
+    out = {name: have[name] for name in file_ids if name in have}
+    taken = set(have.values()) | set(out.values())
+    for name, number in file_ids.items():
+        if name in out:
+            continue
+        cid = int(number) if int(number) not in taken and int(number) > 0 else max(taken | {0}) + 1
+        out[name] = cid
+        taken.add(cid)
     return out
 
 
@@ -227,6 +253,8 @@ def import_annotations(
         found = dataset.instances(key)
         used.update(zip((str(n) for n in found.class_names), (int(c) for c in found.class_ids), strict=True))
     wanted = {**dataset.declared_categories(), **used}
+    if not form.category_ids:
+        wanted = store_category_ids(wanted, store.categories)
     for reason in store.check_categories(wanted):
         problems.add(path, "categories", reason)
     problems.raise_if_any()
@@ -275,7 +303,7 @@ def import_annotations(
                 scores=chosen.scores,
                 predicted_iou=chosen.predicted_iou,
                 class_names=chosen.class_names,
-                class_ids=chosen.class_ids,
+                class_ids=[wanted[str(n)] for n in chosen.class_names],
                 source=Source.IMPORTED,
                 data={"annotation_data": records},
             )
@@ -288,4 +316,11 @@ def import_annotations(
     return summary
 
 
-__all__ = ["MISSING_POLICIES", "FormatReadError", "ImportSummary", "import_annotations", "match_images"]
+__all__ = [
+    "MISSING_POLICIES",
+    "FormatReadError",
+    "ImportSummary",
+    "import_annotations",
+    "match_images",
+    "store_category_ids",
+]

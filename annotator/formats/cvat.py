@@ -304,6 +304,7 @@ FORMAT = Format(
     read=read_cvat,
     options=(),
     suffix="_cvat.xml",
+    category_ids=False,
 )
 
 __all__ = ["FORMAT", "cvat_rle_to_mask", "mask_to_cvat_rle", "read_cvat", "to_cvat_xml", "write"]

@@ -30,6 +30,10 @@ class Format:
         options: the keyword options ``write`` takes.
         suffix: the export's name after the folder's slug in
             :class:`~annotator.outputs.FolderOutputs` (``_coco.json``: ``photos_coco.json``).
+        category_ids: whether the format keeps category ids (COCO, COCO panoptic, mask PNGs'
+            sidecar do); where it does not (YOLO's class indices, the label lists of CVAT,
+            LabelMe, VOC and Label Studio), an import names classes by name and the store's ids
+            stay (:mod:`annotator.importer`).
         option_suffixes: ``(option, value, suffix)`` rows: the suffix instead of ``suffix`` when
             ``write`` is given that option's value (COCO polygons: ``("segmentation",
             "polygon", "_coco_polygons.json")``), so that exports of one dataset that differ are
@@ -43,6 +47,7 @@ class Format:
     options: tuple[str, ...]
     suffix: str
     option_suffixes: tuple[tuple[str, str, str], ...] = ()
+    category_ids: bool = True
 
     @property
     def readable(self) -> bool:

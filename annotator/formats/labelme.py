@@ -348,6 +348,7 @@ FORMAT = Format(
     options=("images_root", "shape_type"),
     suffix="_labelme",
     option_suffixes=(("shape_type", "polygon", "_labelme_polygons"),),
+    category_ids=False,
 )
 
 __all__ = ["FORMAT", "b64_mask", "class_list", "json_names", "mask_b64", "read_labelme", "to_labelme", "write"]

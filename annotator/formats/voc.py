@@ -443,6 +443,7 @@ FORMAT = Format(
     read=read_voc,
     options=(),
     suffix="_voc",
+    category_ids=False,
 )
 
 __all__ = ["FORMAT", "VOC_CLASSES", "export_voc", "palette_png", "read_index_png", "read_voc", "voc_colormap", "write"]

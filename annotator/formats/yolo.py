@@ -572,4 +572,5 @@ FORMAT = Format(
     read=read,
     options=("images_root", "images", "val_fraction", "seed", "task", "tolerance"),
     suffix="_yolo",
+    category_ids=False,
 )

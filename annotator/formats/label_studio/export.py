@@ -174,6 +174,7 @@ FORMAT = Format(
     read=read_label_studio,
     options=("url_prefix", "region_type", "images_root"),
     suffix="_label_studio.json",
+    category_ids=False,
 )
 
 __all__ = [

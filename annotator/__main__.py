@@ -255,6 +255,12 @@ def _export(args: argparse.Namespace) -> int:
         isthing=load_vocabulary(args.vocab).isthing_by_name() if args.vocab else {},
         url_prefix=args.image_url_prefix,
         region_type=args.regions,
+        images=args.yolo_images,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        task=args.task,
+        tolerance=args.tolerance,
+        shape_type=args.shape_type,
     )
     counts = store.total_state_counts()
     kept = counts["accepted"] + (counts["predicted"] if args.only == "all" else 0)
@@ -401,6 +407,16 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("folder", help="the image folder that was annotated")
     ex.add_argument("--format", default="coco", choices=EXPORT_FORMATS)
     ex.add_argument("--segmentation", default="rle", choices=["rle", "polygon"], help="coco: mask encoding")
+    ex.add_argument("--yolo-images", default="link", choices=["link", "copy"],
+                    help="yolo: images/ as relative links to the folder's files (default) or copies")  # fmt: skip
+    ex.add_argument("--val-fraction", type=float, default=0.0, metavar="F",
+                    help="yolo: put this share of the images in images/val (seeded; default 0: val is train)")  # fmt: skip
+    ex.add_argument("--seed", type=int, default=0, help="yolo: seed of the train/val split")
+    ex.add_argument("--task", default="segment", choices=["segment", "detect"], help="yolo: polygons or boxes")
+    ex.add_argument("--tolerance", type=float, default=0.5, metavar="PX",
+                    help="yolo: polygon simplification, pixels (0: every boundary pixel)")  # fmt: skip
+    ex.add_argument("--shape-type", default="mask", choices=["mask", "polygon"],
+                    help="labelme: exact mask shapes (labelme >= 5.3) or polygons (holes lost)")  # fmt: skip
     ex.add_argument("--only", default="all", choices=["all", "accepted"],
                     help="all: every annotation but the rejected ones; accepted: only those a person made or accepted")  # fmt: skip
     ex.add_argument("--vocab", help="coco-panoptic: vocabulary giving isthing (e.g. coco_panoptic)")

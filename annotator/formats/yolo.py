@@ -229,7 +229,7 @@ def _export(dataset, images_root, out_dir, images, val_fraction, seed, task, tol
     layout = _layout(dataset, out_dir, float(val_fraction), int(seed))
     missing = [key for key in layout if not (images_root / key).is_file()]
     if missing:
-        raise FileNotFoundError(f"{images_root / missing[0]}: image not found under {images_root}")
+        raise FileNotFoundError(f"{images_root / missing[0]}: annotated image not found under {images_root}")
     per_image = {key: dataset.instances(key) for key in layout}
     index = _categories(dataset, per_image)
     written = [out_dir / "data.yaml"]

@@ -91,6 +91,34 @@ def _splice(outer: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return np.concatenate([outer[: i + 1], hole_loop, outer[i:]])
 
 
+def _min_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Smallest squared distance between the vertices of ``a`` (N, 2) and ``b`` (M, 2)."""
+    a = a.astype(np.float64)
+    best = np.inf
+    for k in range(0, len(b), 512):  # bounded memory for long contours
+        best = min(best, float(((a[:, None, :] - b[None, k : k + 512, :]) ** 2).sum(-1).min()))
+    return best
+
+
+def _splice_all(outer: np.ndarray, holes: list[np.ndarray]) -> np.ndarray:
+    """Splice every hole into ``outer``, nearest first: each next hole is the one closest to
+    the loop built so far, so a keyhole cut never runs across a hole not yet spliced (a cut
+    that crossed one would make the filled polygon lose the pixels between them)."""
+    if not holes:
+        return outer
+    if len(holes) == 1:
+        return _splice(outer, holes[0])
+    dist = [_min_distance(h, outer) for h in holes]
+    left = list(range(len(holes)))
+    while left:
+        k = min(left, key=lambda i: dist[i])
+        left.remove(k)
+        outer = _splice(outer, holes[k])
+        for i in left:
+            dist[i] = min(dist[i], _min_distance(holes[i], holes[k]))
+    return outer
+
+
 def join_loops(polygons: list[list[float]]) -> list[float]:
     """Flat ``[x1, y1, x2, y2, ...]`` polygons (the parts of one mask) joined into one by
     zero-width bridges: each next part is spliced in at the closest vertex of those joined so
@@ -173,10 +201,11 @@ def mask_to_polygons(
                 polygons.append([float(x), float(y), x + 1.0, float(y), x + 1.0, y + 1.0, float(x), y + 1.0])
             continue
         outer = simplify_contour(outer, tolerance)
-        child = first_child
+        holes, child = [], first_child
         while child != -1:
-            outer = _splice(outer, simplify_contour(contours[child][:, 0, :], tolerance))
+            holes.append(simplify_contour(contours[child][:, 0, :], tolerance))
             child = hierarchy[child][0]
+        outer = _splice_all(outer, holes)
         loop = _to_pixel_edges(outer) if pixel_edges else outer.astype(np.float64)
         polygons.append([round(float(v), 2) for v in loop.reshape(-1)])
     return polygons

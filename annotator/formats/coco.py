@@ -55,7 +55,8 @@ def to_coco(dataset: Dataset, segmentation: str = "rle", description: str = "") 
     """Build the COCO instances dict of a dataset (an annotation store, an :class:`InMemoryDataset`).
 
     Args:
-        segmentation: ``rle`` (compressed RLE, exact) or ``polygon``.
+        segmentation: ``rle`` (compressed RLE, exact) or ``polygon`` (crowd regions stay RLE,
+            as in COCO's own files).
         description: ``info.description`` (default: ``exported by ovsam-annotator``).
     Raises:
         ValueError: unknown ``segmentation``.
@@ -77,7 +78,7 @@ def to_coco(dataset: Dataset, segmentation: str = "rle", description: str = "") 
                 "category_id": int(found.class_ids[i]),
                 "segmentation": (
                     {"size": rle["size"], "counts": rle["counts"]}
-                    if segmentation == "rle"
+                    if segmentation == "rle" or (crowd is not None and crowd[i])  # crowd: RLE, as COCO has it
                     else mask_to_polygons(found.mask(i))
                 ),
                 "bbox": rle_bbox(rle),

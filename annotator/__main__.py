@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--tolerance", type=float, default=0.5, metavar="PX",
                     help="yolo: polygon simplification, pixels (0: every boundary pixel)")  # fmt: skip
     ex.add_argument("--shape-type", default="mask", choices=["mask", "polygon"],
-                    help="labelme: exact mask shapes (labelme >= 5.3) or polygons (holes lost)")  # fmt: skip
+                    help="labelme: exact mask shapes (labelme >= 5.3) or polygons (holes cut in, parts by group_id)")  # fmt: skip
     ex.add_argument("--only", default="all", choices=["all", "accepted"],
                     help="all: every annotation but the rejected ones; accepted: only those a person made or accepted")  # fmt: skip
     ex.add_argument("--vocab", help="coco-panoptic: vocabulary giving isthing (e.g. coco_panoptic)")

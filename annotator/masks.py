@@ -104,9 +104,7 @@ def _splice_all(outer: np.ndarray, holes: list[np.ndarray]) -> np.ndarray:
     """Splice every hole into ``outer``, nearest first: each next hole is the one closest to
     the loop built so far, so a keyhole cut never runs across a hole not yet spliced (a cut
     that crossed one would make the filled polygon lose the pixels between them)."""
-    if not holes:
-        return outer
-    if len(holes) == 1:
+    if len(holes) == 1:  # nothing to order
         return _splice(outer, holes[0])
     dist = [_min_distance(h, outer) for h in holes]
     left = list(range(len(holes)))
@@ -121,7 +119,7 @@ def _splice_all(outer: np.ndarray, holes: list[np.ndarray]) -> np.ndarray:
 
 def join_loops(polygons: list[list[float]]) -> list[float]:
     """Flat ``[x1, y1, x2, y2, ...]`` polygons (the parts of one mask) joined into one by
-    zero-width bridges: each next part is spliced in at the closest vertex of those joined so
+    zero-width bridges: the part nearest to those joined so far is spliced in next, at the closest vertex of those joined so
     far, the bridge run there and back (as holes are, :func:`mask_to_polygons`), so a filled
     result has each part's pixels and, of the bridges, only their one-pixel lines.
 
@@ -131,9 +129,7 @@ def join_loops(polygons: list[list[float]]) -> list[float]:
     loops = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in polygons if len(p)]
     if not loops:
         return []
-    joined = loops[0]
-    for part in loops[1:]:
-        joined = _splice(joined, part)
+    joined = _splice_all(loops[0], loops[1:])  # nearest first: no bridge across a part not yet joined
     return [float(v) for v in joined.reshape(-1)]
 
 
